@@ -15,6 +15,9 @@ func allCommands() []*cli.Command {
 func globalFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.StringFlag{Name: "db", Value: "librecord.db", EnvVars: []string{"LIBRECORD_DB"}, Usage: "database `FILE`"},
+		// Test-only: a database created with this flag uses tiny Argon2id
+		// parameters so that test suites do not crawl. Hidden from help.
+		&cli.BoolFlag{Name: "insecure-test-kdf", Hidden: true},
 		&cli.StringFlag{Name: "passphrase-file", Usage: "read the host passphrase from `FILE` (else env LIBRECORD_PASSPHRASE, else a prompt)"},
 	}
 }
