@@ -2,7 +2,15 @@ package crypto
 
 import (
 	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/binary"
 	"errors"
+	"sync"
+
+	"golang.org/x/crypto/curve25519"
+	"golang.org/x/crypto/nacl/box"
 )
 
 // Sizes fixed by PROTOCOL.md section 2.
@@ -15,6 +23,10 @@ const (
 	KindSealed       = 'S'
 	KindPlainError   = 'E'
 )
+
+// SealedOverhead is how many bytes a sealed envelope adds to its body:
+// the header, the box tag, the seq and the signature.
+const SealedOverhead = SealedHeaderSize + box.Overhead + 8 + ed25519.SignatureSize
 
 // ErrCrypto is returned by Channel.Open for any envelope that fails the
 // checks of PROTOCOL.md 2.2 (unknown ids, box does not open, bad signature,
@@ -35,7 +47,11 @@ var ErrBadIdentity = errors.New("server identity signature does not verify")
 // signatures) one side generates for one session. Erase them when the
 // session ends.
 type SessionKeys struct {
-	// unexported: X25519 pair, Ed25519 pair
+	boxPub   [32]byte
+	boxPriv  [32]byte
+	signPub  [32]byte
+	signPriv ed25519.PrivateKey // seed | public key, 64 bytes
+	erased   bool
 }
 
 // PeerKeys are the session public keys the other side sent in its hello.
@@ -45,58 +61,202 @@ type PeerKeys struct {
 }
 
 // NewSessionKeys generates fresh session key pairs from crypto/rand.
-func NewSessionKeys() (*SessionKeys, error) { panic("TODO") }
-
-// Erase overwrites the private keys. The keys are unusable afterwards.
-func (k *SessionKeys) Erase() { panic("TODO") }
-
-// ClientHello returns the 67-byte client hello for these keys.
-func (k *SessionKeys) ClientHello() []byte { panic("TODO") }
-
-// ParseClientHello checks size, kind, version and role and returns the
-// client's session public keys, or ErrBadHello.
-func ParseClientHello(b []byte) (PeerKeys, error) { panic("TODO") }
-
-// ServerHello returns the 163-byte server hello answering clientHello,
-// signed by the server's long-lived identity key.
-func (k *SessionKeys) ServerHello(identity ed25519.PrivateKey, clientHello []byte) []byte {
-	panic("TODO")
+func NewSessionKeys() (*SessionKeys, error) {
+	k := &SessionKeys{}
+	if _, err := rand.Read(k.boxPriv[:]); err != nil {
+		return nil, err
+	}
+	pub, err := curve25519.X25519(k.boxPriv[:], curve25519.Basepoint)
+	if err != nil {
+		return nil, err
+	}
+	copy(k.boxPub[:], pub)
+	signPub, signPriv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	copy(k.signPub[:], signPub)
+	k.signPriv = signPriv
+	return k, nil
 }
 
-// ParseServerHello checks a server hello against the client hello it
-// answers and returns the server's session keys and identity public key.
-// It returns ErrBadHello or ErrBadIdentity.
-func ParseServerHello(b, clientHello []byte) (PeerKeys, ed25519.PublicKey, error) {
-	panic("TODO")
+// Erase overwrites the private keys. The keys are unusable afterwards.
+func (k *SessionKeys) Erase() {
+	if k == nil {
+		return
+	}
+	clear(k.boxPriv[:])
+	clear(k.signPriv)
+	k.erased = true
+}
+
+// SignerID is the signer_id of the envelopes these keys seal: the first 8
+// bytes of SHA-256 of the Ed25519 session public key.
+func (k *SessionKeys) SignerID() [8]byte { return shortID(k.signPub[:]) }
+
+// shortID is the first 8 bytes of SHA-256(key), the form of signer_id and
+// recipient_id.
+func shortID(key []byte) (id [8]byte) {
+	sum := sha256.Sum256(key)
+	copy(id[:], sum[:8])
+	return id
 }
 
 // Channel is one side's sealing state for a session: own keys, the peer's
 // public keys (with the box key precomputed), and both seq counters. It is
 // safe for concurrent use. Counters survive reconnects: keep the Channel.
+//
+// Seal draws the next seq: an envelope sealed later carries a larger seq,
+// and the peer refuses one that arrives after a larger one. Goroutines that
+// seal for one connection must therefore write in the order they sealed,
+// e.g. by holding one lock over Seal and the write (net.EnvelopeWriter).
 type Channel struct {
-	// unexported
+	sendMu  sync.Mutex // guards own signing key, sendSeq and shared on the send side
+	recvMu  sync.Mutex // guards recvSeq and shared on the receive side
+	own     *SessionKeys
+	peer    PeerKeys
+	shared  [32]byte // box.Precompute(peer.Box, own.boxPriv)
+	sendSeq uint64   // last seq sealed
+	recvSeq uint64   // last seq accepted
+	erased  bool     // set under both locks
+
+	ownSigner     [8]byte // signer_id of what we seal
+	ownRecipient  [8]byte // recipient_id of what we open
+	peerSigner    [8]byte // signer_id of what we open
+	peerRecipient [8]byte // recipient_id of what we seal
 }
 
 // NewChannel builds a channel from own session keys and the peer's public
 // keys. The channel takes ownership of own: Channel.Erase erases them.
-func NewChannel(own *SessionKeys, peer PeerKeys) *Channel { panic("TODO") }
+func NewChannel(own *SessionKeys, peer PeerKeys) *Channel {
+	c := &Channel{
+		own:           own,
+		peer:          peer,
+		ownSigner:     shortID(own.signPub[:]),
+		ownRecipient:  shortID(own.boxPub[:]),
+		peerSigner:    shortID(peer.Sign[:]),
+		peerRecipient: shortID(peer.Box[:]),
+		erased:        own.erased,
+	}
+	box.Precompute(&c.shared, &peer.Box, &own.boxPriv)
+	return c
+}
 
-// Seal returns a sealed envelope carrying body, with the next seq.
-func (c *Channel) Seal(body []byte) []byte { panic("TODO") }
+// signedPrefix is the start of what a sealed envelope's signature covers:
+// 'S' 0x01 | signer_id | recipient_id.
+const signedPrefix = 2 + 8 + 8
+
+// Seal returns a sealed envelope carrying body, with the next seq. It
+// returns nil once the channel is erased (a session that ended has nothing
+// more to say).
+func (c *Channel) Seal(body []byte) []byte {
+	c.sendMu.Lock()
+	defer c.sendMu.Unlock()
+	if c.erased || c.sendSeq == ^uint64(0) {
+		return nil
+	}
+	c.sendSeq++
+
+	// plain = 'S' 0x01 | signer_id | recipient_id | seq | body | sig.
+	// The signature covers all but its own 64 bytes; the box holds plain[18:].
+	plain := make([]byte, signedPrefix+8+len(body)+ed25519.SignatureSize)
+	plain[0], plain[1] = KindSealed, ProtocolVersion
+	copy(plain[2:10], c.ownSigner[:])
+	copy(plain[10:18], c.peerRecipient[:])
+	binary.BigEndian.PutUint64(plain[18:26], c.sendSeq)
+	copy(plain[26:], body)
+	signed := plain[:len(plain)-ed25519.SignatureSize]
+	copy(plain[len(signed):], ed25519.Sign(c.own.signPriv, signed))
+
+	var nonce [24]byte
+	_, _ = rand.Read(nonce[:]) // crypto/rand.Read never fails (Go 1.24+)
+	out := make([]byte, SealedHeaderSize, len(plain)-signedPrefix+SealedHeaderSize+box.Overhead)
+	copy(out, plain[:signedPrefix])
+	copy(out[signedPrefix:], nonce[:])
+	out = box.SealAfterPrecomputation(out, plain[signedPrefix:], &nonce, &c.shared)
+	clear(plain)
+	return out
+}
 
 // Open checks a sealed envelope (ids, box, signature, seq greater than the
 // last accepted) and returns its body. Any failure is ErrCrypto (or
-// ErrShortEnvelope); a failed envelope changes no state.
-func (c *Channel) Open(envelope []byte) ([]byte, error) { panic("TODO") }
+// ErrShortEnvelope); a failed envelope changes no state. Once the channel
+// is erased, every envelope is ErrCrypto.
+func (c *Channel) Open(envelope []byte) ([]byte, error) {
+	if len(envelope) < SealedHeaderSize {
+		return nil, ErrShortEnvelope
+	}
+	if envelope[0] != KindSealed || envelope[1] != ProtocolVersion ||
+		subtle.ConstantTimeCompare(envelope[2:10], c.peerSigner[:]) != 1 ||
+		subtle.ConstantTimeCompare(envelope[10:18], c.ownRecipient[:]) != 1 {
+		return nil, ErrCrypto
+	}
+	sealed := envelope[SealedHeaderSize:]
+	if len(sealed) < box.Overhead+8+ed25519.SignatureSize {
+		return nil, ErrCrypto
+	}
+	var nonce [24]byte
+	copy(nonce[:], envelope[signedPrefix:SealedHeaderSize])
+
+	c.recvMu.Lock()
+	defer c.recvMu.Unlock()
+	if c.erased {
+		return nil, ErrCrypto
+	}
+	// Open the box right after a copy of the signed prefix, so that
+	// prefix | seq | body is contiguous for the signature check.
+	buf := make([]byte, signedPrefix, signedPrefix+len(sealed)-box.Overhead)
+	copy(buf, envelope[:signedPrefix])
+	plain, ok := box.OpenAfterPrecomputation(buf, sealed, &nonce, &c.shared)
+	if !ok {
+		return nil, ErrCrypto
+	}
+	signed := plain[:len(plain)-ed25519.SignatureSize]
+	if !ed25519.Verify(c.peer.Sign[:], signed, plain[len(signed):]) {
+		return nil, ErrCrypto
+	}
+	seq := binary.BigEndian.Uint64(plain[signedPrefix : signedPrefix+8])
+	if seq <= c.recvSeq {
+		return nil, ErrCrypto
+	}
+	c.recvSeq = seq
+	return signed[signedPrefix+8:], nil
+}
 
 // PeerSignerID is the signer_id the peer's envelopes carry: the first 8
 // bytes of SHA-256 of the peer's Ed25519 session key. Servers index
 // sessions by it.
-func (c *Channel) PeerSignerID() [8]byte { panic("TODO") }
+func (c *Channel) PeerSignerID() [8]byte { return c.peerSigner }
 
-// Erase overwrites the channel's private and shared keys.
-func (c *Channel) Erase() { panic("TODO") }
+// SignerID is the signer_id of the envelopes this side seals.
+func (c *Channel) SignerID() [8]byte { return c.ownSigner }
+
+// Erase overwrites the channel's private and shared keys. Afterwards Seal
+// returns nil and Open fails. Erase may be called more than once.
+func (c *Channel) Erase() {
+	c.sendMu.Lock()
+	defer c.sendMu.Unlock()
+	c.recvMu.Lock()
+	defer c.recvMu.Unlock()
+	clear(c.shared[:])
+	c.own.Erase()
+	c.erased = true
+}
+
+// Erased reports whether Erase has been called.
+func (c *Channel) Erased() bool {
+	c.sendMu.Lock()
+	defer c.sendMu.Unlock()
+	return c.erased
+}
 
 // EnvelopeSignerID returns the signer_id of a sealed envelope without
 // opening it, or ErrShortEnvelope.
-func EnvelopeSignerID(envelope []byte) ([8]byte, error) { panic("TODO") }
+func EnvelopeSignerID(envelope []byte) ([8]byte, error) {
+	var id [8]byte
+	if len(envelope) < SealedHeaderSize {
+		return id, ErrShortEnvelope
+	}
+	copy(id[:], envelope[2:10])
+	return id, nil
+}
