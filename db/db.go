@@ -3,12 +3,20 @@
 // access grants and messages encrypted at rest (PROTOCOL.md section 7).
 // Open it with Open (or Create/OpenOrCreate); every method is safe for
 // concurrent use and safe while another process uses the same file.
+//
+// Keys: a random data key seals every message blob and the identity
+// private key; it is stored wrapped by a key derived (Argon2id) from the
+// host passphrase, so changing the passphrase re-wraps one key and
+// re-encrypts nothing. Fingerprint and Backup need no passphrase.
 package db
 
 import (
 	"context"
 	"crypto/ed25519"
+	"database/sql"
 	"errors"
+	"fmt"
+	"runtime"
 	"time"
 
 	"librecord/crypto"
@@ -38,6 +46,11 @@ var (
 	ErrInvalidName = errors.New("invalid name")
 	// ErrBusy: storage unavailable (locked too long, disk full): nothing stored.
 	ErrBusy = errors.New("storage unavailable")
+	// ErrInvalidPassword: a chosen password is too short, too long or holds
+	// a control character (crypto.CheckPassword).
+	ErrInvalidPassword = errors.New("invalid password")
+	// ErrSalonNotEmpty: RemoveSalon without purge on a salon with messages.
+	ErrSalonNotEmpty = errors.New("salon has messages")
 )
 
 // CreateOptions tune a new database. The zero value is production.
@@ -45,37 +58,115 @@ type CreateOptions struct {
 	// KDF overrides the Argon2id parameters of the passphrase and of the
 	// password identifiers. Test-only: nil means the production defaults.
 	KDF *crypto.KDFParams
+	// Open tunes the handle OpenOrCreate returns.
+	Open Options
+}
+
+// Options tune an open handle. The zero value is production.
+type Options struct {
+	// BusyTimeout is how long a statement waits for another connection or
+	// process holding the write lock before failing with ErrBusy
+	// (default DefaultBusyTimeout).
+	BusyTimeout time.Duration
+	// MaxConcurrentHashes bounds the Argon2id password hashes computed at
+	// once (Authenticate, AddUser, ResetPassword), so that a burst of logins
+	// cannot eat the server's memory (default: the number of CPUs, at most 4).
+	MaxConcurrentHashes int
+}
+
+// DefaultBusyTimeout is long enough that an admin command never fails
+// because serve is writing: serve's transactions last milliseconds.
+const DefaultBusyTimeout = 10 * time.Second
+
+func (o Options) withDefaults() Options {
+	if o.BusyTimeout <= 0 {
+		o.BusyTimeout = DefaultBusyTimeout
+	}
+	if o.MaxConcurrentHashes <= 0 {
+		o.MaxConcurrentHashes = min(runtime.NumCPU(), 4)
+	}
+	return o
 }
 
 // DB is an open, unlocked Librecord database.
-type DB struct{}
+type DB struct {
+	path string
+	opts Options
+	// w has one connection and begins every transaction IMMEDIATE: in-process
+	// writers queue on the pool, other processes wait on busy_timeout, and a
+	// read-then-write transaction never fails half way with SQLITE_BUSY.
+	w *sql.DB
+	// r serves reads; WAL lets them run beside the writer.
+	r *sql.DB
+
+	data      *crypto.Key // the data key: message blobs, identity, password tags
+	identity  ed25519.PrivateKey
+	ppKDF     crypto.KDFParams // for re-wrapping on a passphrase change
+	pwKDF     crypto.KDFParams
+	pwSalt    []byte
+	hashSlots chan struct{}
+}
 
 // Create makes a new database at path: salt, KDF parameters, wrapped data
 // key, encrypted identity key, salon "general". ErrExists if path exists.
+// The file is built under a temporary name and linked into place, so two
+// processes creating the same path at once cannot both succeed, and an
+// existing file is never overwritten.
 func Create(ctx context.Context, path string, passphrase []byte, opts CreateOptions) error {
-	panic("TODO")
+	return create(ctx, path, passphrase, opts)
 }
 
 // Open opens and unlocks an existing database, migrating it if needed.
-func Open(ctx context.Context, path string, passphrase []byte) (*DB, error) { panic("TODO") }
+// It returns ErrNoDatabase, ErrNotLibrecord, ErrSchemaTooNew or
+// ErrWrongPassphrase without writing anything.
+func Open(ctx context.Context, path string, passphrase []byte) (*DB, error) {
+	return OpenWith(ctx, path, passphrase, Options{})
+}
 
 // OpenOrCreate creates path if it does not exist (serve's first run), then opens it.
 func OpenOrCreate(ctx context.Context, path string, passphrase []byte, opts CreateOptions) (*DB, error) {
-	panic("TODO")
+	err := Create(ctx, path, passphrase, opts)
+	if err != nil && !errors.Is(err, ErrExists) {
+		return nil, err
+	}
+	return OpenWith(ctx, path, passphrase, opts.Open)
 }
 
-// Close closes the database.
-func (d *DB) Close() error { panic("TODO") }
+// Close closes the database and erases the keys it held.
+func (d *DB) Close() error {
+	d.data.Erase()
+	clear(d.identity)
+	return errors.Join(d.w.Close(), d.r.Close())
+}
+
+// Path is the database file.
+func (d *DB) Path() string { return d.path }
 
 // Identity is the server's long-lived Ed25519 identity key.
-func (d *DB) Identity() ed25519.PrivateKey { panic("TODO") }
+func (d *DB) Identity() ed25519.PrivateKey { return d.identity }
 
 // Fingerprint reads the identity fingerprint without a passphrase.
-func Fingerprint(ctx context.Context, path string) (string, error) { panic("TODO") }
+func Fingerprint(ctx context.Context, path string) (string, error) {
+	ro, err := inspect(ctx, path, DefaultBusyTimeout)
+	if err != nil {
+		return "", err
+	}
+	defer ro.Close()
+	pub, err := metaValue(ctx, ro, metaIdentityPublic)
+	if err != nil {
+		return "", err
+	}
+	if len(pub) != ed25519.PublicKeySize {
+		return "", fmt.Errorf("%s: corrupt identity public key", path)
+	}
+	return crypto.Fingerprint(ed25519.PublicKey(pub)), nil
+}
 
 // Backup writes a consistent copy of the database to target (which must
 // not exist) without a passphrase, safe while serve runs.
-func Backup(ctx context.Context, path, target string) error { panic("TODO") }
+func Backup(ctx context.Context, path, target string) error {
+	return backup(ctx, path, target)
+}
 
 // User is one account.
 type User struct {
@@ -92,29 +183,12 @@ type Credential struct {
 	Hash   []byte // the password identifier
 }
 
-// Authenticate hashes password (Argon2id, bounded concurrency) and returns
-// the matching user, or ErrAuth.
-func (d *DB) Authenticate(ctx context.Context, password string) (Credential, error) { panic("TODO") }
-
-// Valid reports whether the credential still names a user with the same password.
-func (d *DB) Valid(ctx context.Context, c Credential) (bool, error) { panic("TODO") }
-
 // Salon is a salon with its newest message id (0 when empty).
 type Salon struct {
 	ID   int64
 	Name string
 	Last int64
 }
-
-// Access returns the salon if the user may open it (name matched ignoring
-// case), or ErrNotFound when the salon does not exist or the user has no access.
-func (d *DB) Access(ctx context.Context, userID int64, name string) (Salon, error) { panic("TODO") }
-
-// UserSalons lists the salons the user may open, by name, with their last id.
-func (d *DB) UserSalons(ctx context.Context, userID int64) ([]Salon, error) { panic("TODO") }
-
-// UsersWithAccess returns the ids of the users who may open salon.
-func (d *DB) UsersWithAccess(ctx context.Context, salonID int64) ([]int64, error) { panic("TODO") }
 
 // Message is a stored message, decrypted.
 type Message struct {
@@ -144,34 +218,8 @@ type Stored struct {
 	At        time.Time
 	Portions  int
 	Duplicate bool
-}
-
-// InsertMessages stores msgs in one transaction and one sync (group
-// commit), deduplicating by (user, cid). When it returns nil every message
-// is durable. On error nothing is stored (ErrBusy for lock or disk trouble).
-func (d *DB) InsertMessages(ctx context.Context, msgs []NewMessage) ([]Stored, error) {
-	panic("TODO")
-}
-
-// Latest returns the newest limit messages of a salon, oldest first, and
-// whether older ones exist.
-func (d *DB) Latest(ctx context.Context, salonID int64, limit int) ([]Message, bool, error) {
-	panic("TODO")
-}
-
-// Before returns the limit messages just before id, oldest first, and
-// whether older ones exist.
-func (d *DB) Before(ctx context.Context, salonID, id int64, limit int) ([]Message, bool, error) {
-	panic("TODO")
-}
-
-// After returns the first limit messages after id, oldest first, and
-// whether newer ones exist.
-func (d *DB) After(ctx context.Context, salonID, id int64, limit int) ([]Message, bool, error) {
-	panic("TODO")
-}
-
-// LookupCid returns what a previous send of cid by this user stored, if any.
-func (d *DB) LookupCid(ctx context.Context, userID int64, cid string) (Stored, bool, error) {
-	panic("TODO")
+	// Err is ErrNotFound when the salon was removed before this message
+	// could be stored: this message was not stored (ID is 0), the others
+	// of the batch were. It is nil otherwise.
+	Err error
 }

@@ -1,0 +1,175 @@
+package commands
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+
+	"github.com/urfave/cli/v2"
+	"golang.org/x/term"
+
+	"librecord/crypto"
+	"librecord/db"
+)
+
+// passphraseEnv is the environment variable holding the host passphrase.
+const passphraseEnv = "LIBRECORD_PASSPHRASE"
+
+// errNoPassphrase names the three ways to give the passphrase.
+var errNoPassphrase = errors.New("no passphrase: give --passphrase-file FILE, set " + passphraseEnv + ", or run in a terminal to be asked")
+
+// openDB opens the existing database named by --db, asking for the
+// passphrase only once the file is known to be a Librecord database.
+func openDB(c *cli.Context) (*db.DB, error) {
+	path := c.String("db")
+	if err := db.Check(c.Context, path); err != nil {
+		return nil, dbHint(err)
+	}
+	pass, err := readPassphrase(c, fmt.Sprintf("Passphrase for %s: ", path), "", passphraseFileFlag)
+	if err != nil {
+		return nil, err
+	}
+	defer clear(pass)
+	d, err := db.Open(c.Context, path, pass)
+	return d, dbHint(err)
+}
+
+// openOrCreateDB opens --db, creating it first if it does not exist
+// (serve's first run): the passphrase is then asked twice at a terminal.
+func openOrCreateDB(c *cli.Context) (*db.DB, error) {
+	path := c.String("db")
+	if _, err := os.Lstat(path); !errors.Is(err, fs.ErrNotExist) {
+		return openDB(c)
+	}
+	pass, err := createDB(c)
+	if errors.Is(err, db.ErrExists) {
+		return openDB(c) // another process created it meanwhile
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer clear(pass)
+	d, err := db.Open(c.Context, path, pass)
+	return d, dbHint(err)
+}
+
+// createDB creates --db and returns the passphrase it was given.
+func createDB(c *cli.Context) ([]byte, error) {
+	path := c.String("db")
+	if _, err := os.Lstat(path); err == nil {
+		return nil, withHint(fmt.Errorf("%s: %w", path, db.ErrExists),
+			"nothing was changed; to create another database, choose its file with --db")
+	}
+	pass, err := readPassphrase(c, fmt.Sprintf("New passphrase for %s: ", path), "Same passphrase again: ", passphraseFileFlag)
+	if err != nil {
+		return nil, err
+	}
+	var opts db.CreateOptions
+	if c.Bool("insecure-test-kdf") {
+		kdf := crypto.InsecureTestKDF()
+		opts.KDF = &kdf
+	}
+	if err := db.Create(c.Context, path, pass, opts); err != nil {
+		clear(pass)
+		return nil, dbHint(err)
+	}
+	fmt.Fprintf(c.App.ErrWriter, "librecord: created %s (salon %q)\n", path, db.DefaultSalon)
+	return pass, nil
+}
+
+const passphraseFileFlag = "passphrase-file"
+
+// readPassphrase takes the passphrase from the file flag, else from
+// LIBRECORD_PASSPHRASE, else from a hidden prompt when stdin is a terminal
+// (asked twice when confirm is not empty).
+func readPassphrase(c *cli.Context, prompt, confirm, fileFlag string) ([]byte, error) {
+	if file := c.String(fileFlag); file != "" {
+		return readSecretFile(file, "--"+fileFlag)
+	}
+	if fileFlag == passphraseFileFlag {
+		if env := os.Getenv(passphraseEnv); env != "" {
+			return []byte(env), nil
+		}
+	}
+	return promptSecret(c, prompt, confirm, errNoPassphrase)
+}
+
+// readSecretFile reads a secret from a file: its first line, without the
+// line end, must not be empty.
+func readSecretFile(file, flag string) ([]byte, error) {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", flag, err)
+	}
+	if i := bytes.IndexByte(b, '\n'); i >= 0 {
+		rest := b[i+1:]
+		b = b[:i]
+		clear(rest)
+	}
+	b = bytes.TrimSuffix(b, []byte("\r"))
+	if len(b) == 0 {
+		return nil, fmt.Errorf("%s: %s is empty", flag, file)
+	}
+	return b, nil
+}
+
+// promptSecret asks at the terminal without echo; with no terminal on
+// stdin it returns noTTY.
+func promptSecret(c *cli.Context, prompt, confirm string, noTTY error) ([]byte, error) {
+	f, ok := c.App.Reader.(*os.File)
+	if !ok || !term.IsTerminal(int(f.Fd())) {
+		return nil, noTTY
+	}
+	ask := func(p string) ([]byte, error) {
+		fmt.Fprint(c.App.ErrWriter, p)
+		b, err := term.ReadPassword(int(f.Fd()))
+		fmt.Fprintln(c.App.ErrWriter)
+		return b, err
+	}
+	first, err := ask(prompt)
+	if err != nil {
+		return nil, fmt.Errorf("read passphrase: %w", err)
+	}
+	if len(first) == 0 {
+		return nil, errors.New("empty passphrase")
+	}
+	if confirm == "" {
+		return first, nil
+	}
+	second, err := ask(confirm)
+	defer clear(second)
+	if err != nil {
+		clear(first)
+		return nil, fmt.Errorf("read passphrase: %w", err)
+	}
+	if !bytes.Equal(first, second) {
+		clear(first)
+		return nil, errors.New("the two passphrases differ; nothing was changed")
+	}
+	return first, nil
+}
+
+// dbHint attaches the obvious next step to the errors of opening a database.
+func dbHint(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, db.ErrNoDatabase):
+		return withHint(err, "run `librecord init` to create it, or point --db (or LIBRECORD_DB) at the right file")
+	case errors.Is(err, db.ErrNotLibrecord):
+		return withHint(err, "check --db (or LIBRECORD_DB): the file was left untouched")
+	case errors.Is(err, db.ErrWrongPassphrase):
+		return withHint(err, "nothing was written; check --passphrase-file or LIBRECORD_PASSPHRASE")
+	case errors.Is(err, db.ErrSchemaTooNew):
+		return withHint(err, "this database was written by a newer librecord: install it")
+	case errors.Is(err, db.ErrExists):
+		return withHint(err, "nothing was changed; to create another database, choose its file with --db")
+	}
+	return err
+}
+
+// stdin is what commands read data from (the app's Reader).
+func stdin(c *cli.Context) io.Reader { return c.App.Reader }

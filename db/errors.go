@@ -1,0 +1,64 @@
+package db
+
+import (
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+
+	sqlite3 "modernc.org/sqlite/lib"
+)
+
+// ValidName reports whether s is a valid pseudo or salon name
+// (PROTOCOL.md section 4): 1 to 32 ASCII letters, digits, '-', '_', '.'.
+func ValidName(s string) bool {
+	if len(s) < 1 || len(s) > 32 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_' || c == '.') {
+			return false
+		}
+	}
+	return true
+}
+
+func checkName(kind, s string) error {
+	if !ValidName(s) {
+		return fmt.Errorf("%w: %s %q: use 1 to 32 letters, digits, '-', '_' or '.'", ErrInvalidName, kind, s)
+	}
+	return nil
+}
+
+// storageErr maps driver errors in one place: lock, I/O and disk-full
+// trouble becomes ErrBusy (PROTOCOL.md code "unavailable": nothing stored,
+// retry), unique constraints the error a person understands.
+func storageErr(err error) error {
+	if err == nil {
+		return nil
+	}
+	code, ok := sqliteCode(err)
+	if !ok {
+		return err
+	}
+	switch code & 0xff {
+	case sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED, sqlite3.SQLITE_FULL, sqlite3.SQLITE_IOERR,
+		sqlite3.SQLITE_NOMEM, sqlite3.SQLITE_READONLY, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_PROTOCOL:
+		return fmt.Errorf("%w: %w", ErrBusy, err)
+	case sqlite3.SQLITE_CONSTRAINT:
+		msg := err.Error()
+		switch {
+		case strings.Contains(msg, "users.pass_id"):
+			return ErrPasswordInUse
+		case strings.Contains(msg, "users.pseudo"), strings.Contains(msg, "salons.name"):
+			return ErrDuplicate
+		}
+	}
+	return err
+}
+
+// isNoRows is sql.ErrNoRows, named for the reader.
+func isNoRows(err error) bool { return errors.Is(err, sql.ErrNoRows) }
+
+func isNotFound(err error) bool { return errors.Is(err, ErrNotFound) }

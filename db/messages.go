@@ -1,0 +1,300 @@
+package db
+
+import (
+	"context"
+	"database/sql"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+	"unicode/utf8"
+
+	"librecord/crypto"
+)
+
+// messageAD binds a blob to every clear column of its row: moved to
+// another row or salon, or with its sender, time or cid changed, it no
+// longer opens.
+func messageAD(id, salonID, at, userID int64, cid string, portions int) []byte {
+	ad := make([]byte, 0, 64+len(cid))
+	ad = append(ad, "librecord/v1/message\x00"...)
+	ad = binary.BigEndian.AppendUint64(ad, uint64(id))
+	ad = binary.BigEndian.AppendUint64(ad, uint64(salonID))
+	ad = binary.BigEndian.AppendUint64(ad, uint64(at))
+	ad = binary.BigEndian.AppendUint64(ad, uint64(userID))
+	ad = binary.BigEndian.AppendUint64(ad, uint64(portions))
+	return append(ad, cid...)
+}
+
+// The plaintext of a blob: flags byte, uvarint pseudo length, pseudo, text.
+const flagSystem = 1
+
+func encodeBody(pseudo, text string, system bool) []byte {
+	b := make([]byte, 0, 1+binary.MaxVarintLen64+len(pseudo)+len(text))
+	var flags byte
+	if system {
+		flags |= flagSystem
+	}
+	b = append(b, flags)
+	b = binary.AppendUvarint(b, uint64(len(pseudo)))
+	b = append(b, pseudo...)
+	return append(b, text...)
+}
+
+func decodeBody(b []byte) (pseudo, text string, system bool, err error) {
+	if len(b) < 2 {
+		return "", "", false, errors.New("short message body")
+	}
+	system = b[0]&flagSystem != 0
+	n, k := binary.Uvarint(b[1:])
+	if k <= 0 || n > uint64(len(b)-1-k) {
+		return "", "", false, errors.New("bad message body")
+	}
+	rest := b[1+k:]
+	return string(rest[:n]), string(rest[n:]), system, nil
+}
+
+func checkNew(m NewMessage) error {
+	switch {
+	case m.System != (m.UserID == 0):
+		return errors.New("store message: a system message, and only it, has user id 0")
+	case m.System && m.Cid != "":
+		return errors.New("store message: a system message has no cid")
+	case !m.System && m.Cid == "":
+		return errors.New("store message: a user message needs a cid")
+	case !utf8.ValidString(m.Text) || !utf8.ValidString(m.Pseudo):
+		return errors.New("store message: invalid UTF-8")
+	case m.Portions < 0:
+		return errors.New("store message: negative portions")
+	}
+	return nil
+}
+
+type cidKey struct {
+	user int64
+	cid  string
+}
+
+// InsertMessages stores msgs in one transaction and one sync (group
+// commit), deduplicating by (user, cid). When it returns nil every message
+// is durable. On error nothing is stored (ErrBusy for lock or disk trouble).
+// A message whose salon no longer exists gets Stored.Err = ErrNotFound.
+//
+// Ids are global, increase with time and are never reused (AUTOINCREMENT);
+// At is the server's UTC time, to the millisecond.
+func (d *DB) InsertMessages(ctx context.Context, msgs []NewMessage) ([]Stored, error) {
+	out := make([]Stored, len(msgs))
+	for _, m := range msgs {
+		if err := checkNew(m); err != nil {
+			return nil, err
+		}
+	}
+	if len(msgs) == 0 {
+		return out, nil
+	}
+	tx, err := d.w.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, storageErr(err)
+	}
+	defer tx.Rollback()
+
+	// The next ids, known inside the write lock, so that each blob is
+	// sealed bound to its own id and written once.
+	var last int64
+	err = tx.QueryRowContext(ctx, `SELECT seq FROM sqlite_sequence WHERE name = 'messages'`).Scan(&last)
+	if err != nil && !isNoRows(err) {
+		return nil, storageErr(err)
+	}
+	findCid, err := tx.PrepareContext(ctx, `SELECT id, at, portions FROM messages WHERE user_id = ? AND cid = ?`)
+	if err != nil {
+		return nil, storageErr(err)
+	}
+	defer findCid.Close()
+	insert, err := tx.PrepareContext(ctx, `INSERT INTO messages (id, salon_id, at, user_id, cid, portions, blob) VALUES (?, ?, ?, ?, ?, ?, ?)`)
+	if err != nil {
+		return nil, storageErr(err)
+	}
+	defer insert.Close()
+
+	at := time.Now().UTC().Truncate(time.Millisecond)
+	atMs := at.UnixMilli()
+	seen := make(map[cidKey]int)
+	salonExists := make(map[int64]bool)
+	for i, m := range msgs {
+		if m.Cid != "" {
+			k := cidKey{m.UserID, m.Cid}
+			if j, ok := seen[k]; ok {
+				out[i] = out[j]
+				out[i].Duplicate = true
+				continue
+			}
+			var s Stored
+			var prevAt int64
+			err := findCid.QueryRowContext(ctx, m.UserID, m.Cid).Scan(&s.ID, &prevAt, &s.Portions)
+			if err == nil {
+				s.At, s.Duplicate = time.UnixMilli(prevAt).UTC(), true
+				out[i] = s
+				continue
+			}
+			if !isNoRows(err) {
+				return nil, storageErr(err)
+			}
+		}
+		exists, known := salonExists[m.SalonID]
+		if !known {
+			var one int
+			err := tx.QueryRowContext(ctx, `SELECT 1 FROM salons WHERE id = ?`, m.SalonID).Scan(&one)
+			if err != nil && !isNoRows(err) {
+				return nil, storageErr(err)
+			}
+			exists = err == nil
+			salonExists[m.SalonID] = exists
+		}
+		if !exists {
+			out[i] = Stored{Err: fmt.Errorf("salon %d: %w", m.SalonID, ErrNotFound)}
+			continue
+		}
+		last++
+		var cid any
+		if m.Cid != "" {
+			cid = m.Cid
+		}
+		blob := d.data.Seal(encodeBody(m.Pseudo, m.Text, m.System), messageAD(last, m.SalonID, atMs, m.UserID, m.Cid, m.Portions))
+		if _, err := insert.ExecContext(ctx, last, m.SalonID, atMs, m.UserID, cid, m.Portions, blob); err != nil {
+			return nil, storageErr(err)
+		}
+		out[i] = Stored{ID: last, At: at, Portions: m.Portions}
+		if m.Cid != "" {
+			seen[cidKey{m.UserID, m.Cid}] = i
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, storageErr(err)
+	}
+	return out, nil
+}
+
+// LookupCid returns what a previous send of cid by this user stored, if any.
+func (d *DB) LookupCid(ctx context.Context, userID int64, cid string) (Stored, bool, error) {
+	var s Stored
+	var at int64
+	err := d.r.QueryRowContext(ctx, `SELECT id, at, portions FROM messages WHERE user_id = ? AND cid = ?`, userID, cid).Scan(&s.ID, &at, &s.Portions)
+	if isNoRows(err) {
+		return Stored{}, false, nil
+	}
+	if err != nil {
+		return Stored{}, false, storageErr(err)
+	}
+	s.At, s.Duplicate = time.UnixMilli(at).UTC(), true
+	return s, true, nil
+}
+
+// The page queries: one range scan of messages_by_salon each. They ask for
+// one row more than limit to learn whether more exist.
+const selectMessages = `SELECT m.id, m.salon_id, s.name, m.at, m.user_id, coalesce(m.cid, ''), m.portions, m.blob
+	FROM messages m JOIN salons s ON s.id = m.salon_id `
+
+// Latest returns the newest limit messages of a salon, oldest first, and
+// whether older ones exist.
+func (d *DB) Latest(ctx context.Context, salonID int64, limit int) ([]Message, bool, error) {
+	return d.page(ctx, limit, true, selectMessages+`WHERE m.salon_id = ? ORDER BY m.id DESC LIMIT ?`, salonID, limit+1)
+}
+
+// Before returns the limit messages just before id, oldest first, and
+// whether older ones exist.
+func (d *DB) Before(ctx context.Context, salonID, id int64, limit int) ([]Message, bool, error) {
+	return d.page(ctx, limit, true, selectMessages+`WHERE m.salon_id = ? AND m.id < ? ORDER BY m.id DESC LIMIT ?`, salonID, id, limit+1)
+}
+
+// After returns the first limit messages after id, oldest first, and
+// whether newer ones exist.
+func (d *DB) After(ctx context.Context, salonID, id int64, limit int) ([]Message, bool, error) {
+	return d.page(ctx, limit, false, selectMessages+`WHERE m.salon_id = ? AND m.id > ? ORDER BY m.id ASC LIMIT ?`, salonID, id, limit+1)
+}
+
+func (d *DB) page(ctx context.Context, limit int, newestFirst bool, query string, args ...any) ([]Message, bool, error) {
+	if limit < 1 {
+		return nil, false, fmt.Errorf("read messages: limit %d must be positive", limit)
+	}
+	rows, err := d.r.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, false, storageErr(err)
+	}
+	defer rows.Close()
+	msgs := make([]Message, 0, min(limit, 512))
+	more := false
+	for rows.Next() {
+		if len(msgs) == limit {
+			more = true
+			break
+		}
+		m, err := d.scanMessage(rows)
+		if err != nil {
+			return nil, false, err
+		}
+		msgs = append(msgs, m)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, false, storageErr(err)
+	}
+	if newestFirst {
+		slices.Reverse(msgs)
+	}
+	return msgs, more, nil
+}
+
+func (d *DB) scanMessage(rows *sql.Rows) (Message, error) {
+	var m Message
+	var salonID, at, userID int64
+	var cid string
+	var portions int
+	var blob []byte
+	if err := rows.Scan(&m.ID, &salonID, &m.Salon, &at, &userID, &cid, &portions, &blob); err != nil {
+		return m, storageErr(err)
+	}
+	pt, err := d.data.Open(blob, messageAD(m.ID, salonID, at, userID, cid, portions))
+	if err != nil {
+		return m, fmt.Errorf("message %d: %w", m.ID, crypto.ErrDecrypt)
+	}
+	m.Pseudo, m.Text, m.System, err = decodeBody(pt)
+	if err != nil {
+		return m, fmt.Errorf("message %d: %w", m.ID, err)
+	}
+	m.At = time.UnixMilli(at).UTC()
+	return m, nil
+}
+
+// exportPage is how many messages Export holds in memory at once.
+const exportPage = 500
+
+// Export calls fn on every message of salon (by name, ignoring case),
+// oldest first, that existed when it started. It reads page by page, so
+// memory stays flat however long the history, and it holds no lock
+// between pages. ErrNotFound if there is no such salon.
+func (d *DB) Export(ctx context.Context, salon string, fn func(Message) error) error {
+	s, err := d.Salon(ctx, salon)
+	if err != nil {
+		return err
+	}
+	var after int64
+	for after < s.Last {
+		msgs, _, err := d.After(ctx, s.ID, after, exportPage)
+		if err != nil {
+			return err
+		}
+		if len(msgs) == 0 {
+			return nil
+		}
+		for _, m := range msgs {
+			if m.ID > s.Last {
+				return nil
+			}
+			if err := fn(m); err != nil {
+				return err
+			}
+			after = m.ID
+		}
+	}
+	return nil
+}

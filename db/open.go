@@ -1,0 +1,350 @@
+package db
+
+import (
+	"context"
+	"crypto/ed25519"
+	"database/sql"
+	"embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/pressly/goose/v3"
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+
+	"librecord/crypto"
+)
+
+//go:embed migrations/*.sql
+var embedded embed.FS
+
+// migrations is the goose source: db/migrations, as goose wants it.
+var migrations = func() fs.FS {
+	sub, err := fs.Sub(embedded, "migrations")
+	if err != nil {
+		panic(err)
+	}
+	return sub
+}()
+
+// applicationID marks a file as ours in its SQLite header ("LRCD"), so a
+// foreign file is recognised on a read-only look before anything opens it
+// for writing.
+const applicationID = 0x4C524344
+
+// Keys of the meta table.
+const (
+	metaPassphraseKDF   = "passphrase_kdf"   // JSON crypto.KDFParams
+	metaPassphraseSalt  = "passphrase_salt"  // Argon2id salt of the passphrase
+	metaWrappedKey      = "wrapped_data_key" // data key wrapped by the passphrase key
+	metaPasswordKDF     = "password_kdf"     // JSON crypto.KDFParams
+	metaPasswordSalt    = "password_salt"    // install-wide salt of password identifiers
+	metaIdentityPublic  = "identity_public"  // Ed25519 public key, 32 bytes
+	metaIdentityPrivate = "identity_private" // Ed25519 seed sealed by the data key
+	metaCreatedAt       = "created_at"       // unix milliseconds
+)
+
+// escapePath makes a file name safe inside a SQLite "file:" URI: SQLite
+// decodes %XX and cuts the name at '?' and '#'.
+func escapePath(path string) string {
+	return strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23").Replace(path)
+}
+
+// dsn builds the connection string. The pragmas apply to every pooled
+// connection:
+//   - journal_mode(WAL): readers never block the writer nor the writer
+//     readers, so serve keeps answering while an admin command or a backup
+//     reads, and a commit costs one append and one sync.
+//   - synchronous(FULL): in WAL mode, NORMAL may lose the last commits on a
+//     power cut; FULL syncs the WAL at every commit, so an acknowledged
+//     message is on disk. Group commit (InsertMessages) keeps it fast.
+//   - foreign_keys(1): grants and messages follow their user and salon.
+//   - busy_timeout: wait for another process's write instead of failing.
+//   - _txlock=immediate (writer only): take the write lock at BEGIN, so a
+//     read-then-write transaction never dies half way with SQLITE_BUSY
+//     (FINDINGS.md: 749 failures in 2000 with deferred BEGIN, 0 with this).
+func dsn(path string, busy time.Duration, writer bool) string {
+	q := fmt.Sprintf("_pragma=busy_timeout(%d)&_pragma=foreign_keys(1)&_pragma=synchronous(FULL)", busy.Milliseconds())
+	if writer {
+		q += "&_pragma=journal_mode(WAL)&_txlock=immediate"
+	} else {
+		q += "&_pragma=query_only(1)"
+	}
+	return "file:" + escapePath(path) + "?" + q
+}
+
+// roDSN opens without any right to write: used to look at a file before
+// trusting it (a foreign file is never modified).
+func roDSN(path string, busy time.Duration) string {
+	return fmt.Sprintf("file:%s?mode=ro&_pragma=busy_timeout(%d)", escapePath(path), busy.Milliseconds())
+}
+
+func sqliteCode(err error) (int, bool) {
+	var se *sqlite.Error
+	if errors.As(err, &se) {
+		return se.Code(), true
+	}
+	return 0, false
+}
+
+// inspect checks that path is an existing Librecord database whose schema
+// this binary knows, touching nothing, and returns a read-only handle on it.
+func inspect(ctx context.Context, path string, busy time.Duration) (*sql.DB, error) {
+	fi, err := os.Stat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("%w at %s", ErrNoDatabase, path)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open database: %w", err)
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s: %w (not a regular file)", path, ErrNotLibrecord)
+	}
+	// First look: immutable=1 reads the header without locks, -wal or -shm
+	// files, so even a foreign WAL database keeps every byte and file as it was.
+	if err := checkApplicationID(ctx, path); err != nil {
+		return nil, err
+	}
+	ro, err := sql.Open("sqlite", roDSN(path, busy))
+	if err != nil {
+		return nil, fmt.Errorf("open database: %w", err)
+	}
+	var version int64
+	err = ro.QueryRowContext(ctx, `SELECT coalesce(max(version_id), 0) FROM goose_db_version WHERE is_applied`).Scan(&version)
+	if err != nil {
+		ro.Close()
+		if strings.Contains(err.Error(), "no such table") {
+			return nil, fmt.Errorf("%s: %w (no schema version)", path, ErrNotLibrecord)
+		}
+		return nil, fmt.Errorf("read schema version of %s: %w", path, err)
+	}
+	if latest := latestVersion(); version > latest {
+		ro.Close()
+		return nil, fmt.Errorf("%s: %w (schema %d, this binary knows up to %d): upgrade librecord", path, ErrSchemaTooNew, version, latest)
+	}
+	return ro, nil
+}
+
+func checkApplicationID(ctx context.Context, path string) error {
+	probe, err := sql.Open("sqlite", "file:"+escapePath(path)+"?mode=ro&immutable=1")
+	if err != nil {
+		return fmt.Errorf("open database: %w", err)
+	}
+	defer probe.Close()
+	var id int64
+	err = probe.QueryRowContext(ctx, "PRAGMA application_id").Scan(&id)
+	if code, ok := sqliteCode(err); ok && code&0xff == sqlite3.SQLITE_NOTADB {
+		return fmt.Errorf("%s: %w (not an SQLite file)", path, ErrNotLibrecord)
+	}
+	if err != nil {
+		return fmt.Errorf("read %s: %w", path, err)
+	}
+	if id != applicationID {
+		return fmt.Errorf("%s: %w", path, ErrNotLibrecord)
+	}
+	return nil
+}
+
+// latestVersion is the newest migration embedded in this binary.
+func latestVersion() int64 {
+	entries, err := fs.ReadDir(migrations, ".")
+	if err != nil {
+		panic(err)
+	}
+	var latest int64
+	for _, e := range entries {
+		var v int64
+		if _, err := fmt.Sscanf(e.Name(), "%d_", &v); err == nil && v > latest {
+			latest = v
+		}
+	}
+	return latest
+}
+
+type querier interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+func metaValue(ctx context.Context, q querier, key string) ([]byte, error) {
+	var v []byte
+	err := q.QueryRowContext(ctx, `SELECT value FROM meta WHERE key = ?`, key).Scan(&v)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("corrupt database: missing %s", key)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", key, err)
+	}
+	return v, nil
+}
+
+func metaKDF(ctx context.Context, q querier, key string) (crypto.KDFParams, error) {
+	var p crypto.KDFParams
+	raw, err := metaValue(ctx, q, key)
+	if err != nil {
+		return p, err
+	}
+	if err := json.Unmarshal(raw, &p); err != nil {
+		return p, fmt.Errorf("corrupt database: %s: %w", key, err)
+	}
+	if err := p.Validate(); err != nil {
+		return p, fmt.Errorf("corrupt database: %s: %w", key, err)
+	}
+	return p, nil
+}
+
+// minSaltLen bounds salts read from the database.
+const minSaltLen = 16
+
+// unlock reads the secrets with the passphrase, writing nothing.
+func (d *DB) unlock(ctx context.Context, q querier, passphrase []byte) error {
+	var err error
+	if d.ppKDF, err = metaKDF(ctx, q, metaPassphraseKDF); err != nil {
+		return err
+	}
+	if d.pwKDF, err = metaKDF(ctx, q, metaPasswordKDF); err != nil {
+		return err
+	}
+	salt, err := metaValue(ctx, q, metaPassphraseSalt)
+	if err != nil {
+		return err
+	}
+	if d.pwSalt, err = metaValue(ctx, q, metaPasswordSalt); err != nil {
+		return err
+	}
+	if len(salt) < minSaltLen || len(d.pwSalt) < minSaltLen {
+		return errors.New("corrupt database: salt too short")
+	}
+	wrapped, err := metaValue(ctx, q, metaWrappedKey)
+	if err != nil {
+		return err
+	}
+	pub, err := metaValue(ctx, q, metaIdentityPublic)
+	if err != nil {
+		return err
+	}
+	sealed, err := metaValue(ctx, q, metaIdentityPrivate)
+	if err != nil {
+		return err
+	}
+	kek := crypto.DeriveKey(passphrase, salt, d.ppKDF)
+	defer kek.Erase()
+	d.data, err = kek.Unwrap(wrapped)
+	if err != nil {
+		return ErrWrongPassphrase
+	}
+	seed, err := d.data.Open(sealed, identityAD(pub))
+	if err != nil || len(seed) != ed25519.SeedSize {
+		d.data.Erase()
+		return errors.New("corrupt database: identity key does not open")
+	}
+	d.identity = ed25519.NewKeyFromSeed(seed)
+	clear(seed)
+	return nil
+}
+
+func identityAD(pub []byte) []byte {
+	return append([]byte("librecord/v1/identity\x00"), pub...)
+}
+
+// OpenWith is Open with tuning options.
+func OpenWith(ctx context.Context, path string, passphrase []byte, opts Options) (*DB, error) {
+	opts = opts.withDefaults()
+	ro, err := inspect(ctx, path, opts.BusyTimeout)
+	if err != nil {
+		return nil, err
+	}
+	d := &DB{path: path, opts: opts, hashSlots: make(chan struct{}, opts.MaxConcurrentHashes)}
+	err = d.unlock(ctx, ro, passphrase)
+	ro.Close()
+	if err != nil {
+		if errors.Is(err, ErrWrongPassphrase) {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		return nil, fmt.Errorf("unlock %s: %w", path, err)
+	}
+	// From here on the file is known to be ours and the passphrase right:
+	// opening for writing may switch a restored backup to WAL and migrate.
+	if err := migrateFile(ctx, path, opts.BusyTimeout); err != nil {
+		d.data.Erase()
+		return nil, err
+	}
+	d.w, err = sql.Open("sqlite", dsn(path, opts.BusyTimeout, true))
+	if err != nil {
+		d.data.Erase()
+		return nil, fmt.Errorf("open database: %w", err)
+	}
+	d.w.SetMaxOpenConns(1)
+	d.w.SetConnMaxIdleTime(0)
+	d.r, err = sql.Open("sqlite", dsn(path, opts.BusyTimeout, false))
+	if err != nil {
+		d.w.Close()
+		d.data.Erase()
+		return nil, fmt.Errorf("open database: %w", err)
+	}
+	d.r.SetMaxOpenConns(4)
+	d.r.SetMaxIdleConns(4)
+	// Open the writer now, so that a read-only directory or file fails here
+	// with a clear message rather than at the first message.
+	if err := d.w.PingContext(ctx); err != nil {
+		d.Close()
+		return nil, fmt.Errorf("open %s for writing: %w", path, err)
+	}
+	return d, nil
+}
+
+// migrateFile applies the pending migrations of an existing database on a
+// connection of its own.
+func migrateFile(ctx context.Context, path string, busy time.Duration) error {
+	conn, err := sql.Open("sqlite", dsn(path, busy, true))
+	if err != nil {
+		return fmt.Errorf("open database: %w", err)
+	}
+	defer conn.Close()
+	return migrate(ctx, conn, path, migrations, true)
+}
+
+// migrate applies pending migrations from src. With lock, goose runs under
+// an exclusive lock on path+".lock", so two processes starting together
+// never apply the same migration twice (goose takes no lock on SQLite:
+// FINDINGS.md); the second one finds nothing pending once it gets the lock.
+func migrate(ctx context.Context, conn *sql.DB, path string, src fs.FS, lock bool) error {
+	var opts []goose.ProviderOption
+	if lock {
+		opts = append(opts, goose.WithLocker(&fileLocker{path: path + ".lock"}))
+	}
+	p, err := goose.NewProvider(goose.DialectSQLite3, conn, src, opts...)
+	if err != nil {
+		return fmt.Errorf("migrations: %w", err)
+	}
+	current, target, err := p.GetVersions(ctx)
+	if err != nil {
+		return fmt.Errorf("read schema version of %s: %w", path, err)
+	}
+	if current > target {
+		return fmt.Errorf("%s: %w (schema %d, this binary knows up to %d): upgrade librecord", path, ErrSchemaTooNew, current, target)
+	}
+	if current == target {
+		return nil
+	}
+	if _, err := p.Up(ctx); err != nil {
+		return fmt.Errorf("migrate %s: %w", path, err)
+	}
+	return nil
+}
+
+// Check reports, without a passphrase and touching nothing, whether path is
+// a Librecord database this binary can open: ErrNoDatabase,
+// ErrNotLibrecord or ErrSchemaTooNew otherwise. Commands call it before
+// asking for a passphrase.
+func Check(ctx context.Context, path string) error {
+	ro, err := inspect(ctx, path, DefaultBusyTimeout)
+	if err != nil {
+		return err
+	}
+	return ro.Close()
+}

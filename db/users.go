@@ -1,0 +1,270 @@
+package db
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"librecord/crypto"
+)
+
+// passwordID computes a password's identifier: Argon2id with the
+// install-wide salt (at most MaxConcurrentHashes at once), then an HMAC
+// under the data key, so that a stolen file without the passphrase gives
+// an offline guesser nothing to test guesses against.
+func (d *DB) passwordID(ctx context.Context, password string) ([]byte, error) {
+	select {
+	case d.hashSlots <- struct{}{}:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	h := crypto.HashPassword(password, d.pwSalt, d.pwKDF)
+	<-d.hashSlots
+	defer clear(h)
+	return d.data.Tag("password-id", h), nil
+}
+
+// Authenticate hashes password (Argon2id, bounded concurrency) and returns
+// the matching user, or ErrAuth. The cost is the same whether or not a user
+// matches: one hash, one indexed lookup.
+func (d *DB) Authenticate(ctx context.Context, password string) (Credential, error) {
+	if len(password) == 0 || len(password) > crypto.MaxPasswordLength {
+		return Credential{}, ErrAuth
+	}
+	id, err := d.passwordID(ctx, password)
+	if err != nil {
+		return Credential{}, err
+	}
+	c := Credential{Hash: id}
+	err = d.r.QueryRowContext(ctx, `SELECT id, pseudo FROM users WHERE pass_id = ?`, id).Scan(&c.UserID, &c.Pseudo)
+	if isNoRows(err) {
+		return Credential{}, ErrAuth
+	}
+	if err != nil {
+		return Credential{}, storageErr(err)
+	}
+	return c, nil
+}
+
+// Valid reports whether the credential still names a user with the same
+// password: false once the user is removed or their password reset.
+func (d *DB) Valid(ctx context.Context, c Credential) (bool, error) {
+	var one int
+	err := d.r.QueryRowContext(ctx, `SELECT 1 FROM users WHERE id = ? AND pass_id = ?`, c.UserID, c.Hash).Scan(&one)
+	if isNoRows(err) {
+		return false, nil
+	}
+	if err != nil {
+		return false, storageErr(err)
+	}
+	return true, nil
+}
+
+func checkPassword(password string) error {
+	if err := crypto.CheckPassword(password); err != nil {
+		return fmt.Errorf("%w: %s", ErrInvalidPassword, strings.TrimPrefix(err.Error(), "password "))
+	}
+	return nil
+}
+
+// AddUser creates a user with password and access to salons (each must
+// exist). It returns ErrInvalidName, ErrInvalidPassword, ErrDuplicate,
+// ErrPasswordInUse or ErrNotFound (naming the salon), storing nothing then.
+func (d *DB) AddUser(ctx context.Context, pseudo, password string, salons []string) (User, error) {
+	if err := checkName("pseudo", pseudo); err != nil {
+		return User{}, err
+	}
+	if err := checkPassword(password); err != nil {
+		return User{}, err
+	}
+	// Hash before taking the write lock: Argon2id is the slow part.
+	id, err := d.passwordID(ctx, password)
+	if err != nil {
+		return User{}, err
+	}
+	tx, err := d.w.BeginTx(ctx, nil)
+	if err != nil {
+		return User{}, storageErr(err)
+	}
+	defer tx.Rollback()
+	if err := pseudoFree(ctx, tx, pseudo); err != nil {
+		return User{}, err
+	}
+	if err := passwordFree(ctx, tx, id, 0); err != nil {
+		return User{}, err
+	}
+	res, err := tx.ExecContext(ctx, `INSERT INTO users (pseudo, pass_id, created_at) VALUES (?, ?, ?)`,
+		pseudo, id, time.Now().UnixMilli())
+	if err != nil {
+		return User{}, storageErr(err)
+	}
+	u := User{Pseudo: pseudo, Salons: []string{}}
+	if u.ID, err = res.LastInsertId(); err != nil {
+		return User{}, err
+	}
+	for _, name := range salons {
+		s, err := salonByName(ctx, tx, name)
+		if err != nil {
+			return User{}, err
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO grants (user_id, salon_id) VALUES (?, ?)`, u.ID, s.ID); err != nil {
+			return User{}, storageErr(err)
+		}
+		u.Salons = append(u.Salons, s.Name)
+	}
+	if err := tx.Commit(); err != nil {
+		return User{}, storageErr(err)
+	}
+	u.Salons = sortedUnique(u.Salons)
+	return u, nil
+}
+
+func sortedUnique(names []string) []string {
+	sort.Slice(names, func(i, j int) bool { return strings.ToLower(names[i]) < strings.ToLower(names[j]) })
+	out := names[:0]
+	for i, n := range names {
+		if i == 0 || !strings.EqualFold(n, names[i-1]) {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+func pseudoFree(ctx context.Context, tx *sql.Tx, pseudo string) error {
+	var taken string
+	err := tx.QueryRowContext(ctx, `SELECT pseudo FROM users WHERE pseudo = ?`, pseudo).Scan(&taken)
+	if isNoRows(err) {
+		return nil
+	}
+	if err != nil {
+		return storageErr(err)
+	}
+	return fmt.Errorf("%w: user %q exists", ErrDuplicate, taken)
+}
+
+// passwordFree returns ErrPasswordInUse if a user other than except has id.
+func passwordFree(ctx context.Context, tx *sql.Tx, id []byte, except int64) error {
+	var one int
+	err := tx.QueryRowContext(ctx, `SELECT 1 FROM users WHERE pass_id = ? AND id != ?`, id, except).Scan(&one)
+	if isNoRows(err) {
+		return nil
+	}
+	if err != nil {
+		return storageErr(err)
+	}
+	return ErrPasswordInUse
+}
+
+// userByName finds a user by pseudo, ignoring case.
+func userByName(ctx context.Context, q querier, pseudo string) (User, error) {
+	var u User
+	if !ValidName(pseudo) {
+		return u, fmt.Errorf("%w: user %q", ErrNotFound, pseudo)
+	}
+	err := q.QueryRowContext(ctx, `SELECT id, pseudo FROM users WHERE pseudo = ?`, pseudo).Scan(&u.ID, &u.Pseudo)
+	if isNoRows(err) {
+		return u, fmt.Errorf("%w: user %q", ErrNotFound, pseudo)
+	}
+	return u, storageErr(err)
+}
+
+// RemoveUser deletes a user and their grants. Their messages stay in the
+// history (the pseudo is inside each blob), the pseudo is free again, and
+// their live sessions end at their next request (Valid turns false).
+func (d *DB) RemoveUser(ctx context.Context, pseudo string) error {
+	tx, err := d.w.BeginTx(ctx, nil)
+	if err != nil {
+		return storageErr(err)
+	}
+	defer tx.Rollback()
+	u, err := userByName(ctx, tx, pseudo)
+	if err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, `DELETE FROM users WHERE id = ?`, u.ID); err != nil {
+		return storageErr(err)
+	}
+	return storageErr(tx.Commit())
+}
+
+// ResetPassword gives a user a new password; their live sessions end at
+// their next request (Valid turns false).
+func (d *DB) ResetPassword(ctx context.Context, pseudo, password string) error {
+	if err := checkPassword(password); err != nil {
+		return err
+	}
+	id, err := d.passwordID(ctx, password)
+	if err != nil {
+		return err
+	}
+	tx, err := d.w.BeginTx(ctx, nil)
+	if err != nil {
+		return storageErr(err)
+	}
+	defer tx.Rollback()
+	u, err := userByName(ctx, tx, pseudo)
+	if err != nil {
+		return err
+	}
+	if err := passwordFree(ctx, tx, id, u.ID); err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE users SET pass_id = ? WHERE id = ?`, id, u.ID); err != nil {
+		return storageErr(err)
+	}
+	return storageErr(tx.Commit())
+}
+
+// Users lists every user with their salons, sorted by pseudo.
+func (d *DB) Users(ctx context.Context) ([]User, error) {
+	rows, err := d.r.QueryContext(ctx, `
+		SELECT u.id, u.pseudo, s.name
+		FROM users u
+		LEFT JOIN grants g ON g.user_id = u.id
+		LEFT JOIN salons s ON s.id = g.salon_id
+		ORDER BY u.pseudo COLLATE NOCASE, u.id, s.name COLLATE NOCASE`)
+	if err != nil {
+		return nil, storageErr(err)
+	}
+	defer rows.Close()
+	users := []User{}
+	for rows.Next() {
+		var id int64
+		var pseudo string
+		var salon sql.NullString
+		if err := rows.Scan(&id, &pseudo, &salon); err != nil {
+			return nil, storageErr(err)
+		}
+		if len(users) == 0 || users[len(users)-1].ID != id {
+			users = append(users, User{ID: id, Pseudo: pseudo, Salons: []string{}})
+		}
+		if salon.Valid {
+			u := &users[len(users)-1]
+			u.Salons = append(u.Salons, salon.String)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, storageErr(err)
+	}
+	return users, nil
+}
+
+// User returns one user by pseudo (ignoring case) with their salons, or ErrNotFound.
+func (d *DB) User(ctx context.Context, pseudo string) (User, error) {
+	u, err := userByName(ctx, d.r, pseudo)
+	if err != nil {
+		return u, err
+	}
+	salons, err := d.UserSalons(ctx, u.ID)
+	if err != nil {
+		return u, err
+	}
+	u.Salons = make([]string, len(salons))
+	for i, s := range salons {
+		u.Salons[i] = s.Name
+	}
+	return u, nil
+}
