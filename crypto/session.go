@@ -80,6 +80,21 @@ func NewSessionKeys() (*SessionKeys, error) {
 	return k, nil
 }
 
+// sessionKeysFromSeeds builds session keys from fixed private material, for
+// known-answer tests.
+func sessionKeysFromSeeds(boxPriv, signSeed []byte) *SessionKeys {
+	k := &SessionKeys{}
+	copy(k.boxPriv[:], boxPriv)
+	pub, err := curve25519.X25519(k.boxPriv[:], curve25519.Basepoint)
+	if err != nil {
+		panic(err)
+	}
+	copy(k.boxPub[:], pub)
+	k.signPriv = ed25519.NewKeyFromSeed(signSeed)
+	copy(k.signPub[:], k.signPriv[32:])
+	return k
+}
+
 // Erase overwrites the private keys. The keys are unusable afterwards.
 func (k *SessionKeys) Erase() {
 	if k == nil {
@@ -150,6 +165,13 @@ const signedPrefix = 2 + 8 + 8
 // returns nil once the channel is erased (a session that ended has nothing
 // more to say).
 func (c *Channel) Seal(body []byte) []byte {
+	var nonce [24]byte
+	_, _ = rand.Read(nonce[:]) // crypto/rand.Read never fails (Go 1.24+)
+	return c.seal(body, &nonce)
+}
+
+// seal is Seal with a given nonce, for known-answer tests.
+func (c *Channel) seal(body []byte, nonce *[24]byte) []byte {
 	c.sendMu.Lock()
 	defer c.sendMu.Unlock()
 	if c.erased || c.sendSeq == ^uint64(0) {
@@ -168,12 +190,10 @@ func (c *Channel) Seal(body []byte) []byte {
 	signed := plain[:len(plain)-ed25519.SignatureSize]
 	copy(plain[len(signed):], ed25519.Sign(c.own.signPriv, signed))
 
-	var nonce [24]byte
-	_, _ = rand.Read(nonce[:]) // crypto/rand.Read never fails (Go 1.24+)
 	out := make([]byte, SealedHeaderSize, len(plain)-signedPrefix+SealedHeaderSize+box.Overhead)
 	copy(out, plain[:signedPrefix])
 	copy(out[signedPrefix:], nonce[:])
-	out = box.SealAfterPrecomputation(out, plain[signedPrefix:], &nonce, &c.shared)
+	out = box.SealAfterPrecomputation(out, plain[signedPrefix:], nonce, &c.shared)
 	clear(plain)
 	return out
 }

@@ -65,7 +65,7 @@ func FrameLen(n int) int {
 	chars := base64.RawURLEncoding.EncodedLen(n)
 	for i := 1; chars > 0; i++ {
 		c := min(chars, PortionSize)
-		digits := len(strconv.Itoa(i))
+		digits := len(appendDecimal(make([]byte, 0, 20), i))
 		// MESS<i>//<c chars>\\MESS<i>\n
 		total += 4 + digits + 2 + c + 2 + 4 + digits + 1
 		chars -= c
@@ -89,14 +89,25 @@ func AppendFrame(dst, payload []byte) []byte {
 		chunk := payload[:min(len(payload), portionBytes)]
 		payload = payload[len(chunk):]
 		dst = append(dst, "MESS"...)
-		dst = strconv.AppendInt(dst, int64(i), 10)
+		dst = appendDecimal(dst, i)
 		dst = append(dst, "//"...)
 		dst = b64.AppendEncode(dst, chunk)
 		dst = append(dst, `\\MESS`...)
-		dst = strconv.AppendInt(dst, int64(i), 10)
+		dst = appendDecimal(dst, i)
 		dst = append(dst, '\n')
 	}
 	return append(dst, endLine+"\n"...)
+}
+
+// appendDecimal appends n >= 1 in decimal without allocating.
+func appendDecimal(dst []byte, n int) []byte {
+	var buf [20]byte
+	i := len(buf)
+	for ; n > 0; n /= 10 {
+		i--
+		buf[i] = byte('0' + n%10)
+	}
+	return append(dst, buf[i:]...)
 }
 
 // WriteFrame writes the frame for payload with a single Write, so frames
