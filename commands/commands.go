@@ -8,6 +8,7 @@ func allCommands() []*cli.Command {
 		// init, user, salon, export, backup, fingerprint, passphrase: admin (foundation)
 		// serve: the server
 		// chat: the client
+		chatCommand(),
 	}
 }
 

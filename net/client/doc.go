@@ -1,0 +1,10 @@
+// Package client is the client end of the Librecord wire protocol
+// (PROTOCOL.md sections 2, 3, 5 and 6): it dials a server, exchanges hellos,
+// checks the server's identity, logs in, matches answers to requests by
+// "re", resumes a session on a new connection, says bye and erases the
+// session keys. It knows sockets and envelopes but no chat policy: retrying,
+// outboxes and reconnect timing belong to package repl.
+//
+// Most callers use Dial, then Session.Login, then the request methods
+// (Send, Fetch, Salons, Who) and Session.Bye.
+package client

@@ -1,0 +1,640 @@
+package client
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"encoding/json"
+	"errors"
+	"fmt"
+	stdnet "net"
+	"sync"
+	"time"
+
+	"librecord/crypto"
+	lnet "librecord/net"
+)
+
+// DefaultPort is the protocol's TCP port (PROTOCOL.md section 1).
+const DefaultPort = "7447"
+
+// ErrConnLost is returned for a request whose connection died before its
+// answer came, or that went unanswered past its deadline (PROTOCOL.md 5:
+// a fetch unanswered within its wait plus the reply margin means the
+// connection is dead). The session may be resumed.
+var ErrConnLost = errors.New("connection lost")
+
+// ErrNotConnected is returned for a request made while the session has no
+// connection (after a loss, before Resume).
+var ErrNotConnected = errors.New("not connected")
+
+// ErrClosed is returned once the session's keys are erased (Bye or Close).
+var ErrClosed = errors.New("session closed")
+
+// ServerError is an error answer of the server (PROTOCOL.md 3.7).
+type ServerError struct {
+	Code    string
+	Message string
+}
+
+func (e *ServerError) Error() string {
+	if e.Message == "" {
+		return "server error " + e.Code
+	}
+	return e.Message + " (" + e.Code + ")"
+}
+
+// IsCode reports whether err is a ServerError with the given code.
+func IsCode(err error, code string) bool {
+	var se *ServerError
+	return errors.As(err, &se) && se.Code == code
+}
+
+// ProtocolError is returned when the server's answer breaks PROTOCOL.md
+// (a wrong status, an answer of the wrong kind). It is not retried.
+type ProtocolError struct{ Msg string }
+
+func (e *ProtocolError) Error() string { return "protocol violation by server: " + e.Msg }
+
+// Config says where and how to connect. Zero durations take the defaults.
+type Config struct {
+	// Addr is host:port, used as given to key the known-servers file.
+	Addr string
+	// CheckIdentity decides whether the server's long-lived identity key
+	// is acceptable for Addr (section 6). Required.
+	CheckIdentity func(addr string, identity ed25519.PublicKey) error
+	// MaxPortions bounds the frames read from the server.
+	MaxPortions int
+	// DialTimeout bounds the TCP connect and the hello exchange.
+	DialTimeout time.Duration
+	// ReplyMargin is how long an answer may take beyond a fetch's wait
+	// before the connection counts as dead (PROTOCOL.md 5: 5 s).
+	ReplyMargin time.Duration
+}
+
+func (c *Config) defaults() {
+	if c.MaxPortions <= 0 {
+		c.MaxPortions = lnet.DefaultMaxPortions
+	}
+	if c.DialTimeout <= 0 {
+		c.DialTimeout = 10 * time.Second
+	}
+	if c.ReplyMargin <= 0 {
+		c.ReplyMargin = 5 * time.Second
+	}
+}
+
+// LoginInfo is what the server announced at login (PROTOCOL.md 3.1).
+type LoginInfo struct {
+	Pseudo         string
+	Salons         []string
+	SessionTimeout time.Duration
+	Poll           time.Duration
+}
+
+// Ack is the answer to a send (PROTOCOL.md 3.2).
+type Ack struct {
+	Msg      int64
+	Portions int
+}
+
+// FetchRequest is a fetch (PROTOCOL.md 3.3). Before and After are cursors
+// (0: unset); Wait is only sent with After.
+type FetchRequest struct {
+	Salon  string
+	Limit  int
+	Before int64
+	After  int64
+	Wait   time.Duration
+}
+
+// Messages is the answer to a fetch, oldest first.
+type Messages struct {
+	Salon    string
+	More     bool
+	Messages []lnet.Message
+}
+
+// Session is one protocol session: its keys and counters, and the
+// connection currently carrying it (none after a loss, until Resume).
+// Its methods are safe for concurrent use.
+type Session struct {
+	cfg Config
+
+	// wmu orders sealing and writing: the server refuses a seq lower than
+	// one it accepted, so two envelopes must hit the wire in seal order.
+	wmu    sync.Mutex
+	nextID int64
+
+	// keyMu guards erasing the keys against their use; the channel
+	// itself is safe for concurrent use.
+	keyMu  sync.RWMutex
+	ch     *crypto.Channel
+	erased bool
+
+	mu   sync.Mutex
+	conn *conn // nil while disconnected
+}
+
+// conn is one TCP connection carrying the session, with its reader
+// goroutine and the requests waiting for an answer on it.
+type conn struct {
+	c       stdnet.Conn
+	mu      sync.Mutex
+	pending map[int64]chan response
+	err     error // set once, when the connection dies
+	done    chan struct{}
+}
+
+// response is any answer body; fields unused by an op are zero.
+type response struct {
+	Op               string          `json:"op"`
+	Re               *int64          `json:"re"`
+	Status           string          `json:"status"`
+	Pseudo           string          `json:"pseudo"`
+	Salons           json.RawMessage `json:"salons"`
+	SessionTimeoutMS int64           `json:"session_timeout_ms"`
+	PollMS           int64           `json:"poll_ms"`
+	Msg              int64           `json:"msg"`
+	Portions         int             `json:"portions"`
+	Salon            string          `json:"salon"`
+	More             bool            `json:"more"`
+	Messages         []lnet.Message  `json:"messages"`
+	Pseudos          []string        `json:"pseudos"`
+	Code             string          `json:"code"`
+	Message          string          `json:"message"`
+}
+
+func (r *response) asError() error {
+	if r.Op != lnet.OpError {
+		return nil
+	}
+	return &ServerError{Code: r.Code, Message: r.Message}
+}
+
+// Dial connects to cfg.Addr, exchanges hellos and checks the server's
+// identity with cfg.CheckIdentity. The session is not logged in yet.
+func Dial(ctx context.Context, cfg Config) (*Session, error) {
+	cfg.defaults()
+	if cfg.CheckIdentity == nil {
+		return nil, errors.New("client: no identity check configured")
+	}
+	keys, err := crypto.NewSessionKeys()
+	if err != nil {
+		return nil, err
+	}
+	c, err := dialTCP(ctx, cfg)
+	if err != nil {
+		keys.Erase()
+		return nil, err
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			keys.Erase()
+			c.Close()
+		}
+	}()
+	c.SetDeadline(time.Now().Add(cfg.DialTimeout))
+	hello := keys.ClientHello()
+	if err := lnet.WriteFrame(c, hello); err != nil {
+		return nil, fmt.Errorf("connect to %s: %w", cfg.Addr, err)
+	}
+	fr := lnet.NewFrameReader(bufio.NewReader(c), cfg.MaxPortions)
+	payload, _, err := fr.Next()
+	if err != nil {
+		return nil, fmt.Errorf("connect to %s: read server hello: %w", cfg.Addr, err)
+	}
+	if len(payload) >= 2 && payload[0] == crypto.KindPlainError {
+		return nil, plainError(payload)
+	}
+	peer, identity, err := crypto.ParseServerHello(payload, hello)
+	if err != nil {
+		return nil, fmt.Errorf("connect to %s: %w", cfg.Addr, err)
+	}
+	if err := cfg.CheckIdentity(cfg.Addr, identity); err != nil {
+		return nil, err
+	}
+	c.SetDeadline(time.Time{})
+	s := &Session{cfg: cfg, ch: crypto.NewChannel(keys, peer)}
+	s.attach(c, fr)
+	ok = true
+	return s, nil
+}
+
+func dialTCP(ctx context.Context, cfg Config) (stdnet.Conn, error) {
+	d := stdnet.Dialer{Timeout: cfg.DialTimeout}
+	c, err := d.DialContext(ctx, "tcp", cfg.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("connect to %s: %w", cfg.Addr, err)
+	}
+	return c, nil
+}
+
+// plainError decodes an 'E' envelope.
+func plainError(payload []byte) error {
+	if len(payload) < 2 || payload[1] != crypto.ProtocolVersion {
+		return &ProtocolError{Msg: "plain error of unknown version"}
+	}
+	var r response
+	if err := json.Unmarshal(payload[2:], &r); err != nil || r.Op != lnet.OpError {
+		return &ProtocolError{Msg: "malformed plain error"}
+	}
+	return &ServerError{Code: r.Code, Message: r.Message}
+}
+
+// attach makes c the session's connection and starts reading it.
+func (s *Session) attach(c stdnet.Conn, fr *lnet.FrameReader) {
+	cn := &conn{c: c, pending: map[int64]chan response{}, done: make(chan struct{})}
+	s.mu.Lock()
+	s.conn = cn
+	s.mu.Unlock()
+	go s.read(cn, fr)
+}
+
+// read dispatches the answers arriving on cn until it dies.
+func (s *Session) read(cn *conn, fr *lnet.FrameReader) {
+	for {
+		payload, _, err := fr.Next()
+		if err != nil {
+			s.drop(cn, ErrConnLost)
+			return
+		}
+		if len(payload) < 2 || payload[0] != crypto.KindSealed || payload[1] != crypto.ProtocolVersion {
+			// The server only sends plain envelopes on connections
+			// without a session: this one is confused. Start over.
+			s.drop(cn, ErrConnLost)
+			return
+		}
+		body, err := s.open(payload)
+		if err != nil {
+			// PROTOCOL.md 2.2: drop it and close the connection.
+			s.drop(cn, ErrConnLost)
+			return
+		}
+		var r response
+		if err := json.Unmarshal(body, &r); err != nil || r.Op == "" {
+			s.drop(cn, ErrConnLost)
+			return
+		}
+		if r.Re == nil {
+			// An error without re (crypto, frame, bad_request) means a
+			// request of ours was dropped unanswered: the connection can
+			// no longer be trusted to answer. Resuming starts clean.
+			s.drop(cn, ErrConnLost)
+			return
+		}
+		cn.mu.Lock()
+		ch := cn.pending[*r.Re]
+		delete(cn.pending, *r.Re)
+		cn.mu.Unlock()
+		if ch != nil {
+			ch <- r
+		}
+	}
+}
+
+func (s *Session) open(payload []byte) ([]byte, error) {
+	s.keyMu.RLock()
+	defer s.keyMu.RUnlock()
+	if s.erased {
+		return nil, ErrClosed
+	}
+	return s.ch.Open(payload)
+}
+
+// seal seals body, or returns ErrClosed once the keys are erased.
+func (s *Session) seal(body []byte) ([]byte, error) {
+	s.keyMu.RLock()
+	defer s.keyMu.RUnlock()
+	if s.erased {
+		return nil, ErrClosed
+	}
+	return s.ch.Seal(body), nil
+}
+
+// drop kills cn (if it is still alive) and fails its waiting requests.
+func (s *Session) drop(cn *conn, err error) {
+	cn.mu.Lock()
+	if cn.err != nil {
+		cn.mu.Unlock()
+		return
+	}
+	cn.err = err
+	pending := cn.pending
+	cn.pending = nil
+	close(cn.done)
+	cn.mu.Unlock()
+	cn.c.Close()
+	for _, ch := range pending {
+		close(ch)
+	}
+	s.mu.Lock()
+	if s.conn == cn {
+		s.conn = nil
+	}
+	s.mu.Unlock()
+}
+
+// Connected reports whether the session currently has a live connection.
+func (s *Session) Connected() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.conn != nil
+}
+
+// Disconnect closes the current connection (if any) without ending the
+// session: the server keeps it for its timeout, and Resume may pick it up.
+func (s *Session) Disconnect() {
+	s.mu.Lock()
+	cn := s.conn
+	s.mu.Unlock()
+	if cn != nil {
+		s.drop(cn, ErrConnLost)
+	}
+}
+
+// request is the JSON of every request; unused fields are omitted.
+type request struct {
+	Op       string `json:"op"`
+	ID       int64  `json:"id"`
+	Password string `json:"password,omitempty"`
+	Salon    string `json:"salon,omitempty"`
+	Text     string `json:"text,omitempty"`
+	CID      string `json:"cid,omitempty"`
+	Limit    int    `json:"limit,omitempty"`
+	Before   int64  `json:"before,omitempty"`
+	After    int64  `json:"after,omitempty"`
+	WaitMS   int64  `json:"wait_ms,omitempty"`
+}
+
+// encode writes a body without HTML escaping (PROTOCOL.md 2.2).
+func encode(v any) []byte {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		panic(err) // request only holds strings and integers
+	}
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n"))
+}
+
+// do sends req on the current connection and waits for its answer, for at
+// most wait plus the reply margin; past that the connection is dropped as
+// dead and ErrConnLost returned.
+func (s *Session) do(ctx context.Context, req request, wait time.Duration) (response, error) {
+	s.mu.Lock()
+	cn := s.conn
+	s.mu.Unlock()
+	if cn == nil {
+		if s.isErased() {
+			return response{}, ErrClosed
+		}
+		return response{}, ErrNotConnected
+	}
+	ch := make(chan response, 1)
+	timeout := wait + s.cfg.ReplyMargin
+
+	s.wmu.Lock()
+	s.nextID++
+	req.ID = s.nextID
+	cn.mu.Lock()
+	if cn.err != nil {
+		cn.mu.Unlock()
+		s.wmu.Unlock()
+		return response{}, ErrConnLost
+	}
+	cn.pending[req.ID] = ch
+	cn.mu.Unlock()
+	env, err := s.seal(encode(req))
+	if err != nil {
+		s.wmu.Unlock()
+		return response{}, err
+	}
+	cn.c.SetWriteDeadline(time.Now().Add(timeout))
+	err = lnet.WriteFrame(cn.c, env)
+	s.wmu.Unlock()
+	if err != nil {
+		s.drop(cn, ErrConnLost)
+		return response{}, ErrConnLost
+	}
+
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+	select {
+	case r, ok := <-ch:
+		if !ok {
+			return response{}, ErrConnLost
+		}
+		if err := r.asError(); err != nil {
+			return r, err
+		}
+		return r, nil
+	case <-timer.C:
+		s.drop(cn, ErrConnLost)
+		return response{}, ErrConnLost
+	case <-ctx.Done():
+		cn.mu.Lock()
+		if cn.pending != nil {
+			delete(cn.pending, req.ID)
+		}
+		cn.mu.Unlock()
+		return response{}, ctx.Err()
+	}
+}
+
+func (s *Session) isErased() bool {
+	s.keyMu.RLock()
+	defer s.keyMu.RUnlock()
+	return s.erased
+}
+
+func expectOp(r response, op string) error {
+	if r.Op != op {
+		return &ProtocolError{Msg: fmt.Sprintf("answer %q to a request expecting %q", r.Op, op)}
+	}
+	return nil
+}
+
+// Login logs the session in (PROTOCOL.md 3.1). A wrong password is a
+// ServerError of code "auth"; the session stays usable for another try.
+func (s *Session) Login(ctx context.Context, password string) (LoginInfo, error) {
+	r, err := s.do(ctx, request{Op: lnet.OpLogin, Password: password}, 0)
+	if err != nil {
+		return LoginInfo{}, err
+	}
+	if err := expectOp(r, lnet.OpConnected); err != nil {
+		return LoginInfo{}, err
+	}
+	if r.Status != lnet.StatusConnected {
+		return LoginInfo{}, &ProtocolError{Msg: fmt.Sprintf("login status %q, want %q", r.Status, lnet.StatusConnected)}
+	}
+	info := LoginInfo{
+		Pseudo:         r.Pseudo,
+		SessionTimeout: time.Duration(r.SessionTimeoutMS) * time.Millisecond,
+		Poll:           time.Duration(r.PollMS) * time.Millisecond,
+	}
+	if len(r.Salons) > 0 {
+		if err := json.Unmarshal(r.Salons, &info.Salons); err != nil {
+			return LoginInfo{}, &ProtocolError{Msg: "login salons are not a list of names"}
+		}
+	}
+	return info, nil
+}
+
+// Send sends text to salon with the client message id cid (PROTOCOL.md
+// 3.2). Re-sending the same cid after a lost answer is safe.
+func (s *Session) Send(ctx context.Context, salon, text, cid string) (Ack, error) {
+	r, err := s.do(ctx, request{Op: lnet.OpSend, Salon: salon, Text: text, CID: cid}, 0)
+	if err != nil {
+		return Ack{}, err
+	}
+	if err := expectOp(r, lnet.OpAck); err != nil {
+		return Ack{}, err
+	}
+	return Ack{Msg: r.Msg, Portions: r.Portions}, nil
+}
+
+// Fetch fetches messages (PROTOCOL.md 3.3). With After and Wait set the
+// server may hold the answer up to Wait.
+func (s *Session) Fetch(ctx context.Context, f FetchRequest) (Messages, error) {
+	req := request{Op: lnet.OpFetch, Salon: f.Salon, Limit: f.Limit, Before: f.Before, After: f.After}
+	var wait time.Duration
+	if f.After > 0 && f.Wait > 0 {
+		req.WaitMS = f.Wait.Milliseconds()
+		wait = f.Wait
+	}
+	r, err := s.do(ctx, req, wait)
+	if err != nil {
+		return Messages{}, err
+	}
+	if err := expectOp(r, lnet.OpMessages); err != nil {
+		return Messages{}, err
+	}
+	return Messages{Salon: r.Salon, More: r.More, Messages: r.Messages}, nil
+}
+
+// Salons lists the salons the user may open with their newest message id.
+func (s *Session) Salons(ctx context.Context) ([]lnet.SalonInfo, error) {
+	r, err := s.do(ctx, request{Op: lnet.OpSalons}, 0)
+	if err != nil {
+		return nil, err
+	}
+	if err := expectOp(r, lnet.OpSalons); err != nil {
+		return nil, err
+	}
+	var out []lnet.SalonInfo
+	if len(r.Salons) > 0 {
+		if err := json.Unmarshal(r.Salons, &out); err != nil {
+			return nil, &ProtocolError{Msg: "salons answer is not a list of salons"}
+		}
+	}
+	return out, nil
+}
+
+// Who lists the users with a live session who may open salon.
+func (s *Session) Who(ctx context.Context, salon string) ([]string, error) {
+	r, err := s.do(ctx, request{Op: lnet.OpWho, Salon: salon}, 0)
+	if err != nil {
+		return nil, err
+	}
+	if err := expectOp(r, lnet.OpWho); err != nil {
+		return nil, err
+	}
+	return r.Pseudos, nil
+}
+
+// Resume carries the session over a new TCP connection (PROTOCOL.md 3.5),
+// closing the current one if any. When the server no longer knows the
+// session it returns a ServerError of code "unknown_session": erase the
+// keys and log in anew.
+func (s *Session) Resume(ctx context.Context) error {
+	s.Disconnect()
+	if s.isErased() {
+		return ErrClosed
+	}
+	c, err := dialTCP(ctx, s.cfg)
+	if err != nil {
+		return err
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			c.Close()
+		}
+	}()
+	c.SetDeadline(time.Now().Add(s.cfg.ReplyMargin))
+	s.wmu.Lock()
+	s.nextID++
+	id := s.nextID
+	env, err := s.seal(encode(request{Op: lnet.OpResume, ID: id}))
+	if err == nil {
+		err = lnet.WriteFrame(c, env)
+	}
+	s.wmu.Unlock()
+	if errors.Is(err, ErrClosed) {
+		return err
+	}
+	if err != nil {
+		return fmt.Errorf("resume: %w", err)
+	}
+	stop := context.AfterFunc(ctx, func() { c.SetDeadline(time.Now()) })
+	defer stop()
+	fr := lnet.NewFrameReader(bufio.NewReader(c), s.cfg.MaxPortions)
+	payload, _, err := fr.Next()
+	if err != nil {
+		return fmt.Errorf("resume: %w", err)
+	}
+	if len(payload) >= 1 && payload[0] == crypto.KindPlainError {
+		return plainError(payload)
+	}
+	if len(payload) < 2 || payload[0] != crypto.KindSealed || payload[1] != crypto.ProtocolVersion {
+		return &ProtocolError{Msg: "resume answered with an unknown envelope"}
+	}
+	body, err := s.open(payload)
+	if err != nil {
+		return &ProtocolError{Msg: "resume answer failed authentication"}
+	}
+	var r response
+	if err := json.Unmarshal(body, &r); err != nil {
+		return &ProtocolError{Msg: "resume answer is not JSON"}
+	}
+	if err := r.asError(); err != nil {
+		return err
+	}
+	if r.Op != lnet.OpResumed || r.Re == nil || *r.Re != id {
+		return &ProtocolError{Msg: fmt.Sprintf("resume answered with %q", r.Op)}
+	}
+	if r.Status != lnet.StatusConnected {
+		return &ProtocolError{Msg: fmt.Sprintf("resume status %q, want %q", r.Status, lnet.StatusConnected)}
+	}
+	c.SetDeadline(time.Time{})
+	stop()
+	s.attach(c, fr)
+	ok = true
+	return nil
+}
+
+// Bye ends the session (PROTOCOL.md 3.6) and erases its keys, whether or
+// not the server answered.
+func (s *Session) Bye(ctx context.Context) error {
+	_, err := s.do(ctx, request{Op: lnet.OpBye}, 0)
+	s.Close()
+	if errors.Is(err, ErrNotConnected) {
+		return nil
+	}
+	return err
+}
+
+// Close drops the connection and erases the session keys without telling
+// the server (it forgets the session after its timeout).
+func (s *Session) Close() {
+	s.Disconnect()
+	s.keyMu.Lock()
+	defer s.keyMu.Unlock()
+	if !s.erased {
+		s.erased = true
+		s.ch.Erase()
+	}
+}

@@ -1,0 +1,708 @@
+package repl
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"librecord/crypto"
+	lnet "librecord/net"
+	"librecord/net/client"
+)
+
+// Session is what the REPL needs of a protocol session; *client.Session
+// implements it, tests use a fake.
+type Session interface {
+	Login(ctx context.Context, password string) (client.LoginInfo, error)
+	Send(ctx context.Context, salon, text, cid string) (client.Ack, error)
+	Fetch(ctx context.Context, f client.FetchRequest) (client.Messages, error)
+	Salons(ctx context.Context) ([]lnet.SalonInfo, error)
+	Who(ctx context.Context, salon string) ([]string, error)
+	Resume(ctx context.Context) error
+	Bye(ctx context.Context) error
+	Close()
+}
+
+// AskTrust asks the person whether to trust a server seen for the first
+// time.
+type AskTrust func(addr, fingerprint string) (bool, error)
+
+// Dialer opens a new session (connection, hellos, identity check). ask is
+// nil when there is nobody to ask.
+type Dialer func(ctx context.Context, ask AskTrust) (Session, error)
+
+// Config is the chat's settings. Zero durations take the value the server
+// announced at login, or the protocol's default.
+type Config struct {
+	Addr  string
+	Salon string
+	// SalonGiven: the salon was asked for explicitly (not the default).
+	SalonGiven bool
+	// Poll is the fetch cadence (default: poll_ms from login, else 3 s).
+	Poll time.Duration
+	// ReconnectWindow is how long resuming is tried (default:
+	// session_timeout_ms minus 5 s, else 25 s).
+	ReconnectWindow time.Duration
+	// ReloginDelay is the wait between giving up resuming and logging in
+	// again (default 7 s).
+	ReloginDelay time.Duration
+	// RetryDelay is the pause between resume or login attempts and before
+	// re-sending a message the server refused for now (default 1 s).
+	RetryDelay time.Duration
+	// Password reads the password without asking (password file or
+	// environment); nil means ask the person.
+	Password func() (string, error)
+	// PasswordSource names where Password reads from, for messages.
+	PasswordSource string
+	// Location is the time zone of displayed times (default Local).
+	Location *time.Location
+}
+
+func (c *Config) defaults() {
+	if c.ReloginDelay <= 0 {
+		c.ReloginDelay = 7 * time.Second
+	}
+	if c.RetryDelay <= 0 {
+		c.RetryDelay = time.Second
+	}
+	if c.Location == nil {
+		c.Location = time.Local
+	}
+}
+
+// Connection states of the reconnect state machine.
+type connState int
+
+const (
+	stOnline       connState = iota
+	stResuming               // connection lost, resuming within the window
+	stReloginWait            // resume failed, waiting the relogin delay
+	stNeedPassword           // waiting for the person to give the password
+	stLoggingIn              // dialing and logging in again
+	stClosed                 // quitting
+)
+
+// front is what differs between the interactive and the scripted chat:
+// how things are shown.
+type front interface {
+	// message shows an incoming message; own is the outbox item it
+	// confirms, when it is one the user sent from this client.
+	message(salon string, m lnet.Message, own *Item)
+	// notice tells the user something (a line of its own).
+	notice(text string)
+	// status shows the countdown line; "" ends it.
+	status(text string)
+	// failed reports a message the server refused for good.
+	failed(it *Item, err error)
+}
+
+// engine is the chat's state machine: the session, the open salon, the
+// poller, the outbox and the reconnect logic. All its fields belong to the
+// goroutine running loop; other goroutines talk to it with post.
+type engine struct {
+	cfg   Config
+	dial  Dialer
+	front front
+
+	ctx    context.Context
+	events chan func()
+	stop   chan struct{} // closed when loop returns
+
+	sess   Session
+	info   client.LoginInfo
+	state  connState
+	epoch  int // bumped on every connection change; stale events are dropped
+	salons []string
+	salon  string
+
+	seen   map[string]int64 // per salon: newest message id seen
+	oldest map[string]int64 // per salon: oldest message id shown
+	opened map[string]bool  // salon whose last messages were shown
+	// showInitial: show the last messages when a salon opens (scripted
+	// use only shows what arrives after it started).
+	showInitial bool
+	fetchLimit  int
+
+	pollCancel context.CancelFunc
+	pollSalon  string
+
+	out      Outbox
+	inFlight *Item           // the send waiting for its answer
+	retrying bool            // a re-send is scheduled
+	acked    map[int64]*Item // message ids of our acked sends not shown yet
+	held     []lnet.Message  // fetched messages waiting for an ack to decide
+	heldFor  string          // salon of held
+
+	deadline time.Time // end of the current countdown
+	gaveUpAt time.Time // scripted: stop trying to log in again after this
+
+	done    bool
+	exitErr error
+	// onIdle is called when the outbox is empty and nothing is in flight.
+	onIdle func()
+	// onDone is called when an item leaves the outbox (acked or refused).
+	onDone func(*Item)
+	// askPassword asks the person for the password (interactive use).
+	askPassword func()
+	// giveUp: stop trying to log in again after a reconnect window
+	// (scripted use), rather than trying for ever.
+	giveUp bool
+}
+
+func newEngine(ctx context.Context, cfg Config, dial Dialer, f front) *engine {
+	cfg.defaults()
+	return &engine{
+		cfg: cfg, dial: dial, front: f, ctx: ctx,
+		events:     make(chan func(), 64),
+		stop:       make(chan struct{}),
+		seen:       map[string]int64{},
+		oldest:     map[string]int64{},
+		opened:     map[string]bool{},
+		acked:      map[int64]*Item{},
+		fetchLimit: 50,
+		state:      stClosed,
+	}
+}
+
+// post runs f on the loop's goroutine. It never blocks once the loop is
+// over.
+func (e *engine) post(f func()) {
+	select {
+	case e.events <- f:
+	case <-e.stop:
+	}
+}
+
+// after posts f after d.
+func (e *engine) after(d time.Duration, f func()) {
+	time.AfterFunc(d, func() { e.post(f) })
+}
+
+// loop runs events until quit. It returns the error quit was given.
+func (e *engine) loop() error {
+	defer close(e.stop)
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for !e.done {
+		select {
+		case f := <-e.events:
+			f()
+		case <-tick.C:
+			e.showCountdown()
+		case <-e.ctx.Done():
+			e.quit(nil)
+		}
+	}
+	return e.exitErr
+}
+
+// quit ends the loop; the caller says bye afterwards.
+func (e *engine) quit(err error) {
+	if e.done {
+		return
+	}
+	e.done = true
+	e.exitErr = err
+	if e.pollCancel != nil {
+		e.pollCancel()
+	}
+}
+
+// finish says bye (when online) or just erases the keys.
+func (e *engine) finish(timeout time.Duration) {
+	if e.sess == nil {
+		return
+	}
+	if e.state == stOnline {
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		e.sess.Bye(ctx)
+		cancel()
+	}
+	e.sess.Close()
+	e.sess = nil
+	e.state = stClosed
+}
+
+func (e *engine) poll() time.Duration {
+	switch {
+	case e.cfg.Poll > 0:
+		return e.cfg.Poll
+	case e.info.Poll > 0:
+		return e.info.Poll
+	}
+	return 3 * time.Second
+}
+
+// wait is the long-poll wait: the cadence minus half a second of margin,
+// so that a fetch still goes out at least every poll (PROTOCOL.md 5).
+func (e *engine) wait() time.Duration {
+	w := e.poll() - 500*time.Millisecond
+	if w > 25*time.Second {
+		w = 25 * time.Second
+	}
+	if w < 0 {
+		w = 0
+	}
+	return w
+}
+
+func (e *engine) window() time.Duration {
+	switch {
+	case e.cfg.ReconnectWindow > 0:
+		return e.cfg.ReconnectWindow
+	case e.info.SessionTimeout > 5*time.Second:
+		return e.info.SessionTimeout - 5*time.Second
+	}
+	return 25 * time.Second
+}
+
+// adopt makes sess, just logged in, the session in use.
+func (e *engine) adopt(sess Session, info client.LoginInfo) {
+	e.sess = sess
+	e.info = info
+	e.salons = append([]string(nil), info.Salons...)
+	e.state = stOnline
+	e.epoch++
+}
+
+// loginErrorFatal reports whether a login error should stop the program
+// rather than be retried.
+func loginErrorFatal(err error) bool {
+	var changed *crypto.KeyMismatchError
+	var pinned *client.PinnedMismatchError
+	var unknown *client.UnknownServerError
+	var proto *client.ProtocolError
+	return errors.As(err, &changed) || errors.As(err, &unknown) || errors.As(err, &proto) ||
+		errors.As(err, &pinned) || errors.Is(err, client.ErrNotTrusted) ||
+		errors.Is(err, crypto.ErrBadIdentity) || errors.Is(err, crypto.ErrBadHello)
+}
+
+// baseline records, for salons not seen yet, their newest message id, so
+// that /salons counts what arrived since login.
+func (e *engine) baseline() {
+	sess, ep := e.sess, e.epoch
+	go func() {
+		ctx, cancel := context.WithTimeout(e.ctx, 10*time.Second)
+		defer cancel()
+		infos, err := sess.Salons(ctx)
+		if err != nil {
+			return
+		}
+		e.post(func() {
+			if ep != e.epoch {
+				return
+			}
+			for _, s := range infos {
+				if _, ok := e.seen[s.Name]; !ok {
+					e.seen[s.Name] = s.Last
+				}
+			}
+		})
+	}()
+}
+
+// open makes salon the open one and (re)starts the poller on it.
+func (e *engine) open(salon string) {
+	e.flushHeld()
+	e.salon = salon
+	e.startPoller()
+}
+
+// startPoller (re)starts the goroutine that long-polls the open salon.
+func (e *engine) startPoller() {
+	if e.pollCancel != nil {
+		e.pollCancel()
+		e.pollCancel = nil
+	}
+	if e.state != stOnline || e.salon == "" {
+		return
+	}
+	ctx, cancel := context.WithCancel(e.ctx)
+	e.pollCancel = cancel
+	sess, salon, ep := e.sess, e.salon, e.epoch
+	after := int64(0)
+	initial := !e.opened[salon]
+	if !initial {
+		after = e.seen[salon]
+	}
+	wait, poll, limit := e.wait(), e.poll(), e.fetchLimit
+	go func() {
+		for {
+			req := client.FetchRequest{Salon: salon, Limit: limit, After: after, Wait: wait}
+			if after == 0 {
+				// First look at the salon, or an empty salon: its latest
+				// messages (there is no id to wait after).
+				req = client.FetchRequest{Salon: salon, Limit: 10}
+			}
+			start := time.Now()
+			res, err := sess.Fetch(ctx, req)
+			if ctx.Err() != nil {
+				return
+			}
+			first := initial
+			e.post(func() { e.onFetched(ep, salon, first, res, err) })
+			if err != nil {
+				return
+			}
+			initial = false
+			if n := len(res.Messages); n > 0 {
+				after = res.Messages[n-1].ID
+				continue // what is new shows at once: park again
+			}
+			if req.Wait > 0 && time.Since(start) >= req.Wait/2 {
+				continue // the wait served as the cadence
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(poll - time.Since(start)):
+			}
+		}
+	}()
+}
+
+func (e *engine) onFetched(ep int, salon string, initial bool, res client.Messages, err error) {
+	if ep != e.epoch || salon != e.salon || e.done {
+		return
+	}
+	if err != nil {
+		e.requestFailed(err, func(err error) {
+			e.front.notice(fmt.Sprintf("cannot read salon %s: %v", salon, err))
+			if e.pollCancel != nil {
+				e.pollCancel()
+				e.pollCancel = nil
+			}
+		})
+		return
+	}
+	msgs := res.Messages
+	if n := len(msgs); n > 0 {
+		if msgs[n-1].ID > e.seen[salon] {
+			e.seen[salon] = msgs[n-1].ID
+		}
+		if o := e.oldest[salon]; o == 0 || msgs[0].ID < o {
+			e.oldest[salon] = msgs[0].ID
+		}
+	}
+	if initial {
+		e.opened[salon] = true
+		if !e.showInitial {
+			return
+		}
+		if len(msgs) == 0 {
+			e.front.notice(salon + " has no messages yet")
+		}
+	}
+	e.held = append(e.held, msgs...)
+	e.heldFor = salon
+	e.drain()
+}
+
+// drain shows the held messages in order. A message by our own pseudo
+// while a send is in flight waits for that send's answer, so that it can be
+// recognised as the message we sent (scripted use does not echo it; the
+// terminal turns the pending line into it).
+func (e *engine) drain() {
+	for len(e.held) > 0 {
+		m := e.held[0]
+		own := e.acked[m.ID]
+		if own == nil && e.inFlight != nil && !m.System && m.Pseudo == e.info.Pseudo {
+			return
+		}
+		e.held = e.held[1:]
+		delete(e.acked, m.ID)
+		e.front.message(e.heldFor, m, own)
+	}
+}
+
+// flushHeld shows whatever is held, undecided or not.
+func (e *engine) flushHeld() {
+	for _, m := range e.held {
+		own := e.acked[m.ID]
+		delete(e.acked, m.ID)
+		e.front.message(e.heldFor, m, own)
+	}
+	e.held = nil
+}
+
+// pump sends the outbox head if nothing is in flight. One message at a
+// time keeps them in order whatever the retries.
+func (e *engine) pump() {
+	if e.state != stOnline || e.inFlight != nil || e.retrying || e.done {
+		return
+	}
+	it := e.out.Head()
+	if it == nil {
+		if e.onIdle != nil {
+			e.onIdle()
+		}
+		return
+	}
+	e.inFlight = it
+	sess, ep := e.sess, e.epoch
+	go func() {
+		ack, err := sess.Send(e.ctx, it.Salon, it.Text, it.CID)
+		e.post(func() { e.onSent(ep, it, ack, err) })
+	}()
+}
+
+func (e *engine) onSent(ep int, it *Item, ack client.Ack, err error) {
+	if ep != e.epoch || e.inFlight != it {
+		return // the connection changed meanwhile; the item is re-sent
+	}
+	e.inFlight = nil
+	switch {
+	case err == nil:
+		e.out.Remove(it)
+		e.acked[ack.Msg] = it
+		if e.onDone != nil {
+			e.onDone(it)
+		}
+	case client.IsCode(err, lnet.CodeRateLimited), client.IsCode(err, lnet.CodeUnavailable):
+		// Nothing was stored: wait and send the same message again.
+		e.retrying = true
+		e.after(e.cfg.RetryDelay, func() {
+			e.retrying = false
+			e.pump()
+		})
+	case isConnErr(err):
+		e.connectionLost()
+		return
+	case errors.Is(err, context.Canceled):
+		return
+	default:
+		// forbidden, too_large, bad_request, internal: sending it again
+		// would get the same answer.
+		e.out.Remove(it)
+		e.front.failed(it, err)
+		if e.onDone != nil {
+			e.onDone(it)
+		}
+	}
+	e.drain()
+	e.pump()
+}
+
+func isConnErr(err error) bool {
+	return errors.Is(err, client.ErrConnLost) || errors.Is(err, client.ErrNotConnected) ||
+		errors.Is(err, context.DeadlineExceeded)
+}
+
+// requestFailed handles the error of a request: a lost connection starts
+// the reconnect machine, anything else goes to other.
+func (e *engine) requestFailed(err error, other func(error)) {
+	switch {
+	case isConnErr(err):
+		e.connectionLost()
+	case errors.Is(err, context.Canceled), errors.Is(err, client.ErrClosed):
+	default:
+		other(err)
+	}
+}
+
+// connectionLost starts resuming, for up to the reconnect window.
+func (e *engine) connectionLost() {
+	if e.state != stOnline || e.done {
+		return
+	}
+	e.state = stResuming
+	e.epoch++
+	e.inFlight = nil
+	if e.pollCancel != nil {
+		e.pollCancel()
+		e.pollCancel = nil
+	}
+	e.deadline = time.Now().Add(e.window())
+	e.showCountdown()
+	sess, ep, deadline, retry := e.sess, e.epoch, e.deadline, e.cfg.RetryDelay
+	go func() {
+		for {
+			ctx, cancel := context.WithDeadline(e.ctx, deadline)
+			err := sess.Resume(ctx)
+			cancel()
+			if err == nil || client.IsCode(err, lnet.CodeUnknownSession) || e.ctx.Err() != nil ||
+				errors.Is(err, client.ErrClosed) || client.IsCode(err, lnet.CodeCrypto) || loginErrorFatal(err) {
+				e.post(func() { e.onResume(ep, err) })
+				return
+			}
+			if time.Until(deadline) <= 0 {
+				e.post(func() { e.onResume(ep, err) })
+				return
+			}
+			select {
+			case <-e.ctx.Done():
+			case <-time.After(min(retry, time.Until(deadline))):
+			}
+		}
+	}()
+}
+
+func (e *engine) onResume(ep int, err error) {
+	if ep != e.epoch || e.done {
+		return
+	}
+	if err == nil {
+		e.state = stOnline
+		e.epoch++
+		e.front.notice("the connection was lost; reconnected")
+		e.pump()
+		e.startPoller()
+		return
+	}
+	e.sess.Close() // erase the keys (PROTOCOL.md 5)
+	e.epoch++
+	if client.IsCode(err, lnet.CodeUnknownSession) || client.IsCode(err, lnet.CodeCrypto) {
+		// The server says it no longer has the session (restart, expiry):
+		// the relogin delay would only make the user wait.
+		e.front.notice("the server no longer knows this session (restarted or timed out); logging in again")
+		e.relogin()
+		return
+	}
+	e.state = stReloginWait
+	e.deadline = time.Now().Add(e.cfg.ReloginDelay)
+	e.front.notice(fmt.Sprintf("could not resume the session within %s; keys erased", e.window()))
+	e.showCountdown()
+	e.after(e.cfg.ReloginDelay, func() {
+		if e.state == stReloginWait {
+			e.relogin()
+		}
+	})
+}
+
+// relogin logs in anew from the password source, or asks the person.
+func (e *engine) relogin() {
+	if e.cfg.Password == nil {
+		e.state = stNeedPassword
+		e.front.status("")
+		e.needPassword()
+		return
+	}
+	pw, err := e.cfg.Password()
+	if err != nil {
+		e.quit(fmt.Errorf("read password: %w", err))
+		return
+	}
+	e.startLogin(pw)
+}
+
+// needPassword is set by the interactive chat: ask the person.
+func (e *engine) needPassword() {
+	if e.askPassword != nil {
+		e.askPassword()
+	}
+}
+
+// startLogin dials and logs in with pw in the background.
+func (e *engine) startLogin(pw string) {
+	e.state = stLoggingIn
+	e.epoch++
+	ep := e.epoch
+	go func() {
+		ctx, cancel := context.WithTimeout(e.ctx, e.window())
+		defer cancel()
+		sess, err := e.dial(ctx, nil)
+		var info client.LoginInfo
+		if err == nil {
+			info, err = sess.Login(ctx, pw)
+			if err != nil {
+				sess.Close()
+			}
+		}
+		e.post(func() { e.onLogin(ep, pw, sess, info, err) })
+	}()
+}
+
+func (e *engine) onLogin(ep int, pw string, sess Session, info client.LoginInfo, err error) {
+	if ep != e.epoch || e.done {
+		if err == nil {
+			sess.Close()
+		}
+		return
+	}
+	if err == nil {
+		e.adopt(sess, info)
+		e.gaveUpAt = time.Time{}
+		e.front.notice("logged in again as " + info.Pseudo)
+		if e.salon != "" && canonical(e.salons, e.salon) == "" {
+			e.front.notice("you may no longer open " + e.salon)
+		}
+		e.pump()
+		e.startPoller()
+		return
+	}
+	switch {
+	case client.IsCode(err, lnet.CodeAuth):
+		if e.cfg.Password != nil {
+			e.quit(fmt.Errorf("the password from %s was refused", e.cfg.PasswordSource))
+			return
+		}
+		e.front.notice("wrong password")
+		e.state = stNeedPassword
+		e.needPassword()
+		return
+	case loginErrorFatal(err):
+		e.quit(err)
+		return
+	}
+	// Unreachable, rate limited, timed out: try again a bit later.
+	if e.cfg.Password != nil && e.noRetryAfter() {
+		e.quit(fmt.Errorf("cannot log in again: %w", err))
+		return
+	}
+	e.state = stReloginWait
+	e.deadline = time.Now().Add(e.cfg.RetryDelay)
+	e.front.status(fmt.Sprintf("cannot log in again (%v); retrying", err))
+	e.after(e.cfg.RetryDelay, func() {
+		if e.state == stReloginWait && ep == e.epoch {
+			e.startLogin(pw)
+		}
+	})
+}
+
+// noRetryAfter reports whether the scripted chat should give up logging
+// in: it tries for one reconnect window, then fails so that whoever runs
+// it learns which lines were not sent.
+func (e *engine) noRetryAfter() bool {
+	if !e.giveUp {
+		return false
+	}
+	if e.gaveUpAt.IsZero() {
+		e.gaveUpAt = time.Now().Add(e.window())
+	}
+	return time.Now().After(e.gaveUpAt)
+}
+
+// showCountdown refreshes the status line while disconnected.
+func (e *engine) showCountdown() {
+	left := time.Until(e.deadline).Round(time.Second)
+	if left < 0 {
+		left = 0
+	}
+	waiting := ""
+	if n := e.out.Len(); n == 1 {
+		waiting = ", 1 message waiting"
+	} else if n > 1 {
+		waiting = fmt.Sprintf(", %d messages waiting", n)
+	}
+	switch e.state {
+	case stResuming:
+		e.front.status(fmt.Sprintf("connection lost; reconnecting, %s left%s", fmtSecs(left), waiting))
+	case stReloginWait:
+		e.front.status(fmt.Sprintf("not connected; logging in again in %s%s", fmtSecs(left), waiting))
+	}
+}
+
+func fmtSecs(d time.Duration) string { return fmt.Sprintf("%ds", int(d/time.Second)) }
+
+// canonical returns the salon of list named s, ignoring case as the server
+// does, or "".
+func canonical(list []string, s string) string {
+	for _, x := range list {
+		if strings.EqualFold(x, s) {
+			return x
+		}
+	}
+	return ""
+}

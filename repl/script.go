@@ -1,0 +1,246 @@
+package repl
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	lnet "librecord/net"
+	"librecord/net/client"
+)
+
+// MaxScriptLine bounds one input line of scripted use; longer lines are
+// reported as not sent (no server accepts them in one frame anyway).
+const MaxScriptLine = 1 << 20
+
+// NotSentError lists the input lines a scripted chat could not send.
+type NotSentError struct {
+	Lines []NotSent
+}
+
+// NotSent is one input line that was not sent, and why.
+type NotSent struct {
+	Line   int
+	Reason string
+}
+
+func (e *NotSentError) Error() string {
+	var parts []string
+	for _, l := range e.Lines {
+		parts = append(parts, fmt.Sprintf("line %d (%s)", l.Line, l.Reason))
+	}
+	return fmt.Sprintf("%d line(s) not sent: %s", len(e.Lines), strings.Join(parts, ", "))
+}
+
+// script is the scripted front: messages as lines on out, notices on
+// errOut.
+type script struct {
+	e          *engine
+	out        *bufio.Writer
+	errOut     io.Writer
+	notSent    []NotSent
+	lastStatus string
+	inputDone  bool
+	inputErr   error
+}
+
+// RunScript sends every line of in, in order, as a message to cfg.Salon,
+// and writes the messages arriving meanwhile to out, one per line (see
+// ScriptLine). At the end of in it waits for every ack, says bye and
+// returns nil, or a *NotSentError naming the lines that were not sent.
+// Notices (reconnecting, ...) go to errOut.
+func RunScript(ctx context.Context, cfg Config, dial Dialer, in io.Reader, out, errOut io.Writer) error {
+	if cfg.Password == nil {
+		return errors.New("no password: scripted use reads it from --password-file or LIBRECORD_PASSWORD")
+	}
+	s := &script{out: bufio.NewWriter(out), errOut: errOut}
+	defer s.out.Flush()
+	e := newEngine(ctx, cfg, dial, s)
+	s.e = e
+	e.giveUp = true
+
+	sess, err := dial(ctx, nil)
+	if err != nil {
+		return err
+	}
+	pw, err := cfg.Password()
+	if err != nil {
+		sess.Close()
+		return fmt.Errorf("read password: %w", err)
+	}
+	info, err := sess.Login(ctx, pw)
+	if err != nil {
+		sess.Close()
+		if client.IsCode(err, lnet.CodeAuth) {
+			return fmt.Errorf("the password from %s was refused", cfg.PasswordSource)
+		}
+		return err
+	}
+	e.adopt(sess, info)
+	salon := canonical(info.Salons, cfg.Salon)
+	if salon == "" {
+		e.finish(e.cfg.RetryDelay)
+		return fmt.Errorf("%s may not write in salon %q (their salons: %s)", info.Pseudo, cfg.Salon, strings.Join(info.Salons, ", "))
+	}
+	e.open(salon)
+
+	// At most this many lines wait in memory: a huge input is read as
+	// it is sent.
+	slots := make(chan struct{}, 256)
+	e.onDone = func(*Item) { <-slots }
+	e.onIdle = func() {
+		if s.inputDone {
+			e.quit(s.inputErr)
+		}
+	}
+	go s.read(in, salon, slots)
+
+	err = e.loop()
+	e.finish(5 * time.Second)
+	s.out.Flush()
+	if err != nil && !errors.As(err, new(*NotSentError)) {
+		s.unsent("not sent")
+		if len(s.notSent) > 0 {
+			return fmt.Errorf("%w; %v", err, &NotSentError{Lines: s.notSent})
+		}
+		return err
+	}
+	s.unsent("not sent before the end")
+	if len(s.notSent) > 0 {
+		return &NotSentError{Lines: s.notSent}
+	}
+	return nil
+}
+
+// unsent records what is still in the outbox.
+func (s *script) unsent(reason string) {
+	for _, it := range s.e.out.Items() {
+		s.notSent = append(s.notSent, NotSent{Line: it.Line, Reason: reason})
+	}
+}
+
+// read feeds the input lines to the loop, in order.
+func (s *script) read(in io.Reader, salon string, slots chan struct{}) {
+	br := bufio.NewReaderSize(in, 64<<10)
+	e := s.e
+	for n := 1; ; n++ {
+		line, tooLong, err := readLine(br, MaxScriptLine)
+		if err != nil && line == "" && !tooLong {
+			if errors.Is(err, io.EOF) {
+				err = nil
+			}
+			e.post(func() {
+				s.inputDone = true
+				if err != nil {
+					s.inputErr = fmt.Errorf("read input: %w", err)
+				}
+				e.pump()
+			})
+			return
+		}
+		reason := checkText(line)
+		if tooLong {
+			reason = "line too long"
+		}
+		if line == "" && !tooLong {
+			continue // nothing to send
+		}
+		select {
+		case slots <- struct{}{}:
+		case <-e.stop:
+			return
+		}
+		n := n
+		e.post(func() {
+			if reason != "" {
+				s.notSent = append(s.notSent, NotSent{Line: n, Reason: reason})
+				fmt.Fprintf(s.errOut, "librecord: line %d not sent: %s\n", n, reason)
+				<-slots
+				return
+			}
+			e.out.AddLine(n, salon, line)
+			e.pump()
+		})
+	}
+}
+
+// readLine reads one line without its line end (and a \r before it).
+// Past max bytes the rest of the line is skipped and tooLong set.
+func readLine(br *bufio.Reader, max int) (line string, tooLong bool, err error) {
+	var b []byte
+	for {
+		chunk, err := br.ReadSlice('\n')
+		if len(b)+len(chunk) > max+2 {
+			tooLong = true
+		} else {
+			b = append(b, chunk...)
+		}
+		if errors.Is(err, bufio.ErrBufferFull) {
+			continue
+		}
+		if tooLong {
+			return "", true, err
+		}
+		s := strings.TrimSuffix(string(b), "\n")
+		s = strings.TrimSuffix(s, "\r")
+		if len(s) > max {
+			return "", true, err
+		}
+		if err != nil && len(b) > 0 && errors.Is(err, io.EOF) {
+			err = nil // a last line without line end
+		}
+		return s, false, err
+	}
+}
+
+// checkText says why a line cannot be a message (PROTOCOL.md 3.2), or "".
+func checkText(s string) string {
+	if !utf8.ValidString(s) {
+		return "not valid UTF-8"
+	}
+	for _, r := range s {
+		if r != '\t' && (r < 0x20 || r == 0x7f) {
+			return "control character"
+		}
+	}
+	return ""
+}
+
+func (s *script) message(salon string, m lnet.Message, own *Item) {
+	if own != nil {
+		return // our own line, not an incoming message
+	}
+	s.out.WriteString(ScriptLine(salon, m) + "\n")
+	s.out.Flush()
+}
+
+func (s *script) notice(text string) {
+	s.lastStatus = ""
+	fmt.Fprintf(s.errOut, "librecord: %s\n", text)
+}
+
+// status prints a countdown once per phase, not every second.
+func (s *script) status(text string) {
+	phase := strings.Map(func(r rune) rune {
+		if unicode.IsDigit(r) {
+			return -1
+		}
+		return r
+	}, text)
+	if text == "" || phase == s.lastStatus {
+		return
+	}
+	s.lastStatus = phase
+	fmt.Fprintf(s.errOut, "librecord: %s\n", text)
+}
+
+func (s *script) failed(it *Item, err error) {
+	s.notSent = append(s.notSent, NotSent{Line: it.Line, Reason: err.Error()})
+	fmt.Fprintf(s.errOut, "librecord: line %d not sent: %v\n", it.Line, err)
+}

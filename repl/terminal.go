@@ -1,0 +1,219 @@
+package repl
+
+import (
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+
+	"github.com/peterh/liner"
+	"golang.org/x/term"
+)
+
+// LinerTerminal is the Terminal of a real terminal, with liner as the line
+// editor. liner cannot redraw on demand, but it redraws the prompt, the
+// partial line and the cursor when the window size changes; so text
+// printed while a prompt is up is written above it ("\r\x1b[K" clears the
+// prompt row first) and the process sends itself SIGWINCH (FINDINGS.md).
+// Use it only when stdin and stdout are terminals.
+type LinerTerminal struct {
+	l           *liner.State
+	out         io.Writer
+	historyFile string
+
+	mu         sync.Mutex
+	inPrompt   bool
+	inPassword bool
+	held       []string // printed during a password prompt, shown after
+	last       Mark     // the last block printed
+	lastRows   int      // its height in rows, -1 when unknown
+	closed     bool
+}
+
+// NewLinerTerminal puts the terminal in raw mode and loads the input
+// history from historyFile ("" for none). Close restores the terminal.
+func NewLinerTerminal(historyFile string) *LinerTerminal {
+	l := liner.NewLiner()
+	l.SetCtrlCAborts(true) // so that we know liner printed "^C"
+	l.SetTabCompletionStyle(liner.TabCircular)
+	t := &LinerTerminal{l: l, out: os.Stdout, historyFile: historyFile}
+	if historyFile != "" {
+		if f, err := os.Open(historyFile); err == nil {
+			l.ReadHistory(f)
+			f.Close()
+		}
+	}
+	return t
+}
+
+// Close saves the input history and restores the terminal. It is safe to
+// call more than once and from a signal handler's goroutine.
+func (t *LinerTerminal) Close() error {
+	t.mu.Lock()
+	if t.closed {
+		t.mu.Unlock()
+		return nil
+	}
+	t.closed = true
+	t.mu.Unlock()
+	var err error
+	if t.historyFile != "" {
+		err = t.saveHistory()
+	}
+	if cerr := t.l.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+func (t *LinerTerminal) saveHistory() error {
+	if err := os.MkdirAll(filepath.Dir(t.historyFile), 0o700); err != nil {
+		return err
+	}
+	tmp := t.historyFile + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := t.l.WriteHistory(f); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp, t.historyFile)
+}
+
+// SetCompleter implements Terminal.
+func (t *LinerTerminal) SetCompleter(f func(string) []string) {
+	t.l.SetCompleter(liner.Completer(f))
+}
+
+// ReadLine implements Terminal. Ctrl-C clears the line and asks again.
+func (t *LinerTerminal) ReadLine(prompt string) (string, Mark, error) {
+	for {
+		t.mu.Lock()
+		t.inPrompt = true
+		t.mu.Unlock()
+		line, err := t.l.Prompt(prompt)
+		t.mu.Lock()
+		t.inPrompt = false
+		if errors.Is(err, liner.ErrPromptAborted) {
+			// liner printed "^C" and a line end: rows we did not count.
+			t.last++
+			t.lastRows = -1
+			t.mu.Unlock()
+			continue
+		}
+		if err != nil {
+			t.mu.Unlock()
+			return "", 0, err
+		}
+		t.last++
+		t.lastRows = 1 // single-line mode: the echo is one row
+		m := t.last
+		t.mu.Unlock()
+		if strings.TrimSpace(line) != "" {
+			t.l.AppendHistory(line)
+		}
+		return line, m, nil
+	}
+}
+
+// ReadPassword implements Terminal. Nothing is printed while it is up
+// (liner's password prompt does not redraw); what came meanwhile is shown
+// after.
+func (t *LinerTerminal) ReadPassword(prompt string) (string, error) {
+	t.mu.Lock()
+	t.inPassword = true
+	t.mu.Unlock()
+	pw, err := t.l.PasswordPrompt(prompt)
+	t.mu.Lock()
+	t.inPassword = false
+	t.last++
+	t.lastRows = -1
+	held := t.held
+	t.held = nil
+	t.mu.Unlock()
+	for _, h := range held {
+		t.Print(h)
+	}
+	if errors.Is(err, liner.ErrPromptAborted) {
+		return "", ErrInterrupted
+	}
+	return pw, err
+}
+
+// Print implements Terminal.
+func (t *LinerTerminal) Print(text string) Mark {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.inPassword {
+		t.held = append(t.held, text)
+		return 0
+	}
+	t.write("\r\x1b[K" + crlf(text) + "\r\n")
+	t.last++
+	t.lastRows = t.rows(text)
+	return t.last
+}
+
+// Replace implements Terminal: it moves up over block m (the last one)
+// and writes text in its place.
+func (t *LinerTerminal) Replace(m Mark, text string) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if m == 0 || m != t.last || t.lastRows <= 0 || t.inPassword {
+		return false
+	}
+	t.write("\r\x1b[K" + strings.Repeat("\x1b[1A\r\x1b[K", t.lastRows) + crlf(text) + "\r\n")
+	t.lastRows = t.rows(text)
+	return true
+}
+
+// write writes s and, when a prompt is up, has liner redraw it.
+func (t *LinerTerminal) write(s string) {
+	if t.closed {
+		return
+	}
+	io.WriteString(t.out, s)
+	if t.inPrompt {
+		redraw()
+	}
+}
+
+// rows is how many terminal rows text takes, or -1 when a line may wrap.
+func (t *LinerTerminal) rows(text string) int {
+	cols, _, err := term.GetSize(int(os.Stdout.Fd()))
+	if err != nil || cols <= 0 {
+		return -1
+	}
+	n := 0
+	for _, line := range strings.Split(text, "\n") {
+		if width(line) >= cols {
+			return -1
+		}
+		n++
+	}
+	return n
+}
+
+// width over-estimates the columns line takes: every rune from U+1100 on
+// counts as two (wide scripts, emoji), so that a line that may wrap is
+// never taken for one that does not.
+func width(line string) int {
+	w := 0
+	for _, r := range line {
+		if r >= 0x1100 {
+			w += 2
+		} else {
+			w++
+		}
+	}
+	return w
+}
+
+func crlf(s string) string { return strings.ReplaceAll(s, "\n", "\r\n") }
