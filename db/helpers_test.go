@@ -3,6 +3,8 @@ package db
 import (
 	"database/sql"
 	"testing"
+
+	"librecord/crypto"
 )
 
 // writeForeignSQLite makes an SQLite file that is not ours (WAL mode, as
@@ -30,4 +32,9 @@ func bumpSchema(t *testing.T, path string, version int64) {
 	if _, err := c.Exec(`INSERT INTO goose_db_version (version_id, is_applied) VALUES (?, 1)`, version); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// hashPlain is the bare Argon2id identifier, before the data-key HMAC.
+func hashPlain(d *DB, password string) []byte {
+	return crypto.HashPassword(password, d.pwSalt, d.pwKDF)
 }

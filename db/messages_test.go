@@ -239,7 +239,7 @@ func TestBlobBinding(t *testing.T) {
 		{"SenderChanged", `UPDATE messages SET user_id = user_id + 1 WHERE id = $A`, false},
 		{"TimeChanged", `UPDATE messages SET at = at - 1000 WHERE id = $A`, false},
 		{"RowMovedToOtherSalon", `UPDATE messages SET salon_id = (SELECT id FROM salons WHERE name = 'dev') WHERE id = $B`, true},
-		{"Tampered", `UPDATE messages SET blob = CAST(substr(blob, 1, length(blob) - 1) || x'00' AS BLOB) WHERE id = $A`, false},
+		{"Tampered", `UPDATE messages SET blob = CAST(substr(blob, 1, length(blob) - 1) || iif(substr(blob, -1) = x'00', x'01', x'00') AS BLOB) WHERE id = $A`, false},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
