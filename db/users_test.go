@@ -146,7 +146,10 @@ func TestAdminErrors(t *testing.T) {
 			return err
 		}, ErrInvalidName},
 		{"AddUser/ErrInvalidPassword", func() error { _, err := d.AddUser(ctx, "carol", "short", nil); return err }, ErrInvalidPassword},
-		{"AddUser/ErrNotFound", func() error { _, err := d.AddUser(ctx, "carol", "another password", []string{"general", "nope"}); return err }, ErrNotFound},
+		{"AddUser/ErrNotFound", func() error {
+			_, err := d.AddUser(ctx, "carol", "another password", []string{"general", "nope"})
+			return err
+		}, ErrNotFound},
 		{"RemoveUser/ErrNotFound", func() error { return d.RemoveUser(ctx, "nobody") }, ErrNotFound},
 		{"ResetPassword/ErrNotFound", func() error { return d.ResetPassword(ctx, "nobody", "another password") }, ErrNotFound},
 		{"ResetPassword/ErrInvalidPassword", func() error { return d.ResetPassword(ctx, "alice", "short") }, ErrInvalidPassword},
