@@ -49,11 +49,11 @@ func chatCommand() *cli.Command {
 			&cli.StringFlag{Name: "salon", Value: "general", Usage: "salon to open (and, piped, to send to)"},
 			&cli.StringFlag{Name: "password-file", Usage: "read the password from `FILE` (first line) instead of asking; also LIBRECORD_PASSWORD"},
 			&cli.StringFlag{Name: "trust", Usage: "trust the server if its identity fingerprint is `SHA256:...` (as librecord serve prints it)"},
-			&cli.DurationFlag{Name: "poll", DefaultText: "poll_ms announced by the server", Usage: "fetch at least this `often`"},
-			&cli.DurationFlag{Name: "reconnect-window", DefaultText: "the server's session timeout minus 5s", Usage: "try to resume a lost connection for this `long`"},
-			&cli.DurationFlag{Name: "relogin-delay", Value: 7 * time.Second, Usage: "wait this `long` before logging in again when resuming failed"},
-			&cli.DurationFlag{Name: "reply-timeout", Value: 5 * time.Second, Usage: "a request unanswered this `long` (beyond a fetch's wait) means the connection is dead"},
-			&cli.DurationFlag{Name: "retry-delay", Value: time.Second, Usage: "`pause` between reconnect attempts and before re-sending a rate-limited message"},
+			&cli.DurationFlag{Name: "poll", DefaultText: "poll_ms announced by the server", Usage: "fetch at least this often (a `DURATION` like 3s)"},
+			&cli.DurationFlag{Name: "reconnect-window", DefaultText: "the server's session timeout minus 5s", Usage: "try to resume a lost connection for this `DURATION`"},
+			&cli.DurationFlag{Name: "relogin-delay", Value: 7 * time.Second, Usage: "wait this `DURATION` before logging in again when resuming failed"},
+			&cli.DurationFlag{Name: "reply-timeout", Value: 5 * time.Second, Usage: "a request unanswered this `DURATION` (beyond a fetch's wait) means the connection is dead"},
+			&cli.DurationFlag{Name: "retry-delay", Value: time.Second, Usage: "`DURATION` between reconnect attempts and before re-sending a rate-limited message"},
 		},
 		Action: func(c *cli.Context) error {
 			if c.NArg() > 0 {

@@ -159,8 +159,11 @@ type chat struct {
 	reqs      chan inputReq
 	cont      []string // lines of a message continued with a backslash
 	quitAsked bool
-	lastDay   string
-	status1   Mark // the countdown line, while shown
+	// awaitingLogin: a password was given and no prompt is up until the
+	// login's outcome is known.
+	awaitingLogin bool
+	lastDay       string
+	status1       Mark // the countdown line, while shown
 }
 
 type inputReq struct {
@@ -176,6 +179,7 @@ func RunInteractive(ctx context.Context, cfg Config, dial Dialer, term Terminal)
 	c.e = e
 	e.showInitial = true
 	e.askPassword = c.askPassword
+	e.loginDone = c.loginDone
 	term.SetCompleter(func(line string) []string {
 		c.mu.Lock()
 		defer c.mu.Unlock()
@@ -349,8 +353,17 @@ func (c *chat) onPassword(pw string, err error) {
 		c.requestLine()
 		return
 	}
+	// The next prompt waits for the outcome: a wrong password asks again.
+	c.awaitingLogin = true
 	e.startLogin(pw)
-	c.requestLine()
+}
+
+// loginDone is called by the engine when a background login ends.
+func (c *chat) loginDone() {
+	if c.awaitingLogin {
+		c.awaitingLogin = false
+		c.requestLine()
+	}
 }
 
 func (c *chat) onLine(line string, echo Mark, err error) {

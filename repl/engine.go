@@ -146,6 +146,9 @@ type engine struct {
 	onDone func(*Item)
 	// askPassword asks the person for the password (interactive use).
 	askPassword func()
+	// loginDone is called when a login in the background ends, whatever
+	// its outcome.
+	loginDone func()
 	// giveUp: stop trying to log in again after a reconnect window
 	// (scripted use), rather than trying for ever.
 	giveUp bool
@@ -615,6 +618,9 @@ func (e *engine) startLogin(pw string) {
 }
 
 func (e *engine) onLogin(ep int, pw string, sess Session, info client.LoginInfo, err error) {
+	if e.loginDone != nil && !client.IsCode(err, lnet.CodeAuth) {
+		defer e.loginDone()
+	}
 	if ep != e.epoch || e.done {
 		if err == nil {
 			sess.Close()
@@ -640,7 +646,9 @@ func (e *engine) onLogin(ep int, pw string, sess Session, info client.LoginInfo,
 		}
 		e.front.notice("wrong password")
 		e.state = stNeedPassword
-		e.needPassword()
+		if e.loginDone != nil {
+			e.loginDone()
+		}
 		return
 	case loginErrorFatal(err):
 		e.quit(err)

@@ -107,7 +107,7 @@ func RunScript(ctx context.Context, cfg Config, dial Dialer, in io.Reader, out, 
 	if err != nil && !errors.As(err, new(*NotSentError)) {
 		s.unsent("not sent")
 		if len(s.notSent) > 0 {
-			return fmt.Errorf("%w; %v", err, &NotSentError{Lines: s.notSent})
+			return fmt.Errorf("%w; %w", err, &NotSentError{Lines: s.notSent})
 		}
 		return err
 	}

@@ -1,0 +1,406 @@
+package repl
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	lnet "librecord/net"
+	"librecord/net/client"
+)
+
+// hub is an in-memory server for the REPL tests: salons, messages, cid
+// dedup, long-poll wake-ups, and switches to cut the network or forget
+// sessions.
+type hub struct {
+	mu        sync.Mutex
+	msgs      map[string][]lnet.Message
+	nextID    int64
+	cids      map[string]int64
+	wake      chan struct{}
+	down      bool
+	live      map[*fakeSess]bool
+	rateLimit int             // answer rate_limited to this many sends
+	forbidden map[string]bool // salons nobody may write in
+	dropAck   int             // store, then lose the connection instead of acking, this many times
+	password  string
+	salons    []string
+	logins    int
+	byes      int
+	stored    []string // texts in store order
+}
+
+func newHub() *hub {
+	return &hub{
+		msgs: map[string][]lnet.Message{}, cids: map[string]int64{}, wake: make(chan struct{}),
+		live: map[*fakeSess]bool{}, forbidden: map[string]bool{}, password: "right",
+		salons: []string{"general", "dev"},
+	}
+}
+
+// kick wakes every parked fetch. Call with mu held.
+func (h *hub) kick() {
+	close(h.wake)
+	h.wake = make(chan struct{})
+}
+
+// post stores a message by someone else.
+func (h *hub) post(salon, pseudo, text string) int64 {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.store(salon, pseudo, text)
+}
+
+func (h *hub) store(salon, pseudo, text string) int64 {
+	h.nextID++
+	h.msgs[salon] = append(h.msgs[salon], lnet.Message{
+		ID: h.nextID, At: time.Now().UTC().Format("2006-01-02T15:04:05.000Z"), Pseudo: pseudo, Text: text})
+	if pseudo == "alice" {
+		h.stored = append(h.stored, text)
+	}
+	h.kick()
+	return h.nextID
+}
+
+func (h *hub) setDown(down bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.down = down
+	if down {
+		for s := range h.live {
+			s.connected = false
+		}
+	}
+	h.kick()
+}
+
+func (h *hub) forget() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.live = map[*fakeSess]bool{}
+}
+
+func (h *hub) storedTexts() []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return append([]string(nil), h.stored...)
+}
+
+func (h *hub) dial(ctx context.Context, ask AskTrust) (Session, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.down {
+		return nil, errors.New("connect: connection refused")
+	}
+	s := &fakeSess{h: h, connected: true}
+	h.live[s] = true
+	return s, nil
+}
+
+type fakeSess struct {
+	h         *hub
+	connected bool
+	loggedIn  bool
+	closed    bool
+}
+
+var errRefused = errors.New("connection refused")
+
+// check returns the error of a request on s. Call with h.mu held.
+func (s *fakeSess) check() error {
+	switch {
+	case s.closed:
+		return client.ErrClosed
+	case s.h.down || !s.connected:
+		s.connected = false
+		return client.ErrConnLost
+	case !s.h.live[s]:
+		return client.ErrConnLost
+	}
+	return nil
+}
+
+func (s *fakeSess) Login(ctx context.Context, password string) (client.LoginInfo, error) {
+	h := s.h
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if err := s.check(); err != nil {
+		return client.LoginInfo{}, err
+	}
+	if password != h.password {
+		return client.LoginInfo{}, &client.ServerError{Code: lnet.CodeAuth, Message: "wrong password"}
+	}
+	h.logins++
+	s.loggedIn = true
+	return client.LoginInfo{Pseudo: "alice", Salons: append([]string(nil), h.salons...),
+		SessionTimeout: 30 * time.Second, Poll: 3 * time.Second}, nil
+}
+
+func (s *fakeSess) Send(ctx context.Context, salon, text, cid string) (client.Ack, error) {
+	h := s.h
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if err := s.check(); err != nil {
+		return client.Ack{}, err
+	}
+	if h.forbidden[salon] {
+		return client.Ack{}, &client.ServerError{Code: lnet.CodeForbidden, Message: "no access to salon"}
+	}
+	id, dup := h.cids[cid]
+	if !dup {
+		if h.rateLimit > 0 {
+			h.rateLimit--
+			return client.Ack{}, &client.ServerError{Code: lnet.CodeRateLimited, Message: "slow down"}
+		}
+		id = h.store(salon, "alice", text)
+		h.cids[cid] = id
+	}
+	if h.dropAck > 0 {
+		h.dropAck--
+		s.connected = false
+		return client.Ack{}, client.ErrConnLost
+	}
+	return client.Ack{Msg: id, Portions: 1}, nil
+}
+
+func (s *fakeSess) Fetch(ctx context.Context, f client.FetchRequest) (client.Messages, error) {
+	h := s.h
+	deadline := time.Now().Add(f.Wait)
+	for {
+		h.mu.Lock()
+		if err := s.check(); err != nil {
+			h.mu.Unlock()
+			return client.Messages{}, err
+		}
+		all := h.msgs[f.Salon]
+		var out []lnet.Message
+		more := false
+		limit := f.Limit
+		if limit == 0 {
+			limit = 10
+		}
+		switch {
+		case f.After > 0:
+			for _, m := range all {
+				if m.ID > f.After {
+					out = append(out, m)
+				}
+			}
+			if len(out) > limit {
+				out, more = out[:limit], true
+			}
+		case f.Before > 0:
+			for _, m := range all {
+				if m.ID < f.Before {
+					out = append(out, m)
+				}
+			}
+			if len(out) > limit {
+				out, more = out[len(out)-limit:], true
+			}
+		default:
+			out = all
+			if len(out) > limit {
+				out, more = out[len(out)-limit:], true
+			}
+		}
+		wake := h.wake
+		h.mu.Unlock()
+		if len(out) > 0 || f.After == 0 || f.Wait == 0 || time.Now().After(deadline) {
+			return client.Messages{Salon: f.Salon, More: more, Messages: append([]lnet.Message(nil), out...)}, nil
+		}
+		select {
+		case <-wake:
+		case <-time.After(time.Until(deadline)):
+		case <-ctx.Done():
+			return client.Messages{}, ctx.Err()
+		}
+	}
+}
+
+func (s *fakeSess) Salons(ctx context.Context) ([]lnet.SalonInfo, error) {
+	h := s.h
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if err := s.check(); err != nil {
+		return nil, err
+	}
+	var out []lnet.SalonInfo
+	for _, name := range h.salons {
+		var last int64
+		if ms := h.msgs[name]; len(ms) > 0 {
+			last = ms[len(ms)-1].ID
+		}
+		out = append(out, lnet.SalonInfo{Name: name, Last: last})
+	}
+	return out, nil
+}
+
+func (s *fakeSess) Who(ctx context.Context, salon string) ([]string, error) {
+	h := s.h
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if err := s.check(); err != nil {
+		return nil, err
+	}
+	return []string{"alice", "bob"}, nil
+}
+
+func (s *fakeSess) Resume(ctx context.Context) error {
+	h := s.h
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	switch {
+	case s.closed:
+		return client.ErrClosed
+	case h.down:
+		return errRefused
+	case !h.live[s]:
+		return &client.ServerError{Code: lnet.CodeUnknownSession, Message: "no such session"}
+	}
+	s.connected = true
+	return nil
+}
+
+func (s *fakeSess) Bye(ctx context.Context) error {
+	h := s.h
+	h.mu.Lock()
+	if err := s.check(); err == nil {
+		h.byes++
+		delete(h.live, s)
+	}
+	h.mu.Unlock()
+	s.Close()
+	return nil
+}
+
+func (s *fakeSess) Close() {
+	s.h.mu.Lock()
+	defer s.h.mu.Unlock()
+	s.closed = true
+}
+
+// fakeTerm is a Terminal whose screen is a list of lines.
+type fakeTerm struct {
+	mu        sync.Mutex
+	screen    []string
+	blocks    []fakeBlock
+	next      Mark
+	input     chan string
+	passwords chan string
+	prompts   []string
+	completer func(string) []string
+}
+
+type fakeBlock struct {
+	mark  Mark
+	start int
+	n     int
+}
+
+func newFakeTerm() *fakeTerm {
+	return &fakeTerm{input: make(chan string, 100), passwords: make(chan string, 10)}
+}
+
+func (f *fakeTerm) add(text string) Mark {
+	lines := strings.Split(text, "\n")
+	f.next++
+	f.blocks = append(f.blocks, fakeBlock{mark: f.next, start: len(f.screen), n: len(lines)})
+	f.screen = append(f.screen, lines...)
+	return f.next
+}
+
+func (f *fakeTerm) ReadLine(prompt string) (string, Mark, error) {
+	f.mu.Lock()
+	f.prompts = append(f.prompts, prompt)
+	f.mu.Unlock()
+	line, ok := <-f.input
+	if !ok {
+		return "", 0, io.EOF
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return line, f.add(prompt + line), nil
+}
+
+func (f *fakeTerm) ReadPassword(prompt string) (string, error) {
+	f.mu.Lock()
+	f.prompts = append(f.prompts, prompt)
+	f.mu.Unlock()
+	pw, ok := <-f.passwords
+	if !ok {
+		return "", io.EOF
+	}
+	f.mu.Lock()
+	f.add(prompt)
+	f.mu.Unlock()
+	return pw, nil
+}
+
+func (f *fakeTerm) Print(text string) Mark {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.add(text)
+}
+
+func (f *fakeTerm) Replace(m Mark, text string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.blocks) == 0 || f.blocks[len(f.blocks)-1].mark != m {
+		return false
+	}
+	b := &f.blocks[len(f.blocks)-1]
+	f.screen = f.screen[:b.start]
+	lines := strings.Split(text, "\n")
+	b.n = len(lines)
+	f.screen = append(f.screen, lines...)
+	return true
+}
+
+func (f *fakeTerm) SetCompleter(c func(string) []string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.completer = c
+}
+
+func (f *fakeTerm) text() string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return strings.Join(f.screen, "\n")
+}
+
+// waitFor waits until the screen satisfies ok, or fails the test.
+func (f *fakeTerm) waitFor(t *testing.T, what string, ok func(screen string) bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		if ok(f.text()) {
+			return
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Fatalf("timed out waiting for %s; screen:\n%s", what, f.text())
+}
+
+func (f *fakeTerm) waitText(t *testing.T, s string) {
+	t.Helper()
+	f.waitFor(t, fmt.Sprintf("%q", s), func(screen string) bool { return strings.Contains(screen, s) })
+}
+
+// waitUntil polls cond with a deadline.
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		if cond() {
+			return
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Fatalf("timed out waiting for %s", what)
+}

@@ -1,0 +1,210 @@
+package repl
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"reflect"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+func scriptConfig() Config {
+	return Config{
+		Addr: "test:7447", Salon: "general", Poll: 100 * time.Millisecond, RetryDelay: 10 * time.Millisecond,
+		Password: func() (string, error) { return "right", nil }, PasswordSource: "test",
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe to read while the script writes.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func TestScriptSendsInOrderAndExits(t *testing.T) {
+	h := newHub()
+	h.rateLimit = 3 // a rate_limited answer means wait and retry
+	in := "one\r\ntwo\n\nthree"
+	var out, errOut syncBuffer
+	err := RunScript(context.Background(), scriptConfig(), h.dial, strings.NewReader(in), &out, &errOut)
+	if err != nil {
+		t.Fatalf("%v (stderr %s)", err, errOut.String())
+	}
+	if got := h.storedTexts(); !reflect.DeepEqual(got, []string{"one", "two", "three"}) {
+		t.Errorf("stored %q", got)
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.byes != 1 {
+		t.Errorf("byes %d", h.byes)
+	}
+	if out.String() != "" {
+		t.Errorf("own lines echoed on stdout: %q", out.String())
+	}
+}
+
+func TestScriptWritesIncoming(t *testing.T) {
+	h := newHub()
+	h.post("general", "bob", "old, not shown")
+	pr, pw := io.Pipe()
+	var errOut syncBuffer
+	outR, outW := io.Pipe()
+	done := make(chan error, 1)
+	go func() {
+		done <- RunScript(context.Background(), scriptConfig(), h.dial, pr, outW, &errOut)
+		outW.Close()
+	}()
+	lines := bufio.NewScanner(outR)
+	// Wait until the script follows the salon, then post.
+	waitUntil(t, "script logged in", func() bool {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		return h.logins == 1
+	})
+	h.post("general", "bob", "hi\nthere")
+	if !lines.Scan() {
+		t.Fatal("no output line")
+	}
+	got := lines.Text()
+	if !strings.HasSuffix(got, ` general bob: hi\nthere`) {
+		t.Errorf("line %q", got)
+	}
+	if _, err := time.Parse(time.RFC3339, strings.Fields(got)[0]); err != nil {
+		t.Errorf("time of %q: %v", got, err)
+	}
+	pw.Write([]byte("reply\n"))
+	pw.Close()
+	go func() {
+		for lines.Scan() {
+			t.Errorf("unexpected output %q", lines.Text())
+		}
+	}()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if got := h.storedTexts(); !reflect.DeepEqual(got, []string{"reply"}) {
+		t.Errorf("stored %q", got)
+	}
+}
+
+func TestScriptReportsUnsentLines(t *testing.T) {
+	h := newHub()
+	in := "fine\nbad\x01char\n" + strings.Repeat("x", MaxScriptLine+10) + "\nlast\n"
+	var out, errOut syncBuffer
+	err := RunScript(context.Background(), scriptConfig(), h.dial, strings.NewReader(in), &out, &errOut)
+	var ns *NotSentError
+	if !errors.As(err, &ns) {
+		t.Fatalf("got %v", err)
+	}
+	var lines []int
+	for _, l := range ns.Lines {
+		lines = append(lines, l.Line)
+	}
+	if !reflect.DeepEqual(lines, []int{2, 3}) {
+		t.Errorf("not sent %v (%v)", lines, err)
+	}
+	if got := h.storedTexts(); !reflect.DeepEqual(got, []string{"fine", "last"}) {
+		t.Errorf("stored %q", got)
+	}
+}
+
+func TestScriptForbiddenSalon(t *testing.T) {
+	h := newHub()
+	cfg := scriptConfig()
+	cfg.Salon = "secret"
+	err := RunScript(context.Background(), cfg, h.dial, strings.NewReader("x\n"), io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), `may not write in salon "secret"`) {
+		t.Fatalf("got %v", err)
+	}
+}
+
+func TestScriptWrongPassword(t *testing.T) {
+	h := newHub()
+	cfg := scriptConfig()
+	cfg.Password = func() (string, error) { return "nope", nil }
+	err := RunScript(context.Background(), cfg, h.dial, strings.NewReader("x\n"), io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "password from test was refused") {
+		t.Fatalf("got %v", err)
+	}
+}
+
+// The server restarts mid-script: the script logs in again from its
+// password source and sends every line once, in order.
+func TestScriptSurvivesServerRestart(t *testing.T) {
+	h := newHub()
+	pr, pw := io.Pipe()
+	var errOut syncBuffer
+	done := make(chan error, 1)
+	go func() { done <- RunScript(context.Background(), scriptConfig(), h.dial, pr, io.Discard, &errOut) }()
+	pw.Write([]byte("a\n"))
+	waitUntil(t, "first line", func() bool { return len(h.storedTexts()) == 1 })
+	h.setDown(true)
+	h.forget()
+	pw.Write([]byte("b\nc\n"))
+	waitUntil(t, "loss noticed", func() bool { return strings.Contains(errOut.String(), "connection lost") })
+	h.setDown(false)
+	pw.Close()
+	if err := <-done; err != nil {
+		t.Fatalf("%v; stderr:\n%s", err, errOut.String())
+	}
+	if got := h.storedTexts(); !reflect.DeepEqual(got, []string{"a", "b", "c"}) {
+		t.Errorf("stored %q", got)
+	}
+}
+
+// The server stays away: the script gives up and names the lines.
+func TestScriptGivesUp(t *testing.T) {
+	h := newHub()
+	pr, pw := io.Pipe()
+	cfg := scriptConfig()
+	cfg.ReconnectWindow = 50 * time.Millisecond
+	cfg.ReloginDelay = 10 * time.Millisecond
+	done := make(chan error, 1)
+	go func() { done <- RunScript(context.Background(), cfg, h.dial, pr, io.Discard, io.Discard) }()
+	waitUntil(t, "logged in", func() bool {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		return h.logins == 1
+	})
+	h.setDown(true)
+	pw.Write([]byte("lost 1\nlost 2\n"))
+	pw.Close()
+	err := <-done
+	var ns *NotSentError
+	if !errors.As(err, &ns) || len(ns.Lines) != 2 || ns.Lines[0].Line != 1 || ns.Lines[1].Line != 2 {
+		t.Fatalf("got %v", err)
+	}
+}
+
+func TestReadLine(t *testing.T) {
+	br := bufio.NewReaderSize(strings.NewReader("ab\r\n"+strings.Repeat("y", 100)+"\nlast"), 16)
+	for _, want := range []struct {
+		line    string
+		tooLong bool
+	}{{"ab", false}, {"", true}, {"last", false}} {
+		line, tooLong, err := readLine(br, 50)
+		if err != nil || line != want.line || tooLong != want.tooLong {
+			t.Errorf("got %q %v %v, want %q %v", line, tooLong, err, want.line, want.tooLong)
+		}
+	}
+	if _, _, err := readLine(br, 50); err != io.EOF {
+		t.Errorf("at end: %v", err)
+	}
+}
