@@ -1,0 +1,143 @@
+package chat
+
+import (
+	"errors"
+
+	"librecord/db"
+)
+
+// job is one entry of the group-commit queue: a message to store (nil for
+// a marker that only needs its turn) and what to do once it is durable.
+type job struct {
+	msg  *db.NewMessage
+	done func(db.Stored, error) // called on the writer goroutine; must not block
+}
+
+var errShutdown = errors.New("chat hub is shutting down")
+
+// submit queues j for the writer. It blocks while the queue is full.
+func (h *Hub) submit(j job) error {
+	h.subMu.RLock()
+	defer h.subMu.RUnlock()
+	if h.closed {
+		return errShutdown
+	}
+	h.jobs <- j
+	return nil
+}
+
+// writer is the single goroutine that stores messages. Whatever queued up
+// while the previous transaction was syncing goes into the next one, so
+// many concurrent sends share one commit and one fsync (group commit).
+func (h *Hub) writer() {
+	defer close(h.writerDone)
+	batch := make([]job, 0, h.cfg.MaxBatch)
+	for j := range h.jobs {
+		batch = append(batch[:0], j)
+	fill:
+		for len(batch) < h.cfg.MaxBatch {
+			select {
+			case j, ok := <-h.jobs:
+				if !ok {
+					break fill
+				}
+				batch = append(batch, j)
+			default:
+				break fill
+			}
+		}
+		h.commit(batch)
+	}
+}
+
+// commit stores a batch in one transaction, then answers every job in
+// queue order and wakes the fetches parked on the salons concerned.
+func (h *Hub) commit(batch []job) {
+	var msgs []db.NewMessage
+	for _, j := range batch {
+		if j.msg != nil {
+			msgs = append(msgs, *j.msg)
+		}
+	}
+	stored, errs := h.insert(msgs)
+	k := 0
+	salons := map[int64]bool{}
+	for _, j := range batch {
+		var st db.Stored
+		var err error
+		if j.msg != nil {
+			st, err = stored[k], errs[k]
+			k++
+			if err == nil && st.Err != nil {
+				err = st.Err // this message alone was refused (its salon is gone)
+			}
+			if err == nil && !st.Duplicate {
+				salons[j.msg.SalonID] = true
+			}
+		}
+		if j.done != nil {
+			j.done(st, err)
+		}
+	}
+	for id := range salons {
+		h.notify(id)
+	}
+}
+
+// insert stores msgs in one transaction. When that fails for a reason
+// other than busy storage, it stores them one by one, so that one message
+// the database refuses does not fail the others.
+func (h *Hub) insert(msgs []db.NewMessage) ([]db.Stored, []error) {
+	errs := make([]error, len(msgs))
+	if len(msgs) == 0 {
+		return nil, errs
+	}
+	stored, err := h.store.InsertMessages(h.ctx, msgs)
+	if err == nil && len(stored) != len(msgs) {
+		err = errors.New("storage returned a result per message count that does not match")
+	}
+	if err == nil {
+		return stored, errs
+	}
+	if errors.Is(err, db.ErrBusy) || len(msgs) == 1 {
+		for i := range errs {
+			errs[i] = err
+		}
+		return make([]db.Stored, len(msgs)), errs
+	}
+	h.log.Warn("group commit failed, storing one by one", "count", len(msgs), "err", err)
+	stored = make([]db.Stored, len(msgs))
+	for i := range msgs {
+		one, err := h.store.InsertMessages(h.ctx, msgs[i:i+1])
+		if err == nil && len(one) != 1 {
+			err = errors.New("storage returned no result")
+		}
+		if err != nil {
+			errs[i] = err
+			continue
+		}
+		stored[i] = one[0]
+	}
+	return stored, errs
+}
+
+// watch returns a channel closed when the salon next gets a message.
+func (h *Hub) watch(salonID int64) <-chan struct{} {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	ch, ok := h.watchers[salonID]
+	if !ok {
+		ch = make(chan struct{})
+		h.watchers[salonID] = ch
+	}
+	return ch
+}
+
+func (h *Hub) notify(salonID int64) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if ch, ok := h.watchers[salonID]; ok {
+		close(ch)
+		delete(h.watchers, salonID)
+	}
+}

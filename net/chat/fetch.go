@@ -1,0 +1,203 @@
+package chat
+
+import (
+	"math"
+	"strconv"
+	"strings"
+	"time"
+
+	"librecord/db"
+	"librecord/net"
+)
+
+// fetch answers a fetch (PROTOCOL.md 3.3): read the messages around the
+// cursor from the indexes, and when a long-poll finds nothing new, park
+// until the salon gets a message, the wait ends or the connection closes.
+func (h *Hub) fetch(s *Session, cred db.Credential, req *Request, reply Reply) {
+	limit := req.Limit
+	if limit == 0 {
+		limit = DefaultFetchLimit
+	}
+	if limit < 1 || limit > h.cfg.MaxFetch {
+		reply.Send(ErrorBody(req.ID, net.CodeBadRequest, "limit must be 1 to "+strconv.Itoa(h.cfg.MaxFetch)))
+		return
+	}
+	salon, e := h.access(cred.UserID, req.Salon, req.ID)
+	if e != nil {
+		reply.Send(e.Body())
+		return
+	}
+	if !req.HasAfter || req.WaitMS == 0 {
+		msgs, more, err := h.query(salon.ID, req, limit)
+		h.answer(s, salon, req, msgs, more, err, reply)
+		return
+	}
+	// Watch before reading, so that a message stored in between wakes us.
+	woken := h.watch(salon.ID)
+	msgs, more, err := h.query(salon.ID, req, limit)
+	if err != nil || len(msgs) > 0 {
+		h.answer(s, salon, req, msgs, more, err, reply)
+		return
+	}
+	s.park()
+	h.bg.Add(1)
+	go func() {
+		defer h.bg.Done()
+		defer s.unpark()
+		wait := time.NewTimer(time.Duration(req.WaitMS) * time.Millisecond)
+		defer wait.Stop()
+		for {
+			select {
+			case <-reply.Done():
+				reply.Drop()
+				return
+			case <-wait.C:
+			case <-h.stopping:
+			case <-woken:
+				woken = h.watch(salon.ID)
+				if !h.answerParked(s, cred, req, limit, reply, true) {
+					continue // nothing for us after all: keep waiting
+				}
+				return
+			}
+			h.answerParked(s, cred, req, limit, reply, false)
+			return
+		}
+	}()
+}
+
+// answerParked answers a parked fetch when it wakes: access is checked
+// again, so a user who lost access gets forbidden and no message. With
+// onlyNew it answers only if there are messages (or an error) and reports
+// whether it did.
+func (h *Hub) answerParked(s *Session, cred db.Credential, req *Request, limit int, reply Reply, onlyNew bool) bool {
+	s.mu.Lock()
+	ended := s.ended
+	s.mu.Unlock()
+	if ended {
+		reply.Drop()
+		return true
+	}
+	if !h.checkValid(s, cred, req.ID, reply) {
+		return true
+	}
+	salon, e := h.access(cred.UserID, req.Salon, req.ID)
+	if e != nil {
+		reply.Send(e.Body())
+		return true
+	}
+	msgs, more, err := h.query(salon.ID, req, limit)
+	if err == nil && len(msgs) == 0 && onlyNew {
+		return false
+	}
+	h.answer(s, salon, req, msgs, more, err, reply)
+	return true
+}
+
+// query reads the messages around the request's cursor.
+func (h *Hub) query(salonID int64, req *Request, limit int) ([]db.Message, bool, error) {
+	switch {
+	case req.HasAfter:
+		return h.store.After(h.ctx, salonID, req.After, limit)
+	case req.HasBefore:
+		return h.store.Before(h.ctx, salonID, req.Before, limit)
+	default:
+		return h.store.Latest(h.ctx, salonID, limit)
+	}
+}
+
+// answer sends a fetch's messages, or the storage error that prevented
+// reading them.
+func (h *Hub) answer(s *Session, salon db.Salon, req *Request, msgs []db.Message, more bool, err error, reply Reply) {
+	if err != nil {
+		reply.Send(h.storeError(req.ID, err, "fetch").Body())
+		return
+	}
+	s.setLastSalon(salon.ID)
+	reply.Send(h.messagesBody(req, salon.Name, msgs, more))
+}
+
+// messagesBody writes a messages answer that fits in one frame: when the
+// messages would not fit, it keeps those nearest the cursor (the oldest
+// after "after", the newest otherwise) and sets more.
+func (h *Hub) messagesBody(req *Request, salon string, msgs []db.Message, more bool) []byte {
+	items := make([][]byte, len(msgs))
+	for i, m := range msgs {
+		pseudo := m.Pseudo
+		if m.System {
+			pseudo = ""
+		}
+		items[i] = encode(net.Message{ID: m.ID, At: formatTime(m.At), Pseudo: pseudo, System: m.System, Text: m.Text})
+	}
+	head := messagesHead(req.ID, salon)
+	size := len(head) + len("false") + len(messagesMid) + len(messagesTail)
+	keep := 0 // how many items fit, counted from the cursor
+	for keep < len(items) {
+		i := keep
+		if !req.HasAfter {
+			i = len(items) - 1 - keep
+		}
+		add := len(items[i])
+		if keep > 0 {
+			add++ // comma
+		}
+		if size+add > h.cfg.MaxBody && keep > 0 {
+			break
+		}
+		if size+add > h.cfg.MaxBody {
+			// Only a message stored under larger limits gets here; it
+			// goes out alone rather than never.
+			h.log.Warn("stored message larger than the frame limit", "msg", msgs[i].ID)
+		}
+		size += add
+		keep++
+	}
+	if keep < len(items) {
+		more = true
+		if req.HasAfter {
+			items = items[:keep]
+		} else {
+			items = items[len(items)-keep:]
+		}
+	}
+	b := make([]byte, 0, size)
+	b = append(b, head...)
+	b = strconv.AppendBool(b, more)
+	b = append(b, messagesMid...)
+	for i, it := range items {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, it...)
+	}
+	return append(b, messagesTail...)
+}
+
+// A messages answer is head, more, mid, the items joined by commas, tail.
+const messagesMid, messagesTail = `,"messages":[`, `]}`
+
+func messagesHead(re int64, salon string) string {
+	return `{"op":"messages","re":` + strconv.FormatInt(re, 10) + `,"salon":` + string(encode(salon)) + `,"more":`
+}
+
+// LargestBodies returns the size of the largest send request and of the
+// largest messages answer carrying one message, for texts of at most
+// maxMessage bytes. Text is counted as a JSON encoder without HTML
+// escaping writes it at worst: two bytes for one ('"' as \", or U+2028,
+// three bytes, as \u2028); allowed control characters (newline, tab) also
+// take two. Ids are the largest int64, names the longest allowed.
+func LargestBodies(maxMessage int) (send, answer int) {
+	const maxID = math.MaxInt64
+	longName := strings.Repeat("x", 32)
+	text := strings.Repeat(`"`, maxMessage)
+	send = len(encode(struct {
+		Op    string `json:"op"`
+		ID    int64  `json:"id"`
+		Salon string `json:"salon"`
+		Text  string `json:"text"`
+		Cid   string `json:"cid"`
+	}{net.OpSend, maxID, longName, text, strings.Repeat(`"`, 64)}))
+	item := encode(net.Message{ID: maxID, At: TimeFormat, Pseudo: longName, System: true, Text: text})
+	answer = len(messagesHead(maxID, longName)) + len("false") + len(messagesMid) + len(item) + len(messagesTail)
+	return send, answer
+}

@@ -1,0 +1,694 @@
+package chat
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	stdnet "net"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"librecord/crypto"
+	"librecord/db"
+	"librecord/net"
+)
+
+// Store is what the chat rules need from storage; *db.DB implements it.
+type Store interface {
+	Authenticate(ctx context.Context, password string) (db.Credential, error)
+	Valid(ctx context.Context, c db.Credential) (bool, error)
+	Access(ctx context.Context, userID int64, name string) (db.Salon, error)
+	UserSalons(ctx context.Context, userID int64) ([]db.Salon, error)
+	UsersWithAccess(ctx context.Context, salonID int64) ([]int64, error)
+	InsertMessages(ctx context.Context, msgs []db.NewMessage) ([]db.Stored, error)
+	LookupCid(ctx context.Context, userID int64, cid string) (db.Stored, bool, error)
+	Latest(ctx context.Context, salonID int64, limit int) ([]db.Message, bool, error)
+	Before(ctx context.Context, salonID, id int64, limit int) ([]db.Message, bool, error)
+	After(ctx context.Context, salonID, id int64, limit int) ([]db.Message, bool, error)
+}
+
+// Config holds the chat rules' timings and limits. Every field is a flag
+// of librecord serve.
+type Config struct {
+	SessionTimeout time.Duration // a logged-in session with no request for this long ends
+	Poll           time.Duration // fetch cadence announced to clients at login
+	LoginLimit     int           // failed logins per address within LoginWindow; 0 = no limit
+	LoginWindow    time.Duration
+	SendRate       float64 // sends a second per session; 0 = no limit
+	SendBurst      int
+	MaxMessage     int // largest text, in bytes
+	MaxFetch       int // largest fetch limit
+	// MaxBody is the largest answer body that fits in one frame once
+	// sealed; fetch answers are trimmed to it.
+	MaxBody int
+	// MaxBatch bounds how many messages one group commit stores.
+	MaxBatch int
+}
+
+// DefaultFetchLimit is a fetch's limit when the request has none.
+const DefaultFetchLimit = 10
+
+// Conn is the connection a session is attached to, as chat sees it.
+type Conn interface {
+	// Close closes the connection; the server later calls Hub.Detach.
+	Close()
+}
+
+// Reply carries the one answer of a request back to the connection the
+// request came on. Its methods never block.
+type Reply interface {
+	Send(body []byte)      // seal and send
+	SendClose(body []byte) // send, then close the connection
+	Drop()                 // no answer will come (the connection is going away)
+	Done() <-chan struct{} // closed when the connection closes
+}
+
+// Hub holds the sessions and applies the chat rules. Create it with New.
+type Hub struct {
+	store  Store
+	cfg    Config
+	log    *slog.Logger
+	ctx    context.Context
+	cancel context.CancelFunc
+	logins *loginLimiter
+
+	mu       sync.Mutex
+	sessions map[[8]byte]*Session
+	watchers map[int64]chan struct{} // closed when a salon gets a message
+
+	jobs       chan job
+	subMu      sync.RWMutex // guards closing jobs
+	closed     bool
+	writerDone chan struct{}
+	stopping   chan struct{}
+	stopOnce   sync.Once
+	bg         sync.WaitGroup // parked fetches
+}
+
+// Session is one session: the manual's "temporary file" (pseudo, address,
+// keys and counters, last active salon, liveness clock). It lives in
+// memory only.
+type Session struct {
+	hub    *Hub
+	ch     *crypto.Channel
+	signer [8]byte
+	id     string // hex signer id, for logs
+
+	mu         sync.Mutex
+	addr       string
+	conn       Conn
+	cred       db.Credential
+	loggedIn   bool
+	ended      bool
+	erased     bool
+	lastActive time.Time
+	parked     int
+	lastSalon  int64
+	timer      *time.Timer
+	sends      bucket
+}
+
+// New returns a Hub storing into store; call Shutdown to stop it.
+func New(store Store, cfg Config, log *slog.Logger) *Hub {
+	if cfg.MaxBatch <= 0 {
+		cfg.MaxBatch = 500
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	h := &Hub{
+		store: store, cfg: cfg, log: log, ctx: ctx, cancel: cancel,
+		logins:     newLoginLimiter(cfg.LoginLimit, cfg.LoginWindow),
+		sessions:   map[[8]byte]*Session{},
+		watchers:   map[int64]chan struct{}{},
+		jobs:       make(chan job, 4*cfg.MaxBatch),
+		writerDone: make(chan struct{}),
+		stopping:   make(chan struct{}),
+	}
+	go h.writer()
+	return h
+}
+
+// Channel is the session's sealing state (keys and counters).
+func (s *Session) Channel() *crypto.Channel { return s.ch }
+
+// LoggedIn reports whether login succeeded on this session.
+func (s *Session) LoggedIn() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.loggedIn
+}
+
+// Pseudo is the logged-in user's pseudo, "" before login.
+func (s *Session) Pseudo() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.cred.Pseudo
+}
+
+// ID is a short public name of the session for logs (its signer id in hex).
+func (s *Session) ID() string { return s.id }
+
+// ErrSessionKeyInUse is returned by NewSession for a hello whose signing
+// key already names a live session: session keys are fresh per session,
+// so only a replayed or forged hello can do that.
+var ErrSessionKeyInUse = errors.New("session key already in use")
+
+// NewSession registers the session a hello just created on conn, coming
+// from addr. The hub takes ownership of ch.
+func (h *Hub) NewSession(ch *crypto.Channel, addr string, conn Conn) (*Session, error) {
+	s := &Session{hub: h, ch: ch, signer: ch.PeerSignerID(), addr: addr, conn: conn,
+		sends: newBucket(h.cfg.SendRate, h.cfg.SendBurst)}
+	s.id = hex.EncodeToString(s.signer[:])
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if _, taken := h.sessions[s.signer]; taken {
+		return nil, ErrSessionKeyInUse
+	}
+	h.sessions[s.signer] = s
+	return s, nil
+}
+
+// Lookup returns the live session whose peer signs with signerID, or nil.
+func (h *Hub) Lookup(signerID [8]byte) *Session {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.sessions[signerID]
+}
+
+// Touch restarts the session's clock: an envelope of it passed the checks.
+func (h *Hub) Touch(s *Session) {
+	s.mu.Lock()
+	s.lastActive = time.Now()
+	s.mu.Unlock()
+}
+
+// Resume moves s to conn (PROTOCOL.md 3.5) and returns the connection it
+// was on, for the caller to close. It fails with unknown_session when the
+// session ended meanwhile or its credential is no longer valid (the
+// session then ends).
+func (h *Hub) Resume(s *Session, conn Conn, addr string, re int64) (Conn, *Error) {
+	unknown := &Error{Code: net.CodeUnknownSession, Message: "no such session; start over with a hello and a login"}
+	s.mu.Lock()
+	ended, logged, cred := s.ended, s.loggedIn, s.cred
+	s.mu.Unlock()
+	if ended {
+		return nil, unknown
+	}
+	if logged {
+		ok, err := h.store.Valid(h.ctx, cred)
+		if err != nil {
+			return nil, h.storeError(re, err, "check credential")
+		}
+		if !ok {
+			h.end(s, "credential no longer valid", true)
+			return nil, unknown
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ended {
+		return nil, unknown
+	}
+	old := s.conn
+	s.conn, s.addr = conn, addr
+	s.lastActive = time.Now()
+	h.log.Info("session resumed", "session", s.id, "pseudo", s.cred.Pseudo, "addr", addr)
+	return old, nil
+}
+
+// Detach tells the hub that conn, which s was attached to, is closed and
+// flushed. A session that never logged in ends with its connection; a
+// logged-in one stays resumable until its timeout.
+func (h *Hub) Detach(s *Session, conn Conn) {
+	s.mu.Lock()
+	if s.conn != conn {
+		s.mu.Unlock()
+		return
+	}
+	s.conn = nil
+	ended, logged := s.ended, s.loggedIn
+	s.mu.Unlock()
+	switch {
+	case ended:
+		s.erase()
+	case !logged:
+		h.end(s, "connection closed before login", false)
+	}
+}
+
+func (s *Session) erase() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.erased {
+		s.erased = true
+		s.ch.Erase()
+	}
+}
+
+// end ends a session: it is forgotten at once (no resume), its clock
+// stops, "<pseudo> disconnected" is posted in its last active salon when it
+// was logged in, and its connection is closed when closeConn is set. It
+// reports whether this call ended it.
+func (h *Hub) end(s *Session, reason string, closeConn bool) bool {
+	h.mu.Lock()
+	s.mu.Lock()
+	if s.ended {
+		s.mu.Unlock()
+		h.mu.Unlock()
+		return false
+	}
+	s.ended = true
+	if h.sessions[s.signer] == s {
+		delete(h.sessions, s.signer)
+	}
+	h.mu.Unlock()
+	if s.timer != nil {
+		s.timer.Stop()
+	}
+	conn, logged, pseudo, salon := s.conn, s.loggedIn, s.cred.Pseudo, s.lastSalon
+	s.mu.Unlock()
+
+	if logged {
+		h.log.Info("session ended", "session", s.id, "pseudo", pseudo, "reason", reason)
+		if salon != 0 {
+			h.announce(salon, pseudo)
+		}
+	}
+	if conn == nil {
+		s.erase()
+	} else if closeConn {
+		conn.Close()
+	}
+	return true
+}
+
+// announce posts "<pseudo> disconnected" as a system message, without
+// waiting for it to be stored.
+func (h *Hub) announce(salonID int64, pseudo string) {
+	msg := &db.NewMessage{SalonID: salonID, Text: pseudo + " disconnected", System: true}
+	err := h.submit(job{msg: msg, done: func(_ db.Stored, err error) {
+		if err != nil {
+			h.log.Error("post disconnection", "salon_id", salonID, "err", err)
+		}
+	}})
+	if err != nil {
+		h.log.Warn("disconnection not posted: shutting down", "salon_id", salonID)
+	}
+}
+
+// idle is the session clock's timer function.
+func (h *Hub) idle(s *Session) {
+	select {
+	case <-h.stopping:
+		return
+	default:
+	}
+	s.mu.Lock()
+	if s.ended || s.parked > 0 {
+		s.mu.Unlock()
+		return // unpark re-arms the clock
+	}
+	if left := h.cfg.SessionTimeout - time.Since(s.lastActive); left > 0 {
+		s.timer.Reset(left)
+		s.mu.Unlock()
+		return
+	}
+	s.mu.Unlock()
+	h.end(s, "timeout", true)
+}
+
+// park stops the session's clock while a fetch of it is parked.
+func (s *Session) park() {
+	s.mu.Lock()
+	s.parked++
+	s.mu.Unlock()
+}
+
+// unpark restarts the clock when the last parked fetch is answered.
+func (s *Session) unpark() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.parked--
+	s.lastActive = time.Now()
+	if s.parked == 0 && s.timer != nil && !s.ended {
+		s.timer.Reset(s.hub.cfg.SessionTimeout)
+	}
+}
+
+func (s *Session) setLastSalon(id int64) {
+	s.mu.Lock()
+	s.lastSalon = id
+	s.mu.Unlock()
+}
+
+// Handle answers one request of session s through reply. It may return
+// before the answer is sent (send waits for its commit, a fetch may park),
+// and never blocks on the connection. portions is the request frame's
+// portion count.
+func (h *Hub) Handle(s *Session, req *Request, portions int, reply Reply) {
+	s.mu.Lock()
+	ended, logged, cred := s.ended, s.loggedIn, s.cred
+	s.mu.Unlock()
+	if ended {
+		reply.Drop()
+		return
+	}
+	fail := func(code, msg string) { reply.Send(ErrorBody(req.ID, code, msg)) }
+	if !logged {
+		if req.Op != net.OpLogin {
+			fail(net.CodeBadRequest, "log in first")
+			return
+		}
+		h.login(s, req, reply)
+		return
+	}
+	switch req.Op {
+	case net.OpLogin:
+		fail(net.CodeBadRequest, "already logged in")
+		return
+	case net.OpResume:
+		fail(net.CodeBadRequest, "resume is only accepted as the first envelope on a new connection")
+		return
+	case net.OpBye:
+		h.bye(s, req, reply)
+		return
+	}
+	if !h.checkValid(s, cred, req.ID, reply) {
+		return
+	}
+	switch req.Op {
+	case net.OpSend:
+		h.send(s, cred, req, portions, reply)
+	case net.OpFetch:
+		h.fetch(s, cred, req, reply)
+	case net.OpSalons:
+		h.salons(cred, req, reply)
+	case net.OpWho:
+		h.who(cred, req, reply)
+	default:
+		fail(net.CodeBadRequest, "unknown op")
+	}
+}
+
+// checkValid ends the session with an auth error when its user was removed
+// or its password changed since login.
+func (h *Hub) checkValid(s *Session, cred db.Credential, re int64, reply Reply) bool {
+	ok, err := h.store.Valid(h.ctx, cred)
+	if err != nil {
+		reply.Send(h.storeError(re, err, "check credential").Body())
+		return false
+	}
+	if !ok {
+		h.end(s, "credential no longer valid", false)
+		reply.SendClose(ErrorBody(re, net.CodeAuth, "your account or password changed: log in again"))
+		return false
+	}
+	return true
+}
+
+// storeError turns a storage error into an answer: unavailable when
+// storage is busy or full (retry), internal otherwise (logged).
+func (h *Hub) storeError(re int64, err error, what string) *Error {
+	if errors.Is(err, db.ErrBusy) {
+		h.log.Warn("storage unavailable", "op", what, "err", err)
+		return &Error{Re: re, Code: net.CodeUnavailable, Message: "storage unavailable, nothing was stored: retry"}
+	}
+	h.log.Error("storage error", "op", what, "err", err)
+	return &Error{Re: re, Code: net.CodeInternal, Message: "internal error"}
+}
+
+func hostOf(addr string) string {
+	if host, _, err := stdnet.SplitHostPort(addr); err == nil {
+		return host
+	}
+	return addr
+}
+
+func (h *Hub) login(s *Session, req *Request, reply Reply) {
+	s.mu.Lock()
+	addr := s.addr
+	s.mu.Unlock()
+	host := hostOf(addr)
+	if !h.logins.begin(host, time.Now) {
+		h.log.Warn("login refused: too many failures", "addr", addr)
+		reply.Send(ErrorBody(req.ID, net.CodeRateLimited, "too many failed logins from your address: wait a minute"))
+		return
+	}
+	cred, err := h.store.Authenticate(h.ctx, req.Password)
+	h.logins.end(host, errors.Is(err, db.ErrAuth), time.Now())
+	if errors.Is(err, db.ErrAuth) {
+		h.log.Info("login failed", "addr", addr)
+		reply.Send(ErrorBody(req.ID, net.CodeAuth, "wrong password"))
+		return
+	}
+	if err != nil {
+		reply.Send(h.storeError(req.ID, err, "login").Body())
+		return
+	}
+	salons, err := h.store.UserSalons(h.ctx, cred.UserID)
+	if err != nil {
+		reply.Send(h.storeError(req.ID, err, "list salons").Body())
+		return
+	}
+	names := make([]string, len(salons))
+	for i, sa := range salons {
+		names[i] = sa.Name
+	}
+	s.mu.Lock()
+	if s.ended {
+		s.mu.Unlock()
+		reply.Drop()
+		return
+	}
+	s.cred, s.loggedIn = cred, true
+	s.lastActive = time.Now()
+	s.timer = time.AfterFunc(h.cfg.SessionTimeout, func() { h.idle(s) })
+	s.mu.Unlock()
+	h.log.Info("login", "session", s.id, "pseudo", cred.Pseudo, "addr", addr)
+	reply.Send(encode(connectedBody{
+		Op: net.OpConnected, Re: req.ID, Status: net.StatusConnected, Pseudo: cred.Pseudo,
+		Salons: names, SessionTimeoutMS: h.cfg.SessionTimeout.Milliseconds(), PollMS: h.cfg.Poll.Milliseconds(),
+	}))
+}
+
+// access returns the salon if the user may open it; a malformed name is
+// forbidden like a salon they may not open, and the answer never says
+// whether the salon exists.
+func (h *Hub) access(userID int64, name string, re int64) (db.Salon, *Error) {
+	forbidden := &Error{Re: re, Code: net.CodeForbidden, Message: "no access to salon"}
+	if !ValidName(name) {
+		return db.Salon{}, forbidden
+	}
+	salon, err := h.store.Access(h.ctx, userID, name)
+	switch {
+	case errors.Is(err, db.ErrNotFound), errors.Is(err, db.ErrInvalidName):
+		return db.Salon{}, forbidden
+	case err != nil:
+		return db.Salon{}, h.storeError(re, err, "check access")
+	}
+	return salon, nil
+}
+
+func (h *Hub) send(s *Session, cred db.Credential, req *Request, portions int, reply Reply) {
+	if e := checkText(req.Text, h.cfg.MaxMessage); e != nil {
+		e.Re = req.ID
+		reply.Send(e.Body())
+		return
+	}
+	if !validCid(req.Cid) {
+		reply.Send(ErrorBody(req.ID, net.CodeBadRequest, "cid must be 1 to 64 printable ASCII characters"))
+		return
+	}
+	salon, e := h.access(cred.UserID, req.Salon, req.ID)
+	if e != nil {
+		reply.Send(e.Body())
+		return
+	}
+	ack := func(st db.Stored) {
+		s.setLastSalon(salon.ID)
+		reply.Send(encode(ackBody{Op: net.OpAck, Re: req.ID, Msg: st.ID, Portions: st.Portions}))
+	}
+	prev, found, err := h.store.LookupCid(h.ctx, cred.UserID, req.Cid)
+	if err != nil {
+		reply.Send(h.storeError(req.ID, err, "look up cid").Body())
+		return
+	}
+	if found {
+		ack(prev)
+		return
+	}
+	s.mu.Lock()
+	allowed := s.sends.take(time.Now())
+	s.mu.Unlock()
+	if !allowed {
+		reply.Send(ErrorBody(req.ID, net.CodeRateLimited, "sending too fast: slow down"))
+		return
+	}
+	refund := func() {
+		s.mu.Lock()
+		s.sends.refund()
+		s.mu.Unlock()
+	}
+	msg := &db.NewMessage{SalonID: salon.ID, UserID: cred.UserID, Cid: req.Cid,
+		Pseudo: cred.Pseudo, Text: req.Text, Portions: portions}
+	err = h.submit(job{msg: msg, done: func(st db.Stored, err error) {
+		if errors.Is(err, db.ErrNotFound) { // the salon was removed meanwhile
+			refund()
+			reply.Send(ErrorBody(req.ID, net.CodeForbidden, "no access to salon"))
+			return
+		}
+		if err != nil {
+			refund()
+			reply.Send(h.storeError(req.ID, err, "store message").Body())
+			return
+		}
+		if st.Duplicate {
+			refund()
+		}
+		ack(st)
+	}})
+	if err != nil {
+		refund()
+		reply.Send(ErrorBody(req.ID, net.CodeUnavailable, "server shutting down, nothing was stored: retry"))
+	}
+}
+
+func (h *Hub) salons(cred db.Credential, req *Request, reply Reply) {
+	list, err := h.store.UserSalons(h.ctx, cred.UserID)
+	if err != nil {
+		reply.Send(h.storeError(req.ID, err, "list salons").Body())
+		return
+	}
+	out := make([]net.SalonInfo, len(list))
+	for i, sa := range list {
+		out[i] = net.SalonInfo{Name: sa.Name, Last: sa.Last}
+	}
+	reply.Send(encode(salonsBody{Op: net.OpSalons, Re: req.ID, Salons: out}))
+}
+
+// who lists the users with a live (logged-in, not timed out) session who
+// may open the salon, once each, sorted ignoring case.
+func (h *Hub) who(cred db.Credential, req *Request, reply Reply) {
+	salon, e := h.access(cred.UserID, req.Salon, req.ID)
+	if e != nil {
+		reply.Send(e.Body())
+		return
+	}
+	ids, err := h.store.UsersWithAccess(h.ctx, salon.ID)
+	if err != nil {
+		reply.Send(h.storeError(req.ID, err, "list members").Body())
+		return
+	}
+	allowed := make(map[int64]bool, len(ids))
+	for _, id := range ids {
+		allowed[id] = true
+	}
+	seen := map[int64]bool{}
+	pseudos := []string{}
+	h.mu.Lock()
+	for _, other := range h.sessions {
+		other.mu.Lock()
+		if other.loggedIn && !other.ended && allowed[other.cred.UserID] && !seen[other.cred.UserID] {
+			seen[other.cred.UserID] = true
+			pseudos = append(pseudos, other.cred.Pseudo)
+		}
+		other.mu.Unlock()
+	}
+	h.mu.Unlock()
+	sort.Slice(pseudos, func(i, j int) bool {
+		a, b := strings.ToLower(pseudos[i]), strings.ToLower(pseudos[j])
+		if a != b {
+			return a < b
+		}
+		return pseudos[i] < pseudos[j]
+	})
+	reply.Send(encode(whoBody{Op: net.OpWho, Re: req.ID, Salon: salon.Name, Pseudos: pseudos}))
+}
+
+// bye answers after the session's earlier sends are acked, closes the
+// connection, and posts "<pseudo> disconnected" (PROTOCOL.md 3.6).
+func (h *Hub) bye(s *Session, req *Request, reply Reply) {
+	s.mu.Lock()
+	salon, pseudo := s.lastSalon, s.cred.Pseudo
+	s.mu.Unlock()
+	if !h.endQuietly(s) {
+		reply.Drop()
+		return
+	}
+	h.log.Info("session ended", "session", s.id, "pseudo", pseudo, "reason", "bye")
+	answer := encode(simpleBody{Op: net.OpBye, Re: req.ID})
+	j := job{done: func(db.Stored, error) { reply.SendClose(answer) }}
+	if salon != 0 {
+		j.msg = &db.NewMessage{SalonID: salon, Text: pseudo + " disconnected", System: true}
+	}
+	// The job queues behind this session's sends, so their acks go first.
+	if err := h.submit(j); err != nil {
+		reply.SendClose(answer)
+	}
+}
+
+// endQuietly marks s ended and forgets it without announcing or closing.
+func (h *Hub) endQuietly(s *Session) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ended {
+		return false
+	}
+	s.ended = true
+	if h.sessions[s.signer] == s {
+		delete(h.sessions, s.signer)
+	}
+	if s.timer != nil {
+		s.timer.Stop()
+	}
+	return true
+}
+
+// Sessions returns how many sessions are live, logged in or not.
+func (h *Hub) Sessions() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.sessions)
+}
+
+// Shutdown stops the hub: session clocks stop, parked fetches are answered,
+// queued messages are committed and acked. Call it once no new request can
+// arrive. It returns ctx's error if that takes too long.
+func (h *Hub) Shutdown(ctx context.Context) error {
+	h.stopOnce.Do(func() { close(h.stopping) })
+	h.mu.Lock()
+	for _, s := range h.sessions {
+		s.mu.Lock()
+		if s.timer != nil {
+			s.timer.Stop()
+		}
+		s.mu.Unlock()
+	}
+	h.mu.Unlock()
+
+	parked := make(chan struct{})
+	go func() { h.bg.Wait(); close(parked) }()
+	select {
+	case <-parked:
+	case <-ctx.Done():
+		return fmt.Errorf("answer parked fetches: %w", ctx.Err())
+	}
+	h.subMu.Lock()
+	if !h.closed {
+		h.closed = true
+		close(h.jobs)
+	}
+	h.subMu.Unlock()
+	select {
+	case <-h.writerDone:
+	case <-ctx.Done():
+		return fmt.Errorf("commit queued messages: %w", ctx.Err())
+	}
+	h.cancel()
+	return nil
+}

@@ -1,0 +1,410 @@
+package server
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	stdnet "net"
+	"sync"
+	"syscall"
+	"time"
+
+	"librecord/crypto"
+	"librecord/net"
+	"librecord/net/chat"
+)
+
+var errTooManyFiles = syscall.EMFILE
+
+// queueSize bounds the answers a connection may owe at once. The reader
+// takes a slot before reading each frame's request and the writer gives it
+// back once the answer is written, so answers produced elsewhere (acks
+// after a commit, woken fetches) never wait for a slow peer, and a peer
+// that does not read stops being read.
+const queueSize = 256
+
+// brokenFramesLimit: the 3rd broken frame of a connection closes it.
+const brokenFramesLimit = 3
+
+// out is one envelope waiting for the writer.
+type out struct {
+	kind  byte          // crypto.KindSealed, KindPlainError, KindHello; 0 = none (flush marker)
+	body  []byte        // JSON body, or the hello itself
+	sess  *chat.Session // seals a KindSealed body
+	close bool          // close the connection once written
+	slot  bool          // gives back a reader slot once written
+}
+
+// conn is one TCP connection: a read loop that turns frames into requests
+// and a write loop that seals and writes answers in order, each write
+// under a deadline.
+type conn struct {
+	srv  *Server
+	nc   stdnet.Conn
+	addr string
+
+	queue      chan out
+	slots      chan struct{}
+	closed     chan struct{}
+	closeOnce  sync.Once
+	writerDone chan struct{}
+	loginTimer *time.Timer
+
+	mu      sync.Mutex
+	sess    *chat.Session
+	pending bool // counted in Server.pending (guarded by Server.mu)
+	broken  int  // broken frames so far (read loop only)
+}
+
+func newConn(s *Server, nc stdnet.Conn, addr string) *conn {
+	return &conn{
+		srv: s, nc: nc, addr: addr,
+		queue:      make(chan out, queueSize+1), // +1: the shutdown flush marker
+		slots:      make(chan struct{}, queueSize),
+		closed:     make(chan struct{}),
+		writerDone: make(chan struct{}),
+		pending:    true,
+	}
+}
+
+// Close closes the connection at once; answers not yet written are lost.
+// It implements chat.Conn.
+func (c *conn) Close() {
+	c.closeOnce.Do(func() {
+		close(c.closed)
+		c.nc.Close()
+	})
+}
+
+func (c *conn) session() *chat.Session {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.sess
+}
+
+func (c *conn) setSession(s *chat.Session) {
+	c.mu.Lock()
+	c.sess = s
+	c.mu.Unlock()
+}
+
+// serve runs the connection: read loop here, write loop beside it, then
+// teardown once both are done.
+func (c *conn) serve() {
+	defer c.srv.all.Done()
+	go c.writeLoop()
+	c.loginTimer = time.AfterFunc(c.srv.cfg.LoginTimeout, func() {
+		if s := c.session(); s == nil || !s.LoggedIn() {
+			c.srv.log.Info("connection closed: not logged in in time", "addr", c.addr)
+			c.Close()
+		}
+	})
+	reason := c.readLoop()
+	c.srv.readers.Done()
+	if reason != nil {
+		c.Close() // the peer is gone or broke the rules: no flush
+	}
+	<-c.writerDone
+	c.Close()
+	c.loginTimer.Stop()
+	if s := c.session(); s != nil {
+		c.srv.hub.Detach(s, c)
+	}
+	c.srv.remove(c)
+	c.srv.log.Info("connection closed", "addr", c.addr)
+}
+
+// errStop ends the read loop without closing: a fatal error was queued
+// with close set, or the server is shutting down.
+var errStop = errors.New("stop reading")
+
+// readLoop reads frames until the connection ends. A nil return means the
+// writer will close the connection (after a fatal error, or the shutdown
+// flush); anything else means close now.
+func (c *conn) readLoop() error {
+	fr := net.NewFrameReader(bufio.NewReaderSize(c.nc, 4096), c.srv.cfg.MaxPortions)
+	for {
+		payload, portions, err := fr.Next()
+		if err != nil {
+			var fe *net.FrameError
+			if !errors.As(err, &fe) {
+				if c.stopping() {
+					return nil
+				}
+				return err
+			}
+			if !c.reserve() {
+				return errStop
+			}
+			c.broken++
+			fatal := fe.Fatal || c.broken >= brokenFramesLimit
+			c.srv.log.Info("broken frame", "addr", c.addr, "defect", fe.Msg, "closing", fatal)
+			c.sendError(0, net.CodeFrame, fe.Msg, fatal)
+			if fatal {
+				return nil
+			}
+			continue
+		}
+		if !c.reserve() {
+			return errStop
+		}
+		c.dispatch(payload, portions)
+	}
+}
+
+// stopping reports whether Shutdown stopped the read loop.
+func (c *conn) stopping() bool {
+	c.srv.mu.Lock()
+	defer c.srv.mu.Unlock()
+	return c.srv.shutting
+}
+
+// stopReading makes the read loop return at its next read (Shutdown).
+func (c *conn) stopReading() { c.nc.SetReadDeadline(time.Now()) }
+
+// flushAndClose has the writer close the connection once every answer
+// queued so far is written (Shutdown).
+func (c *conn) flushAndClose() {
+	select {
+	case c.queue <- out{close: true}:
+	default:
+		c.Close()
+	}
+}
+
+// reserve takes a slot for the next frame's answer; false if the
+// connection closed while waiting for one.
+func (c *conn) reserve() bool {
+	select {
+	case c.slots <- struct{}{}:
+		return true
+	case <-c.closed:
+		return false
+	}
+}
+
+// enqueue hands an answer to the writer. It never blocks: the queue has
+// room for every slot plus the flush marker.
+func (c *conn) enqueue(o out) {
+	o.slot = true
+	c.queue <- o
+}
+
+func (c *conn) release() { <-c.slots }
+
+// sendError answers with an error, sealed when the connection has a
+// session and plain otherwise (PROTOCOL.md 2.3).
+func (c *conn) sendError(re int64, code, msg string, closeAfter bool) {
+	body := chat.ErrorBody(re, code, msg)
+	if s := c.session(); s != nil {
+		c.enqueue(out{kind: crypto.KindSealed, body: body, sess: s, close: closeAfter})
+		return
+	}
+	c.enqueue(out{kind: crypto.KindPlainError, body: body, close: closeAfter})
+}
+
+func (c *conn) sendPlain(e *chat.Error) {
+	c.enqueue(out{kind: crypto.KindPlainError, body: e.Body()})
+}
+
+// writeLoop writes queued answers in order. A write that misses its
+// deadline, or any write error, closes the connection.
+func (c *conn) writeLoop() {
+	defer close(c.writerDone)
+	ew := net.NewEnvelopeWriter(deadlineWriter{c.nc, c.srv.cfg.WriteTimeout})
+	for {
+		select {
+		case <-c.closed:
+			return
+		case o := <-c.queue:
+			var err error
+			switch o.kind {
+			case crypto.KindSealed:
+				err = ew.WriteSealed(o.sess.Channel(), o.body)
+				if errors.Is(err, net.ErrChannelErased) {
+					err = nil // the session ended: nothing more to say on it
+				}
+			case crypto.KindPlainError:
+				err = ew.WriteEnvelope(crypto.PlainError(o.body))
+			case crypto.KindHello:
+				err = ew.WriteEnvelope(o.body)
+			}
+			if o.slot {
+				c.release()
+			}
+			if err != nil {
+				c.srv.log.Info("write failed", "addr", c.addr, "err", err)
+				c.Close()
+				return
+			}
+			if o.close {
+				c.Close()
+				return
+			}
+		}
+	}
+}
+
+// deadlineWriter gives every write a deadline, so a peer that stops
+// reading cannot hold a writer forever.
+type deadlineWriter struct {
+	nc      stdnet.Conn
+	timeout time.Duration
+}
+
+func (w deadlineWriter) Write(b []byte) (int, error) {
+	w.nc.SetWriteDeadline(time.Now().Add(w.timeout))
+	return w.nc.Write(b)
+}
+
+// dispatch acts on one decoded frame; its answer uses the slot the read
+// loop reserved.
+func (c *conn) dispatch(payload []byte, portions int) {
+	kind, err := crypto.EnvelopeKind(payload)
+	if err != nil || kind == crypto.KindPlainError {
+		c.sendError(0, net.CodeFrame, envelopeDefect(payload), false)
+		return
+	}
+	if kind == crypto.KindHello {
+		c.hello(payload)
+		return
+	}
+	if s := c.session(); s != nil {
+		c.sealed(s, payload, portions)
+		return
+	}
+	c.resume(payload)
+}
+
+func envelopeDefect(payload []byte) string {
+	switch {
+	case len(payload) < 2:
+		return "envelope too short"
+	case payload[1] != crypto.ProtocolVersion:
+		return fmt.Sprintf("unsupported protocol version %d", payload[1])
+	case payload[0] == crypto.KindPlainError:
+		return "only the server sends plain errors"
+	}
+	return fmt.Sprintf("unknown envelope kind 0x%02x", payload[0])
+}
+
+// hello answers a client hello with fresh session keys (PROTOCOL.md 2.1).
+func (c *conn) hello(payload []byte) {
+	if c.session() != nil {
+		c.sendError(0, net.CodeBadRequest, "hello on a connection that already has a session", false)
+		return
+	}
+	peer, err := crypto.ParseClientHello(payload)
+	if err != nil {
+		c.sendError(0, net.CodeBadRequest, "malformed client hello", false)
+		return
+	}
+	keys, err := crypto.NewSessionKeys()
+	if err != nil {
+		c.srv.log.Error("session keys", "err", err)
+		c.sendError(0, net.CodeInternal, "internal error", false)
+		return
+	}
+	serverHello := keys.ServerHello(c.srv.identity, payload)
+	ch := crypto.NewChannel(keys, peer)
+	s, err := c.srv.hub.NewSession(ch, c.addr, c)
+	if err != nil {
+		ch.Erase()
+		c.sendError(0, net.CodeBadRequest, "session key already in use: generate fresh keys", false)
+		return
+	}
+	c.setSession(s)
+	c.enqueue(out{kind: crypto.KindHello, body: serverHello})
+}
+
+// sealed opens an envelope of the connection's session and hands its
+// request to the chat rules.
+func (c *conn) sealed(s *chat.Session, payload []byte, portions int) {
+	body, err := s.Channel().Open(payload)
+	if errors.Is(err, crypto.ErrShortEnvelope) {
+		c.sendError(0, net.CodeBadRequest, "sealed envelope shorter than its header", false)
+		return
+	}
+	if err != nil {
+		c.srv.log.Info("envelope rejected", "addr", c.addr, "session", s.ID())
+		c.sendError(0, net.CodeCrypto, "envelope rejected", false)
+		return
+	}
+	c.srv.hub.Touch(s)
+	req, perr := chat.ParseRequest(body)
+	if perr != nil {
+		c.enqueue(out{kind: crypto.KindSealed, body: perr.Body(), sess: s})
+		return
+	}
+	c.srv.hub.Handle(s, req, portions, &reply{c: c, sess: s})
+	if req.Op == net.OpLogin && s.LoggedIn() {
+		c.srv.loggedIn(c)
+	}
+}
+
+// resume handles a sealed envelope on a connection with no session: it
+// must be a resume of a live session (PROTOCOL.md 3.5). Every answer but
+// success is plain.
+func (c *conn) resume(payload []byte) {
+	signer, err := crypto.EnvelopeSignerID(payload)
+	if err != nil {
+		c.sendPlain(&chat.Error{Code: net.CodeBadRequest, Message: "sealed envelope shorter than its header"})
+		return
+	}
+	s := c.srv.hub.Lookup(signer)
+	if s == nil {
+		c.sendPlain(&chat.Error{Code: net.CodeUnknownSession, Message: "no such session; start over with a hello and a login"})
+		return
+	}
+	body, err := s.Channel().Open(payload)
+	if err != nil {
+		c.srv.log.Info("envelope rejected", "addr", c.addr, "session", s.ID())
+		c.sendPlain(&chat.Error{Code: net.CodeCrypto, Message: "envelope rejected"})
+		return
+	}
+	c.srv.hub.Touch(s)
+	req, perr := chat.ParseRequest(body)
+	if perr != nil {
+		c.sendPlain(perr)
+		return
+	}
+	if req.Op != net.OpResume {
+		c.sendPlain(&chat.Error{Re: req.ID, Code: net.CodeBadRequest,
+			Message: "the first envelope on a connection must be a hello or a resume"})
+		return
+	}
+	old, e := c.srv.hub.Resume(s, c, c.addr, req.ID)
+	if e != nil {
+		e.Re = req.ID
+		c.sendPlain(e)
+		return
+	}
+	c.setSession(s)
+	if old != nil && old != chat.Conn(c) {
+		old.Close()
+	}
+	if s.LoggedIn() {
+		c.srv.loggedIn(c)
+	}
+	c.enqueue(out{kind: crypto.KindSealed, body: chat.ResumedBody(req.ID), sess: s})
+}
+
+// reply is the chat.Reply of one request: its answer goes to the
+// connection the request came on, in the slot reserved for it.
+type reply struct {
+	c    *conn
+	sess *chat.Session
+	once sync.Once
+}
+
+func (r *reply) Send(body []byte) {
+	r.once.Do(func() { r.c.enqueue(out{kind: crypto.KindSealed, body: body, sess: r.sess}) })
+}
+
+func (r *reply) SendClose(body []byte) {
+	r.once.Do(func() { r.c.enqueue(out{kind: crypto.KindSealed, body: body, sess: r.sess, close: true}) })
+}
+
+func (r *reply) Drop() { r.once.Do(r.c.release) }
+
+func (r *reply) Done() <-chan struct{} { return r.c.closed }

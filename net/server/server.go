@@ -1,0 +1,277 @@
+// Package server is the server end of the Librecord wire (PROTOCOL.md
+// sections 1 to 4): it accepts TCP connections, reads frames, answers
+// hellos, opens and seals envelopes, tracks which session a connection
+// carries, and hands every request to the chat rules (package chat). It
+// enforces the connection-level limits: total and not-yet-logged-in
+// connections, the login timeout, broken frames and write deadlines.
+//
+// Use New, then Serve on a listener, then Shutdown.
+package server
+
+import (
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"log/slog"
+	stdnet "net"
+	"sync"
+	"time"
+
+	"librecord/crypto"
+	"librecord/net"
+	"librecord/net/chat"
+)
+
+// Config holds the connection-level timings and limits and the chat
+// rules' configuration. Every field is a flag of librecord serve.
+type Config struct {
+	LoginTimeout time.Duration // a connection not logged in this long after it opened is closed
+	WriteTimeout time.Duration // a peer that does not read an answer for this long is dropped
+	MaxConns     int           // open connections; 0 = no limit
+	MaxPending   int           // connections not logged in yet; 0 = no limit
+	MaxPortions  int           // portions per frame, read and written
+	Chat         chat.Config   // MaxBody is derived from MaxPortions by New
+}
+
+// DefaultConfig returns the protocol's defaults.
+func DefaultConfig() Config {
+	return Config{
+		LoginTimeout: 10 * time.Second,
+		WriteTimeout: 10 * time.Second,
+		MaxConns:     1000,
+		MaxPending:   200,
+		MaxPortions:  net.DefaultMaxPortions,
+		Chat: chat.Config{
+			SessionTimeout: 30 * time.Second,
+			Poll:           3 * time.Second,
+			LoginLimit:     5,
+			LoginWindow:    time.Minute,
+			SendRate:       20,
+			SendBurst:      40,
+			MaxMessage:     65536,
+			MaxFetch:       500,
+		},
+	}
+}
+
+// CheckLimits refuses limits under which the largest allowed send, or a
+// fetch answer carrying the largest allowed message, could not fit in one
+// frame (PROTOCOL.md section 1), and limits that make no sense.
+func CheckLimits(cfg Config) error {
+	c := cfg.Chat
+	switch {
+	case cfg.MaxPortions < 1:
+		return errors.New("--max-portions must be at least 1")
+	case c.MaxMessage < 1:
+		return errors.New("--max-message must be at least 1")
+	case c.MaxFetch < 1:
+		return errors.New("--max-fetch must be at least 1")
+	case c.SendRate < 0 || c.SendBurst < 0:
+		return errors.New("--send-rate and --send-burst cannot be negative")
+	case c.SendRate > 0 && c.SendBurst < 1:
+		return errors.New("--send-burst must be at least 1 when --send-rate is set")
+	case c.LoginLimit < 0:
+		return errors.New("--login-limit cannot be negative")
+	case c.SessionTimeout <= 0 || cfg.LoginTimeout <= 0 || cfg.WriteTimeout <= 0:
+		return errors.New("timeouts must be positive")
+	case c.LoginLimit > 0 && c.LoginWindow <= 0:
+		return errors.New("--login-window must be positive")
+	case c.Poll <= 0:
+		return errors.New("--poll must be positive")
+	case cfg.MaxConns < 0 || cfg.MaxPending < 0:
+		return errors.New("--max-conns and --max-pending cannot be negative")
+	}
+	room := net.MaxPayload(cfg.MaxPortions) - crypto.SealedOverhead
+	send, answer := chat.LargestBodies(c.MaxMessage)
+	if need := max(send, answer); need > room {
+		return fmt.Errorf("--max-portions %d cannot carry a message of --max-message %d bytes in one frame "+
+			"(needs %d portions): raise --max-portions or lower --max-message",
+			cfg.MaxPortions, c.MaxMessage, net.EncodedPortions(need+crypto.SealedOverhead))
+	}
+	return nil
+}
+
+// Server accepts connections and serves the protocol on them.
+type Server struct {
+	hub      *chat.Hub
+	identity ed25519.PrivateKey
+	cfg      Config
+	log      *slog.Logger
+
+	mu        sync.Mutex
+	listeners []stdnet.Listener
+	conns     map[*conn]struct{}
+	pending   int // connections not logged in yet
+	shutting  bool
+
+	readers sync.WaitGroup // connection read loops
+	all     sync.WaitGroup // whole connections, teardown included
+}
+
+// New checks the limits and returns a server storing into store and
+// proving its identity with identity.
+func New(store chat.Store, identity ed25519.PrivateKey, cfg Config, log *slog.Logger) (*Server, error) {
+	if err := CheckLimits(cfg); err != nil {
+		return nil, err
+	}
+	cfg.Chat.MaxBody = net.MaxPayload(cfg.MaxPortions) - crypto.SealedOverhead
+	return &Server{
+		hub:      chat.New(store, cfg.Chat, log),
+		identity: identity,
+		cfg:      cfg,
+		log:      log,
+		conns:    map[*conn]struct{}{},
+	}, nil
+}
+
+// ErrServerClosed is returned by Serve once Shutdown has begun.
+var ErrServerClosed = errors.New("server closed")
+
+// Serve accepts connections on ln until Shutdown; it then returns
+// ErrServerClosed. It closes ln.
+func (s *Server) Serve(ln stdnet.Listener) error {
+	s.mu.Lock()
+	if s.shutting {
+		s.mu.Unlock()
+		ln.Close()
+		return ErrServerClosed
+	}
+	s.listeners = append(s.listeners, ln)
+	s.mu.Unlock()
+	var backoff time.Duration
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			s.mu.Lock()
+			shutting := s.shutting
+			s.mu.Unlock()
+			if shutting {
+				return ErrServerClosed
+			}
+			var ne stdnet.Error
+			if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, errTooManyFiles) {
+				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+				s.log.Error("accept", "err", err, "retry_in", backoff)
+				time.Sleep(backoff)
+				continue
+			}
+			return fmt.Errorf("accept: %w", err)
+		}
+		backoff = 0
+		s.accept(nc)
+	}
+}
+
+// accept registers a new connection, or refuses it with a plain
+// unavailable error when the server is full.
+func (s *Server) accept(nc stdnet.Conn) {
+	addr := nc.RemoteAddr().String()
+	s.mu.Lock()
+	if s.shutting {
+		s.mu.Unlock()
+		nc.Close()
+		return
+	}
+	full := s.cfg.MaxConns > 0 && len(s.conns) >= s.cfg.MaxConns
+	waiting := s.cfg.MaxPending > 0 && s.pending >= s.cfg.MaxPending
+	if full || waiting {
+		s.mu.Unlock()
+		s.log.Warn("connection refused: server full", "addr", addr, "open", full, "not_logged_in", waiting)
+		go s.refuse(nc)
+		return
+	}
+	c := newConn(s, nc, addr)
+	s.conns[c] = struct{}{}
+	s.pending++
+	s.readers.Add(1)
+	s.all.Add(1)
+	s.mu.Unlock()
+	s.log.Info("connection opened", "addr", addr)
+	go c.serve()
+}
+
+func (s *Server) refuse(nc stdnet.Conn) {
+	defer nc.Close()
+	body := chat.ErrorBody(0, net.CodeUnavailable, "server full: try again later")
+	nc.SetWriteDeadline(time.Now().Add(s.cfg.WriteTimeout))
+	net.WriteFrame(nc, crypto.PlainError(body))
+}
+
+// loggedIn moves c out of the not-logged-in count.
+func (s *Server) loggedIn(c *conn) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if c.pending {
+		c.pending = false
+		s.pending--
+	}
+}
+
+func (s *Server) remove(c *conn) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.conns, c)
+	if c.pending {
+		c.pending = false
+		s.pending--
+	}
+}
+
+// Conns returns how many connections are open.
+func (s *Server) Conns() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.conns)
+}
+
+// Shutdown stops the server gracefully: it stops accepting and reading,
+// answers parked fetches, commits and acks the sends already received,
+// flushes every answer, and closes the connections. The database is the
+// caller's to close afterwards. If ctx ends first, connections are closed
+// at once and ctx's error is returned.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.shutting = true
+	for _, ln := range s.listeners {
+		ln.Close()
+	}
+	conns := make([]*conn, 0, len(s.conns))
+	for c := range s.conns {
+		conns = append(conns, c)
+	}
+	s.mu.Unlock()
+
+	for _, c := range conns {
+		c.stopReading()
+	}
+	err := wait(ctx, &s.readers)
+	if err == nil {
+		err = s.hub.Shutdown(ctx)
+	}
+	for _, c := range conns {
+		c.flushAndClose()
+	}
+	if err == nil {
+		err = wait(ctx, &s.all)
+	}
+	if err != nil {
+		for _, c := range conns {
+			c.Close()
+		}
+		s.all.Wait()
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	return nil
+}
+
+func wait(ctx context.Context, wg *sync.WaitGroup) error {
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
