@@ -627,7 +627,7 @@ func (c *chat) cmdSalons(string) {
 			if in.Name == current || !ok || in.Last <= base {
 				continue
 			}
-			res, err := s.Fetch(ctx, client.FetchRequest{Salon: in.Name, After: base, Limit: 100})
+			res, err := s.Fetch(ctx, client.FetchRequest{Salon: in.Name, After: base, HasAfter: true, Limit: 100})
 			if err != nil {
 				continue
 			}

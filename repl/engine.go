@@ -325,18 +325,14 @@ func (e *engine) startPoller() {
 	ctx, cancel := context.WithCancel(e.ctx)
 	e.pollCancel = cancel
 	sess, salon, ep := e.sess, e.salon, e.epoch
-	after := int64(0)
 	initial := !e.opened[salon]
-	if !initial {
-		after = e.seen[salon]
-	}
+	after := e.seen[salon]
 	wait, poll, limit := e.wait(), e.poll(), e.fetchLimit
 	go func() {
 		for {
-			req := client.FetchRequest{Salon: salon, Limit: limit, After: after, Wait: wait}
-			if after == 0 {
-				// First look at the salon, or an empty salon: its latest
-				// messages (there is no id to wait after).
+			req := client.FetchRequest{Salon: salon, Limit: limit, After: after, HasAfter: true, Wait: wait}
+			if initial {
+				// First look at the salon: its latest messages.
 				req = client.FetchRequest{Salon: salon, Limit: 10}
 			}
 			start := time.Now()

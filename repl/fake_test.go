@@ -185,7 +185,7 @@ func (s *fakeSess) Fetch(ctx context.Context, f client.FetchRequest) (client.Mes
 			limit = 10
 		}
 		switch {
-		case f.After > 0:
+		case f.HasAfter:
 			for _, m := range all {
 				if m.ID > f.After {
 					out = append(out, m)
@@ -211,7 +211,7 @@ func (s *fakeSess) Fetch(ctx context.Context, f client.FetchRequest) (client.Mes
 		}
 		wake := h.wake
 		h.mu.Unlock()
-		if len(out) > 0 || f.After == 0 || f.Wait == 0 || time.Now().After(deadline) {
+		if len(out) > 0 || !f.HasAfter || f.Wait == 0 || time.Now().After(deadline) {
 			return client.Messages{Salon: f.Salon, More: more, Messages: append([]lnet.Message(nil), out...)}, nil
 		}
 		select {

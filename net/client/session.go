@@ -99,14 +99,16 @@ type Ack struct {
 	Portions int
 }
 
-// FetchRequest is a fetch (PROTOCOL.md 3.3). Before and After are cursors
-// (0: unset); Wait is only sent with After.
+// FetchRequest is a fetch (PROTOCOL.md 3.3). Before is a cursor when not
+// 0; After is one when HasAfter (after 0 is "from the first message").
+// Wait is only sent with After.
 type FetchRequest struct {
-	Salon  string
-	Limit  int
-	Before int64
-	After  int64
-	Wait   time.Duration
+	Salon    string
+	Limit    int
+	Before   int64
+	After    int64
+	HasAfter bool
+	Wait     time.Duration
 }
 
 // Messages is the answer to a fetch, oldest first.
@@ -365,7 +367,7 @@ type request struct {
 	CID      string `json:"cid,omitempty"`
 	Limit    int    `json:"limit,omitempty"`
 	Before   int64  `json:"before,omitempty"`
-	After    int64  `json:"after,omitempty"`
+	After    *int64 `json:"after,omitempty"`
 	WaitMS   int64  `json:"wait_ms,omitempty"`
 }
 
@@ -499,9 +501,13 @@ func (s *Session) Send(ctx context.Context, salon, text, cid string) (Ack, error
 // Fetch fetches messages (PROTOCOL.md 3.3). With After and Wait set the
 // server may hold the answer up to Wait.
 func (s *Session) Fetch(ctx context.Context, f FetchRequest) (Messages, error) {
-	req := request{Op: lnet.OpFetch, Salon: f.Salon, Limit: f.Limit, Before: f.Before, After: f.After}
+	req := request{Op: lnet.OpFetch, Salon: f.Salon, Limit: f.Limit, Before: f.Before}
+	if f.HasAfter {
+		after := f.After
+		req.After = &after
+	}
 	var wait time.Duration
-	if f.After > 0 && f.Wait > 0 {
+	if f.HasAfter && f.Wait > 0 {
 		req.WaitMS = f.Wait.Milliseconds()
 		wait = f.Wait
 	}

@@ -302,7 +302,7 @@ func TestAnswersOutOfOrder(t *testing.T) {
 	ctx := context.Background()
 	fetched := make(chan error, 1)
 	go func() {
-		_, err := sess.Fetch(ctx, FetchRequest{Salon: "general", After: 40, Wait: 2 * time.Second})
+		_, err := sess.Fetch(ctx, FetchRequest{Salon: "general", After: 40, HasAfter: true, Wait: 2 * time.Second})
 		fetched <- err
 	}()
 	who, err := sess.Who(ctx, "general")
@@ -339,7 +339,7 @@ func TestSilentFetchIsLostConnection(t *testing.T) {
 		}
 	}
 	sess := dialFake(t, s, Config{ReplyMargin: 50 * time.Millisecond})
-	_, err := sess.Fetch(context.Background(), FetchRequest{Salon: "general", After: 1, Wait: 20 * time.Millisecond})
+	_, err := sess.Fetch(context.Background(), FetchRequest{Salon: "general", After: 1, HasAfter: true, Wait: 20 * time.Millisecond})
 	if !errors.Is(err, ErrConnLost) {
 		t.Fatalf("got %v, want ErrConnLost", err)
 	}
