@@ -1,0 +1,242 @@
+package client_test
+
+import (
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"io"
+	"log/slog"
+	stdnet "net"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"librecord/crypto"
+	"librecord/db"
+	lnet "librecord/net"
+	"librecord/net/client"
+	"librecord/net/server"
+	"librecord/repl"
+)
+
+// realServer runs the real server over a real SQLite file on loopback.
+type realServer struct {
+	addr string
+	srv  *server.Server
+	db   *db.DB
+}
+
+func startServer(t *testing.T) *realServer {
+	t.Helper()
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "librecord.db")
+	d, err := db.OpenOrCreate(ctx, path, []byte("host passphrase"),
+		db.CreateOptions{KDF: &crypto.KDFParams{Time: 1, MemoryKiB: 64, Threads: 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.AddSalon(ctx, "dev"); err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range []string{"alice", "bob"} {
+		if _, err := d.AddUser(ctx, u, u+"-password", []string{"general", "dev"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg := server.DefaultConfig()
+	srv, err := server.New(d, d.Identity(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := stdnet.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(ln)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		srv.Shutdown(ctx)
+		d.Close()
+	})
+	return &realServer{addr: ln.Addr().String(), srv: srv, db: d}
+}
+
+func login(t *testing.T, s *realServer, user string) *client.Session {
+	t.Helper()
+	known, err := crypto.LoadKnownServers(filepath.Join(t.TempDir(), "known_servers"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := client.Trust{Known: known, Ask: func(string, string) (bool, error) { return true, nil }}
+	sess, err := client.Dial(context.Background(), client.Config{Addr: s.addr, CheckIdentity: tr.Check})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(sess.Close)
+	if _, err := sess.Login(context.Background(), user+"-password"); err != nil {
+		t.Fatal(err)
+	}
+	return sess
+}
+
+func TestAgainstRealServer(t *testing.T) {
+	s := startServer(t)
+	ctx := context.Background()
+	known, err := crypto.LoadKnownServers(filepath.Join(t.TempDir(), "known_servers"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := client.Trust{Known: known, Ask: func(string, string) (bool, error) { return true, nil }}
+	alice, err := client.Dial(ctx, client.Config{Addr: s.addr, CheckIdentity: tr.Check})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer alice.Close()
+	t.Run("WrongPasswordThenRight", func(t *testing.T) {
+		if _, err := alice.Login(ctx, "nope"); !client.IsCode(err, lnet.CodeAuth) {
+			t.Fatalf("got %v", err)
+		}
+		info, err := alice.Login(ctx, "alice-password")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info.Pseudo != "alice" || info.Poll <= 0 || info.SessionTimeout <= 0 {
+			t.Errorf("info %+v", info)
+		}
+	})
+	t.Run("EmptySalonFollowsFromZero", func(t *testing.T) {
+		res, err := alice.Fetch(ctx, client.FetchRequest{Salon: "dev", HasAfter: true, After: 0, Wait: 10 * time.Millisecond})
+		if err != nil || len(res.Messages) != 0 {
+			t.Fatalf("%v %v", res, err)
+		}
+	})
+	bob := login(t, s, "bob")
+	t.Run("ParkedFetchWokenBySend", func(t *testing.T) {
+		got := make(chan client.Messages, 1)
+		go func() {
+			res, err := bob.Fetch(ctx, client.FetchRequest{Salon: "general", HasAfter: true, After: 0, Wait: 5 * time.Second})
+			if err != nil {
+				t.Error(err)
+			}
+			got <- res
+		}()
+		// While bob's fetch is parked, his other requests are answered.
+		waitFor(t, func() bool {
+			who, err := bob.Who(ctx, "general")
+			return err == nil && reflect.DeepEqual(who, []string{"alice", "bob"})
+		})
+		ack, err := alice.Send(ctx, "general", "bonjour <&>", repl.NewCID())
+		if err != nil {
+			t.Fatal(err)
+		}
+		res := <-got
+		if len(res.Messages) == 0 || res.Messages[len(res.Messages)-1].ID != ack.Msg || res.Messages[len(res.Messages)-1].Text != "bonjour <&>" {
+			t.Errorf("bob got %+v, ack %+v", res, ack)
+		}
+	})
+	t.Run("SameCIDSameAck", func(t *testing.T) {
+		cid := repl.NewCID()
+		a1, err1 := alice.Send(ctx, "general", "once", cid)
+		a2, err2 := alice.Send(ctx, "general", "once", cid)
+		if err1 != nil || err2 != nil || a1 != a2 {
+			t.Errorf("%+v %v / %+v %v", a1, err1, a2, err2)
+		}
+	})
+	t.Run("ResumeKeepsSession", func(t *testing.T) {
+		alice.Disconnect()
+		if err := alice.Resume(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := alice.Send(ctx, "general", "after resume", repl.NewCID()); err != nil {
+			t.Fatal(err)
+		}
+	})
+	t.Run("ErrUnknownSessionAfterBye", func(t *testing.T) {
+		if err := bob.Bye(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := bob.Resume(ctx); !errors.Is(err, client.ErrClosed) {
+			t.Fatalf("resume after bye: %v", err)
+		}
+	})
+}
+
+// The scripted chat over the real client and server: lines in, another
+// user's messages out.
+func TestScriptAgainstRealServer(t *testing.T) {
+	s := startServer(t)
+	dir := t.TempDir()
+	dial := func(ctx context.Context, ask repl.AskTrust) (repl.Session, error) {
+		known, err := crypto.LoadKnownServers(filepath.Join(dir, "known_servers"))
+		if err != nil {
+			return nil, err
+		}
+		tr := client.Trust{Known: known, Pinned: crypto.Fingerprint(s.db.Identity().Public().(ed25519.PublicKey)), Ask: ask}
+		sess, err := client.Dial(ctx, client.Config{Addr: s.addr, CheckIdentity: tr.Check})
+		if err != nil {
+			return nil, err
+		}
+		return sess, nil
+	}
+	cfg := repl.Config{Addr: s.addr, Salon: "general", Poll: 300 * time.Millisecond, RetryDelay: 50 * time.Millisecond,
+		Password: func() (string, error) { return "alice-password", nil }, PasswordSource: "test"}
+	inR, inW := io.Pipe()
+	outR, outW := io.Pipe()
+	done := make(chan error, 1)
+	go func() {
+		done <- repl.RunScript(context.Background(), cfg, dial, inR, outW, io.Discard)
+		outW.Close()
+	}()
+	inW.Write([]byte("first\nsecond\n"))
+	bob := login(t, s, "bob")
+	// bob sees alice's lines in order.
+	var seen []string
+	var after int64
+	waitFor(t, func() bool {
+		res, err := bob.Fetch(context.Background(), client.FetchRequest{Salon: "general", HasAfter: true, After: after, Limit: 50})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range res.Messages {
+			after = m.ID
+			if m.Pseudo == "alice" {
+				seen = append(seen, m.Text)
+			}
+		}
+		return len(seen) >= 2
+	})
+	if !reflect.DeepEqual(seen, []string{"first", "second"}) {
+		t.Errorf("bob saw %q", seen)
+	}
+	if _, err := bob.Send(context.Background(), "general", "hi\nalice", repl.NewCID()); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 4096)
+	n, err := outR.Read(buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	line := string(buf[:n])
+	if !strings.HasSuffix(line, " general bob: hi\\nalice\n") {
+		t.Errorf("script wrote %q", line)
+	}
+	inW.Close()
+	go io.Copy(io.Discard, outR)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("timed out")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
