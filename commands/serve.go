@@ -1,0 +1,144 @@
+package commands
+
+import (
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	stdnet "net"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"librecord/crypto"
+	"librecord/db"
+	"librecord/net/server"
+)
+
+// serveConfig is what librecord serve runs with.
+type serveConfig struct {
+	Listen          string
+	LogFormat       string // text or json
+	ShutdownTimeout time.Duration
+	Server          server.Config
+}
+
+func serveCommand() *cli.Command {
+	d := server.DefaultConfig()
+	return &cli.Command{
+		Name:  "serve",
+		Usage: "run the chat server (creates the database on first run)",
+		Description: "Serves the Librecord protocol on --listen until SIGINT or SIGTERM, then stops\n" +
+			"gracefully: parked fetches are answered, messages already received are stored\n" +
+			"and acknowledged, the database is closed. Logs go to stderr.",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "listen", Value: ":7447", Usage: "TCP `ADDRESS` to listen on"},
+			&cli.DurationFlag{Name: "session-timeout", Value: d.Chat.SessionTimeout, Usage: "end a logged-in session after this long without a request"},
+			&cli.DurationFlag{Name: "login-timeout", Value: d.LoginTimeout, Usage: "close a connection not logged in this long after it opened"},
+			&cli.DurationFlag{Name: "poll", Value: d.Chat.Poll, Usage: "fetch cadence announced to clients"},
+			&cli.DurationFlag{Name: "write-timeout", Value: d.WriteTimeout, Usage: "drop a peer that does not read an answer for this long"},
+			&cli.IntFlag{Name: "max-conns", Value: d.MaxConns, Usage: "open connections at most (0: no limit)"},
+			&cli.IntFlag{Name: "max-pending", Value: d.MaxPending, Usage: "connections not yet logged in at most (0: no limit)"},
+			&cli.IntFlag{Name: "login-limit", Value: d.Chat.LoginLimit, Usage: "failed logins per address within --login-window before refusing (0: no limit)"},
+			&cli.DurationFlag{Name: "login-window", Value: d.Chat.LoginWindow, Usage: "window of --login-limit"},
+			&cli.Float64Flag{Name: "send-rate", Value: d.Chat.SendRate, Usage: "sends per second per session (0: no limit)"},
+			&cli.IntFlag{Name: "send-burst", Value: d.Chat.SendBurst, Usage: "sends a session may make at once above --send-rate"},
+			&cli.IntFlag{Name: "max-message", Value: d.Chat.MaxMessage, Usage: "largest message text, in `BYTES`"},
+			&cli.IntFlag{Name: "max-portions", Value: d.MaxPortions, Usage: "portions per frame, read and written"},
+			&cli.IntFlag{Name: "max-fetch", Value: d.Chat.MaxFetch, Usage: "largest fetch limit"},
+			&cli.DurationFlag{Name: "shutdown-timeout", Value: 15 * time.Second, Usage: "on SIGINT/SIGTERM, wait this long for answers to go out"},
+			&cli.StringFlag{Name: "log-format", Value: "text", Usage: "log format on stderr: text or json"},
+		},
+		Action: func(c *cli.Context) error {
+			cfg := serveConfig{
+				Listen:          c.String("listen"),
+				LogFormat:       c.String("log-format"),
+				ShutdownTimeout: c.Duration("shutdown-timeout"),
+				Server:          d,
+			}
+			s := &cfg.Server
+			s.Chat.SessionTimeout = c.Duration("session-timeout")
+			s.LoginTimeout = c.Duration("login-timeout")
+			s.Chat.Poll = c.Duration("poll")
+			s.WriteTimeout = c.Duration("write-timeout")
+			s.MaxConns = c.Int("max-conns")
+			s.MaxPending = c.Int("max-pending")
+			s.Chat.LoginLimit = c.Int("login-limit")
+			s.Chat.LoginWindow = c.Duration("login-window")
+			s.Chat.SendRate = c.Float64("send-rate")
+			s.Chat.SendBurst = c.Int("send-burst")
+			s.Chat.MaxMessage = c.Int("max-message")
+			s.MaxPortions = c.Int("max-portions")
+			s.Chat.MaxFetch = c.Int("max-fetch")
+			if cfg.LogFormat != "text" && cfg.LogFormat != "json" {
+				return fmt.Errorf("--log-format %q: want text or json", cfg.LogFormat)
+			}
+			// Refuse bad limits before asking for a passphrase.
+			if err := server.CheckLimits(cfg.Server); err != nil {
+				return err
+			}
+			if cfg.ShutdownTimeout <= 0 {
+				return errors.New("--shutdown-timeout must be positive")
+			}
+			ln, err := stdnet.Listen("tcp", cfg.Listen)
+			if err != nil {
+				return withHint(fmt.Errorf("listen: %w", err), "choose another address with --listen (e.g. --listen :7448)")
+			}
+			d, err := openOrCreateDB(c)
+			if err != nil {
+				ln.Close()
+				return err
+			}
+			return runServe(c.Context, d, ln, cfg, c.App.Writer, c.App.ErrWriter)
+		},
+	}
+}
+
+// runServe serves on ln until ctx ends, then shuts down gracefully and
+// closes d. It prints the address and the identity fingerprint on stdout
+// and logs on stderr.
+func runServe(ctx context.Context, d *db.DB, ln stdnet.Listener, cfg serveConfig, stdout, stderr io.Writer) (err error) {
+	defer func() {
+		if cerr := d.Close(); cerr != nil && err == nil {
+			err = fmt.Errorf("close database: %w", cerr)
+		}
+	}()
+	var handler slog.Handler = slog.NewTextHandler(stderr, nil)
+	if cfg.LogFormat == "json" {
+		handler = slog.NewJSONHandler(stderr, nil)
+	}
+	log := slog.New(handler)
+	srv, err := server.New(d, d.Identity(), cfg.Server, log)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	fingerprint := crypto.Fingerprint(d.Identity().Public().(ed25519.PublicKey))
+	fmt.Fprintf(stdout, "librecord: serving %s on %s\nlibrecord: identity fingerprint %s\n", d.Path(), ln.Addr(), fingerprint)
+	log.Info("serving", "addr", ln.Addr().String(), "fingerprint", fingerprint)
+
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	var serveErr error
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down")
+	case serveErr = <-served:
+		log.Error("accept failed, shutting down", "err", serveErr)
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		return err
+	}
+	if serveErr == nil {
+		serveErr = <-served
+	}
+	if !errors.Is(serveErr, server.ErrServerClosed) {
+		return serveErr
+	}
+	log.Info("stopped")
+	return nil
+}
