@@ -7,6 +7,7 @@ func allCommands() []*cli.Command {
 	return []*cli.Command{
 		// init, user, salon, export, backup, fingerprint, passphrase: admin (foundation)
 		// serve: the server
+		serveCommand(),
 		// chat: the client
 		chatCommand(),
 	}
