@@ -6,6 +6,13 @@ import "github.com/urfave/cli/v2"
 func allCommands() []*cli.Command {
 	return []*cli.Command{
 		// init, user, salon, export, backup, fingerprint, passphrase: admin (foundation)
+		initCommand(),
+		userCommand(),
+		salonCommand(),
+		exportCommand(),
+		backupCommand(),
+		fingerprintCommand(),
+		passphraseCommand(),
 		// serve: the server
 		serveCommand(),
 		// chat: the client

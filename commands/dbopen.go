@@ -2,11 +2,14 @@ package commands
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"os"
+	"strings"
+	"text/tabwriter"
 
 	"github.com/urfave/cli/v2"
 	"golang.org/x/term"
@@ -52,6 +55,7 @@ func openOrCreateDB(c *cli.Context) (*db.DB, error) {
 		return nil, err
 	}
 	defer clear(pass)
+	fmt.Fprintf(c.App.ErrWriter, "librecord: created %s with salon %q\n", path, db.DefaultSalon)
 	d, err := db.Open(c.Context, path, pass)
 	return d, dbHint(err)
 }
@@ -76,7 +80,6 @@ func createDB(c *cli.Context) ([]byte, error) {
 		clear(pass)
 		return nil, dbHint(err)
 	}
-	fmt.Fprintf(c.App.ErrWriter, "librecord: created %s (salon %q)\n", path, db.DefaultSalon)
 	return pass, nil
 }
 
@@ -171,5 +174,73 @@ func dbHint(err error) error {
 	return err
 }
 
-// stdin is what commands read data from (the app's Reader).
-func stdin(c *cli.Context) io.Reader { return c.App.Reader }
+// adminHint attaches the next step to the errors of admin commands.
+func adminHint(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case Hint(err) != "":
+		return err
+	case errors.Is(err, db.ErrInvalidName):
+		return err // the message already says what a name may hold
+	case errors.Is(err, db.ErrDuplicate):
+		return withHint(err, "`librecord user list` and `librecord salon list` show the names taken (ignoring case)")
+	case errors.Is(err, db.ErrPasswordInUse):
+		return withHint(err, "choose another password, or leave out --password-stdin to get a generated one")
+	case errors.Is(err, db.ErrInvalidPassword):
+		return withHint(err, fmt.Sprintf("choose at least %d characters, or leave out --password-stdin to get a generated one", crypto.MinPasswordLength))
+	case errors.Is(err, db.ErrNotFound) && strings.HasPrefix(err.Error(), "salon "):
+		return withHint(err, "`librecord salon list` shows the salons; `librecord salon add NAME` creates one")
+	case errors.Is(err, db.ErrNotFound) && strings.HasPrefix(err.Error(), "user "):
+		return withHint(err, "`librecord user list` shows the users")
+	case errors.Is(err, db.ErrBusy):
+		return withHint(err, "nothing was changed; the database stayed locked or the disk is full: try again")
+	}
+	return dbHint(err)
+}
+
+// readPasswordStdin reads a password from the first line of stdin.
+func readPasswordStdin(c *cli.Context) (string, error) {
+	b, err := io.ReadAll(io.LimitReader(c.App.Reader, crypto.MaxPasswordLength+3))
+	if err != nil {
+		return "", fmt.Errorf("read password from stdin: %w", err)
+	}
+	defer clear(b)
+	line, _, _ := bytes.Cut(b, []byte("\n"))
+	line = bytes.TrimSuffix(line, []byte("\r"))
+	if len(line) == 0 {
+		return "", withHint(errors.New("--password-stdin: no password on stdin"), "pipe the password in, e.g. `librecord user add bob --password-stdin < pw.txt`")
+	}
+	return string(line), nil
+}
+
+// writeJSON writes v as indented JSON, without HTML escaping.
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+// newTable returns a writer that aligns tab-separated columns; Flush it.
+func newTable(w io.Writer) *tabwriter.Writer {
+	return tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+}
+
+// noArgs refuses positional arguments to a command that takes none.
+func noArgs(c *cli.Context) error {
+	if c.NArg() > 0 {
+		return withHint(fmt.Errorf("%s takes no arguments, got %q", c.Command.FullName(), c.Args().First()),
+			fmt.Sprintf("see `librecord %s --help`", c.Command.FullName()))
+	}
+	return nil
+}
+
+// needArgs checks the count of positional arguments.
+func needArgs(c *cli.Context, min, max int, usage string) error {
+	if n := c.NArg(); n < min || (max >= 0 && n > max) {
+		return withHint(fmt.Errorf("usage: librecord %s %s", c.Command.FullName(), usage),
+			fmt.Sprintf("see `librecord %s --help`", c.Command.FullName()))
+	}
+	return nil
+}

@@ -36,7 +36,7 @@ func backup(ctx context.Context, path, target string) error {
 	}
 	tmp, err := os.CreateTemp(dir, "."+base+".partial-*")
 	if err != nil {
-		return fmt.Errorf("backup: %w", err)
+		return fmt.Errorf("backup: cannot create a file in %s: %w", dir, bareErr(err))
 	}
 	tmpPath := tmp.Name()
 	tmp.Close()

@@ -45,7 +45,7 @@ func create(ctx context.Context, path string, passphrase []byte, opts CreateOpti
 	}
 	tmp, err := os.CreateTemp(dir, "."+base+".creating-*")
 	if err != nil {
-		return fmt.Errorf("create database: %w", err)
+		return fmt.Errorf("create database: cannot create a file in %s: %w", dir, bareErr(err))
 	}
 	tmpPath := tmp.Name()
 	tmp.Close()
@@ -172,4 +172,14 @@ func randomBytes(n int) ([]byte, error) {
 		return nil, fmt.Errorf("random: %w", err)
 	}
 	return b, nil
+}
+
+// bareErr drops the path of a temporary file from an error: the person
+// reading it knows only the directory.
+func bareErr(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
 }

@@ -348,3 +348,12 @@ func Check(ctx context.Context, path string) error {
 	}
 	return ro.Close()
 }
+
+// WeakKDF reports whether the database was created with Argon2id
+// parameters below the production defaults (--insecure-test-kdf), so that
+// serve can warn that its passphrase and passwords resist no guessing.
+func (d *DB) WeakKDF() bool {
+	pp, pw := crypto.DefaultPassphraseKDF(), crypto.DefaultPasswordKDF()
+	return d.ppKDF.MemoryKiB < pp.MemoryKiB || d.ppKDF.Time < pp.Time ||
+		d.pwKDF.MemoryKiB < pw.MemoryKiB || d.pwKDF.Time < pw.Time
+}

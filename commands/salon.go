@@ -1,0 +1,17 @@
+package commands
+
+import "github.com/urfave/cli/v2"
+
+func salonCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "salon",
+		Usage: "add, remove, list salons; grant and revoke access",
+		Subcommands: []*cli.Command{
+			salonAddCommand(),
+			salonRemoveCommand(),
+			salonGrantCommand(),
+			salonRevokeCommand(),
+			salonListCommand(),
+		},
+	}
+}

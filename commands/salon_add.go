@@ -1,0 +1,44 @@
+package commands
+
+import (
+	"context"
+	"fmt"
+	"io"
+
+	"github.com/urfave/cli/v2"
+
+	"librecord/db"
+)
+
+func salonAddCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "add",
+		Usage:     "create a salon (names are unique ignoring case)",
+		ArgsUsage: "NAME",
+		Action: func(c *cli.Context) error {
+			if err := needArgs(c, 1, 1, "NAME"); err != nil {
+				return err
+			}
+			name := c.Args().First()
+			if !db.ValidName(name) {
+				return fmt.Errorf("%w: salon name %q: use 1 to 32 letters, digits, '-', '_' or '.'", db.ErrInvalidName, name)
+			}
+			d, err := openDB(c)
+			if err != nil {
+				return err
+			}
+			defer d.Close()
+			return adminHint(SalonAdd(c.Context, d, c.App.Writer, name))
+		},
+	}
+}
+
+// SalonAdd creates the salon and reports it on w.
+func SalonAdd(ctx context.Context, d *db.DB, w io.Writer, name string) error {
+	s, err := d.AddSalon(ctx, name)
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(w, "added salon %s; give access with: librecord salon grant %s PSEUDO...\n", s.Name, s.Name)
+	return err
+}

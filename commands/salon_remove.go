@@ -1,0 +1,56 @@
+package commands
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/urfave/cli/v2"
+
+	"librecord/db"
+)
+
+func salonRemoveCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "remove",
+		Usage:     "remove a salon and everyone's access to it; refuses a salon with messages unless --purge",
+		ArgsUsage: "NAME",
+		Flags: []cli.Flag{
+			&cli.BoolFlag{Name: "purge", Usage: "also delete the salon's messages for good (export them first)"},
+		},
+		Action: func(c *cli.Context) error {
+			if err := needArgs(c, 1, 1, "NAME [--purge]"); err != nil {
+				return err
+			}
+			d, err := openDB(c)
+			if err != nil {
+				return err
+			}
+			defer d.Close()
+			err = SalonRemove(c.Context, d, c.App.Writer, c.Args().First(), c.Bool("purge"))
+			if errors.Is(err, db.ErrSalonNotEmpty) {
+				name := c.Args().First()
+				return withHint(err, fmt.Sprintf("nothing was changed; keep a copy with `librecord export --salon %s --out %s.txt`, then run `librecord salon remove %s --purge`", name, name, name))
+			}
+			return adminHint(err)
+		},
+	}
+}
+
+// SalonRemove removes the salon (and with purge its messages) and reports it on w.
+func SalonRemove(ctx context.Context, d *db.DB, w io.Writer, name string, purge bool) error {
+	s, err := d.Salon(ctx, name)
+	if err != nil {
+		return err
+	}
+	if err := d.RemoveSalon(ctx, s.Name, purge); err != nil {
+		return err
+	}
+	if purge && s.Last != 0 {
+		_, err = fmt.Fprintf(w, "removed salon %s and its messages\n", s.Name)
+	} else {
+		_, err = fmt.Fprintf(w, "removed salon %s\n", s.Name)
+	}
+	return err
+}

@@ -1,0 +1,97 @@
+package commands
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/urfave/cli/v2"
+
+	"librecord/crypto"
+	"librecord/db"
+)
+
+// UserAddConfig is what `librecord user add` runs with.
+type UserAddConfig struct {
+	Pseudo string
+	Salons []string
+	// Password is the chosen password; empty means generate one and print it.
+	Password string
+	JSON     bool
+}
+
+func userAddCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "add",
+		Usage:     "add a user; prints a generated password once (or takes one with --password-stdin)",
+		ArgsUsage: "PSEUDO",
+		Flags: []cli.Flag{
+			&cli.StringSliceFlag{Name: "salon", Usage: "give access to `SALON` (repeat the flag for several)"},
+			&cli.BoolFlag{Name: "password-stdin", Usage: fmt.Sprintf("read the password from the first line of stdin (at least %d characters)", crypto.MinPasswordLength)},
+			&cli.BoolFlag{Name: "json", Usage: "print the result as JSON"},
+		},
+		Action: func(c *cli.Context) error {
+			if err := needArgs(c, 1, 1, "PSEUDO [--salon SALON]... [--password-stdin]"); err != nil {
+				return err
+			}
+			cfg := UserAddConfig{Pseudo: c.Args().First(), Salons: c.StringSlice("salon"), JSON: c.Bool("json")}
+			if !db.ValidName(cfg.Pseudo) {
+				return fmt.Errorf("%w: pseudo %q: use 1 to 32 letters, digits, '-', '_' or '.'", db.ErrInvalidName, cfg.Pseudo)
+			}
+			if c.Bool("password-stdin") {
+				pw, err := readPasswordStdin(c)
+				if err != nil {
+					return err
+				}
+				if err := crypto.CheckPassword(pw); err != nil {
+					return adminHint(fmt.Errorf("%w: %v", db.ErrInvalidPassword, err))
+				}
+				cfg.Password = pw
+			}
+			d, err := openDB(c)
+			if err != nil {
+				return err
+			}
+			defer d.Close()
+			return adminHint(UserAdd(c.Context, d, c.App.Writer, cfg))
+		},
+	}
+}
+
+// UserAdd adds the user and reports it on w, with the password when it
+// was generated (the only time it is ever shown).
+func UserAdd(ctx context.Context, d *db.DB, w io.Writer, cfg UserAddConfig) error {
+	password, generated := cfg.Password, false
+	if password == "" {
+		var err error
+		if password, err = crypto.GeneratePassword(); err != nil {
+			return err
+		}
+		generated = true
+	}
+	u, err := d.AddUser(ctx, cfg.Pseudo, password, cfg.Salons)
+	if err != nil {
+		return err
+	}
+	if cfg.JSON {
+		out := passwordOutput{Pseudo: u.Pseudo, Salons: u.Salons}
+		if generated {
+			out.Password = password
+		}
+		return writeJSON(w, out)
+	}
+	fmt.Fprintf(w, "added user %s, salons: %s\n", u.Pseudo, salonList(u.Salons))
+	if generated {
+		fmt.Fprintf(w, "password: %s\n", password)
+		fmt.Fprintf(w, "(shown once: give it to %s privately; it is their login and cannot be read back)\n", u.Pseudo)
+	}
+	return nil
+}
+
+func salonList(salons []string) string {
+	if len(salons) == 0 {
+		return "(none)"
+	}
+	return strings.Join(salons, ", ")
+}
