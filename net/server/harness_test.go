@@ -429,6 +429,14 @@ func (c *client) await(id int64) answer {
 	}
 }
 
+// resume sends a resume and returns the next envelope, which may be a
+// plain error without re.
+func (c *client) resume() answer {
+	c.t.Helper()
+	c.request("resume", nil)
+	return c.read()
+}
+
 func (c *client) call(op string, fields map[string]any) answer {
 	c.t.Helper()
 	return c.await(c.request(op, fields))

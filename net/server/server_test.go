@@ -124,8 +124,7 @@ func TestEveryOp(t *testing.T) {
 		}
 		// The session is forgotten: its keys no longer resume.
 		again := bob.redial(f.addr)
-		again.request("resume", nil)
-		wantError(t, again.read(), 'E', "unknown_session", 0)
+		wantError(t, again.resume(), 'E', "unknown_session", 0)
 	})
 }
 
