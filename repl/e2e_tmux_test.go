@@ -1,0 +1,570 @@
+package repl_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	stdnet "net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// The end-to-end test of `librecord chat`: the real binary, a real server
+// over a real SQLite file, two people typing in real terminals (tmux).
+//
+// LIBRECORD_E2E_BIN may name an already built binary (else it is built);
+// LIBRECORD_E2E_DUMP may name a directory to write both terminals to.
+
+const (
+	alicePW = "alice-password-123"
+	bobPW   = "bob-password-4567"
+)
+
+type e2e struct {
+	t      *testing.T
+	bin    string
+	dir    string
+	db     string
+	pass   string
+	sock   string
+	srvCmd *exec.Cmd
+	srvOut *lockedBuffer
+	srvAdr string
+	proxy  *proxy
+	fp     string
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+func TestChatInTmux(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end test skipped in -short mode")
+	}
+	if _, err := exec.LookPath("tmux"); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("tmux is missing; .ci/run installs it")
+		}
+		t.Skip("tmux is not installed (apt-get install -y tmux)")
+	}
+	e := &e2e{t: t, dir: t.TempDir()}
+	e.bin = os.Getenv("LIBRECORD_E2E_BIN")
+	if e.bin == "" {
+		e.bin = filepath.Join(e.dir, "librecord")
+		build := exec.Command("go", "build", "-o", e.bin, ".")
+		build.Dir = ".."
+		if out, err := build.CombinedOutput(); err != nil {
+			t.Fatalf("build librecord: %v\n%s", err, out)
+		}
+	}
+	e.db = filepath.Join(e.dir, "librecord.db")
+	e.pass = e.writeFile("passphrase", "the host passphrase\n")
+	e.sock = fmt.Sprintf("librecord-e2e-%d", os.Getpid())
+	t.Cleanup(func() { exec.Command("tmux", "-L", e.sock, "kill-server").Run() })
+
+	e.run("", "--insecure-test-kdf", "init")
+	e.run(alicePW+"\n", "user", "add", "alice", "--salon", "general", "--password-stdin")
+	e.run(bobPW+"\n", "user", "add", "bob", "--salon", "general", "--password-stdin")
+	e.fp = strings.TrimSpace(e.run("", "fingerprint"))
+	if !strings.HasPrefix(e.fp, "SHA256:") {
+		t.Fatalf("fingerprint %q", e.fp)
+	}
+	e.startServer("127.0.0.1:0")
+	e.proxy = newProxy(t, e.srvAdr)
+	bobPWFile := e.writeFile("bob.pw", bobPW+"\n")
+
+	// Scripted use: a pipe in, the lines out. Sixteen lines make history.
+	var seed strings.Builder
+	for i := 1; i <= 16; i++ {
+		fmt.Fprintf(&seed, "seed %02d\n", i)
+	}
+	script := e.cmd(seed.String(), "chat", "--server", e.proxy.addr(), "--salon", "general",
+		"--password-file", bobPWFile, "--trust", e.fp)
+	if out, err := script.CombinedOutput(); err != nil {
+		t.Fatalf("scripted chat: %v\n%s", err, out)
+	}
+	t.Run("ScriptedNeedsTrust", func(t *testing.T) {
+		other := e.cmd("x\n", "chat", "--server", e.proxy.addr(), "--password-file", bobPWFile)
+		other.Env = append(other.Env, "LIBRECORD_CONFIG_DIR="+filepath.Join(e.dir, "fresh-config"))
+		out, err := other.CombinedOutput()
+		if err == nil || !strings.Contains(string(out), "--trust "+e.fp) {
+			t.Fatalf("want a clear error naming --trust, got %v:\n%s", err, out)
+		}
+	})
+
+	// alice: asked to trust the server and for her password.
+	e.startPane("alice", "chat", "--server", e.proxy.addr(), "--relogin-delay", "1s")
+	e.waitPane("alice", "Trust this server and connect? (yes/no)")
+	if !strings.Contains(e.pane("alice"), e.fp) {
+		t.Fatalf("fingerprint not shown:\n%s", e.pane("alice"))
+	}
+	e.keys("alice", "yes", "Enter")
+	e.waitPane("alice", "password for")
+	e.keys("alice", "not-her-password", "Enter")
+	e.waitPane("alice", "wrong password, try again")
+	e.keys("alice", alicePW, "Enter")
+	e.waitPane("alice", "your salons: general")
+	e.waitPane("alice", "bob: seed 16")
+	// The last 10 messages: seeds 08 to 16 and the scripted chat's
+	// "bob disconnected".
+	e.waitPane("alice", "* bob disconnected")
+	if p := e.pane("alice"); strings.Contains(p, "seed 07") || !strings.Contains(p, "seed 08") {
+		t.Fatalf("want the last 10 messages:\n%s", p)
+	}
+
+	// bob: password from a file, server pinned with --trust.
+	e.startPane("bob", "chat", "--server", e.proxy.addr(), "--password-file", bobPWFile, "--trust", e.fp,
+		"--relogin-delay", "1s")
+	e.waitPane("bob", "opening general")
+	e.waitPane("bob", "bob: seed 16")
+
+	t.Run("Chat", func(t *testing.T) {
+		e.keys("alice", "hello bob", "Enter")
+		e.waitPane("bob", "alice: hello bob")
+		e.waitPane("alice", "alice: hello bob")
+		e.waitGone("alice", "(pending)")
+	})
+
+	t.Run("HalfTypedLineSurvives", func(t *testing.T) {
+		e.keys("bob", "half typed")
+		e.waitLastLine("bob", "general> half typed")
+		e.keys("alice", "interrupting you", "Enter")
+		e.waitPane("bob", "alice: interrupting you")
+		e.waitLastLine("bob", "general> half typed")
+		e.keys("bob", " line", "Enter")
+		e.waitPane("alice", "bob: half typed line")
+	})
+
+	t.Run("CtrlCClearsLine", func(t *testing.T) {
+		e.keys("bob", "never sent")
+		e.keys("bob", "C-c")
+		e.waitLastLine("bob", "general>")
+		e.keys("bob", "after ctrl-c", "Enter")
+		e.waitPane("alice", "bob: after ctrl-c")
+		if strings.Contains(e.pane("alice"), "never sent") {
+			t.Fatal("a cleared line was sent")
+		}
+	})
+
+	t.Run("History", func(t *testing.T) {
+		e.keys("bob", "/history 4", "Enter")
+		e.waitPane("bob", "4 earlier message(s) in general:")
+		e.waitPane("bob", "bob: seed 04")
+		if strings.Contains(e.pane("bob"), "seed 03") {
+			t.Fatalf("/history 4 went too far:\n%s", e.pane("bob"))
+		}
+		e.keys("bob", "/history", "Enter")
+		e.waitPane("bob", "3 earlier message(s) in general:")
+		e.waitPane("bob", "that is the beginning of general")
+		if !strings.Contains(e.pane("bob"), "bob: seed 01") {
+			t.Fatalf("history did not reach the first message:\n%s", e.pane("bob"))
+		}
+	})
+
+	t.Run("CommandsAndCompletion", func(t *testing.T) {
+		e.keys("bob", "/wh", "Tab", "Enter")
+		e.waitPane("bob", "connected in general: alice, bob")
+		e.keys("bob", "/oops", "Enter")
+		e.waitPane("bob", "unknown command /oops; commands: /join /salons /who /history /help /quit")
+		e.keys("bob", "//slash", "Enter")
+		e.waitPane("alice", "bob: /slash")
+		e.keys("bob", `two\`, "Enter", "lines", "Enter")
+		e.waitPane("alice", "bob: two")
+		e.waitPane("alice", "           lines")
+	})
+
+	t.Run("ResumeWithCountdown", func(t *testing.T) {
+		e.proxy.setDown(true)
+		e.waitPane("bob", "connection lost; reconnecting")
+		first := e.countdown("bob")
+		e.keys("bob", "typed during the cut 1", "Enter")
+		e.keys("bob", "typed during the cut 2", "Enter")
+		e.waitPane("bob", "typed during the cut 2 (pending)")
+		e.waitFor("bob", "the countdown to go down", func(p string) bool {
+			n, ok := lastCountdown(p)
+			return ok && n < first
+		})
+		e.proxy.setDown(false)
+		e.waitPane("bob", "reconnected")
+		e.waitPane("alice", "bob: typed during the cut 2")
+		e.assertOnceInOrder("alice", "bob: typed during the cut 1", "bob: typed during the cut 2")
+		if strings.Contains(e.pane("bob"), "logged in again") {
+			t.Fatal("bob logged in again instead of resuming")
+		}
+	})
+
+	t.Run("ServerRestartReloginFromFile", func(t *testing.T) {
+		lost := e.count("bob", "-!- connection lost; reconnecting")
+		prompts := e.count("alice", "password for")
+		e.stopServer()
+		e.waitMore("bob", "-!- connection lost; reconnecting", lost)
+		e.keys("bob", "typed while the server is down 1", "Enter")
+		e.keys("bob", "typed while the server is down 2", "Enter")
+		e.waitPane("bob", "typed while the server is down 2 (pending)")
+		e.startServer(e.srvAdr)
+		e.waitPane("bob", "logged in again as bob")
+		// alice has no password file: she is asked after pressing Enter.
+		e.waitPane("alice", "press Enter to log in again")
+		e.keys("alice", "Enter")
+		e.waitMore("alice", "password for", prompts)
+		e.keys("alice", alicePW, "Enter")
+		e.waitPane("alice", "logged in again as alice")
+		e.waitPane("alice", "bob: typed while the server is down 2")
+		e.assertOnceInOrder("alice", "bob: typed while the server is down 1", "bob: typed while the server is down 2")
+	})
+
+	if dump := os.Getenv("LIBRECORD_E2E_DUMP"); dump != "" {
+		for _, name := range []string{"alice", "bob"} {
+			os.WriteFile(filepath.Join(dump, name+".txt"), []byte(e.pane(name)), 0o644)
+		}
+	}
+
+	t.Run("QuitSaysBye", func(t *testing.T) {
+		gone := e.count("alice", "* bob disconnected")
+		e.keys("bob", "/quit", "Enter")
+		e.waitMore("alice", "* bob disconnected", gone)
+		e.keys("alice", "C-d")
+		for _, name := range []string{"bob", "alice"} {
+			e.waitFor(name, "a clean exit", func(p string) bool { return strings.Contains(p, "[exited] 0") })
+		}
+	})
+
+	t.Run("InputHistoryWithoutPasswords", func(t *testing.T) {
+		hist, err := os.ReadFile(filepath.Join(e.dir, "config-alice", "history"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		h := string(hist)
+		if !strings.Contains(h, "hello bob\n") || strings.Contains(h, alicePW) || strings.Contains(h, "not-her-password") {
+			t.Errorf("history file:\n%s", h)
+		}
+	})
+
+	// What is on disk: every line exactly once, in order.
+	export := e.run("", "export", "--salon", "general")
+	var got []string
+	for _, want := range []string{"typed during the cut 1", "typed during the cut 2",
+		"typed while the server is down 1", "typed while the server is down 2"} {
+		if n := strings.Count(export, "MESSAGE : "+want+" ;"); n != 1 {
+			t.Errorf("%q stored %d times", want, n)
+		}
+		got = append(got, want)
+	}
+	last := -1
+	for _, w := range got {
+		i := strings.Index(export, "MESSAGE : "+w)
+		if i < last {
+			t.Errorf("%q stored out of order", w)
+		}
+		last = i
+	}
+	if strings.Contains(export, "never sent") {
+		t.Error("a line cleared with Ctrl-C was stored")
+	}
+}
+
+func (e *e2e) writeFile(name, content string) string {
+	p := filepath.Join(e.dir, name)
+	if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+		e.t.Fatal(err)
+	}
+	return p
+}
+
+func (e *e2e) env() []string {
+	return append(os.Environ(), "LIBRECORD_CONFIG_DIR="+filepath.Join(e.dir, "config"), "LIBRECORD_PASSWORD=", "LIBRECORD_SERVER=")
+}
+
+func (e *e2e) cmd(stdin string, args ...string) *exec.Cmd {
+	c := exec.Command(e.bin, append([]string{"--db", e.db, "--passphrase-file", e.pass}, args...)...)
+	c.Env = e.env()
+	c.Stdin = strings.NewReader(stdin)
+	return c
+}
+
+// run runs the binary and returns its stdout, failing the test on error.
+func (e *e2e) run(stdin string, args ...string) string {
+	e.t.Helper()
+	c := e.cmd(stdin, args...)
+	var stderr bytes.Buffer
+	c.Stderr = &stderr
+	out, err := c.Output()
+	if err != nil {
+		e.t.Fatalf("librecord %s: %v\n%s%s", strings.Join(args, " "), err, out, stderr.String())
+	}
+	return string(out)
+}
+
+var servingRE = regexp.MustCompile(`serving .* on (\S+)`)
+
+// startServer starts `librecord serve` on addr and waits until it listens.
+func (e *e2e) startServer(addr string) {
+	e.t.Helper()
+	c := e.cmd("", "serve", "--listen", addr, "--session-timeout", "12s", "--poll", "1s")
+	e.srvOut = &lockedBuffer{}
+	c.Stdout, c.Stderr = e.srvOut, e.srvOut
+	if err := c.Start(); err != nil {
+		e.t.Fatal(err)
+	}
+	e.srvCmd = c
+	e.t.Cleanup(func() { e.stopServer() })
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if m := servingRE.FindStringSubmatch(e.srvOut.String()); m != nil {
+			e.srvAdr = m[1]
+			return
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatalf("server did not start:\n%s", e.srvOut.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func (e *e2e) stopServer() {
+	if e.srvCmd == nil {
+		return
+	}
+	e.srvCmd.Process.Signal(os.Interrupt)
+	done := make(chan struct{})
+	go func() { e.srvCmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(20 * time.Second):
+		e.srvCmd.Process.Kill()
+		<-done
+	}
+	e.srvCmd = nil
+}
+
+// startPane runs the binary in a new tmux session of its own.
+func (e *e2e) startPane(name string, args ...string) {
+	e.t.Helper()
+	var b strings.Builder
+	b.WriteString("env TERM=xterm LIBRECORD_CONFIG_DIR=" + filepath.Join(e.dir, "config-"+name))
+	b.WriteString(" LIBRECORD_PASSWORD= LIBRECORD_SERVER= " + e.bin)
+	for _, a := range args {
+		b.WriteString(" " + strconv.Quote(a))
+	}
+	// Keep the pane after the program ends, so a crash can be read.
+	b.WriteString("; echo '[exited]' $?; sleep 600")
+	c := exec.Command("tmux", "-L", e.sock, "new-session", "-d", "-s", name, "-x", "110", "-y", "40", b.String())
+	if out, err := c.CombinedOutput(); err != nil {
+		e.t.Fatalf("tmux: %v %s", err, out)
+	}
+	exec.Command("tmux", "-L", e.sock, "set-option", "-t", name, "history-limit", "5000").Run()
+}
+
+func (e *e2e) keys(name string, keys ...string) {
+	e.t.Helper()
+	for _, k := range keys {
+		args := []string{"-L", e.sock, "send-keys", "-t", name}
+		switch k {
+		case "Enter", "Tab", "C-c", "C-d":
+			args = append(args, k)
+		default:
+			args = append(args, "-l", k)
+		}
+		if out, err := exec.Command("tmux", args...).CombinedOutput(); err != nil {
+			e.t.Fatalf("send-keys: %v %s", err, out)
+		}
+	}
+}
+
+// pane returns the pane's text, scrollback included.
+func (e *e2e) pane(name string) string {
+	out, _ := exec.Command("tmux", "-L", e.sock, "capture-pane", "-p", "-J", "-t", name, "-S", "-5000").Output()
+	return string(out)
+}
+
+// visible returns the pane's visible rows.
+func (e *e2e) visible(name string) []string {
+	out, _ := exec.Command("tmux", "-L", e.sock, "capture-pane", "-p", "-t", name).Output()
+	return strings.Split(strings.TrimRight(string(out), "\n"), "\n")
+}
+
+func (e *e2e) waitFor(name, what string, ok func(pane string) bool) {
+	e.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		p := e.pane(name)
+		if ok(p) {
+			return
+		}
+		if (strings.Contains(p, "[exited]") && what != "a clean exit") || time.Now().After(deadline) {
+			e.t.Fatalf("waiting for %s in %s's terminal:\n%s\n--- server:\n%s", what, name, p, e.srvOut.String())
+		}
+		time.Sleep(30 * time.Millisecond)
+	}
+}
+
+func (e *e2e) waitPane(name, text string) {
+	e.t.Helper()
+	e.waitFor(name, strconv.Quote(text), func(p string) bool { return strings.Contains(p, text) })
+}
+
+// count says how many times text is in the pane.
+func (e *e2e) count(name, text string) int { return strings.Count(e.pane(name), text) }
+
+// waitMore waits until text is in the pane more than before times.
+func (e *e2e) waitMore(name, text string, before int) {
+	e.t.Helper()
+	e.waitFor(name, fmt.Sprintf("%q more than %d times", text, before), func(p string) bool {
+		return strings.Count(p, text) > before
+	})
+}
+
+func (e *e2e) waitGone(name, text string) {
+	e.t.Helper()
+	e.waitFor(name, "no "+strconv.Quote(text), func(p string) bool { return !strings.Contains(p, text) })
+}
+
+// waitLastLine waits until the last non-empty visible row is line.
+func (e *e2e) waitLastLine(name, line string) {
+	e.t.Helper()
+	e.waitFor(name, "last line "+strconv.Quote(line), func(string) bool {
+		rows := e.visible(name)
+		for i := len(rows) - 1; i >= 0; i-- {
+			if strings.TrimSpace(rows[i]) != "" {
+				return strings.TrimRight(rows[i], " ") == line
+			}
+		}
+		return false
+	})
+}
+
+var countdownRE = regexp.MustCompile(`reconnecting, (\d+)s left`)
+
+func lastCountdown(p string) (int, bool) {
+	m := countdownRE.FindAllStringSubmatch(p, -1)
+	if m == nil {
+		return 0, false
+	}
+	n, err := strconv.Atoi(m[len(m)-1][1])
+	return n, err == nil
+}
+
+func (e *e2e) countdown(name string) int {
+	e.t.Helper()
+	n, ok := lastCountdown(e.pane(name))
+	if !ok {
+		e.t.Fatalf("no countdown in:\n%s", e.pane(name))
+	}
+	return n
+}
+
+func (e *e2e) assertOnceInOrder(name string, lines ...string) {
+	e.t.Helper()
+	p := e.pane(name)
+	last := -1
+	for _, l := range lines {
+		if n := strings.Count(p, l+"\n"); n != 1 {
+			e.t.Errorf("%q appears %d times in %s's terminal:\n%s", l, n, name, p)
+		}
+		i := strings.Index(p, l)
+		if i < last {
+			e.t.Errorf("%q out of order in %s's terminal", l, name)
+		}
+		last = i
+	}
+}
+
+// proxy forwards TCP to the server; setDown(true) cuts every connection
+// and refuses new ones (they are accepted and closed at once), like a
+// network that went away.
+type proxy struct {
+	t      *testing.T
+	ln     stdnet.Listener
+	target string
+	mu     sync.Mutex
+	down   bool
+	conns  map[stdnet.Conn]bool
+}
+
+func newProxy(t *testing.T, target string) *proxy {
+	ln, err := stdnet.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &proxy{t: t, ln: ln, target: target, conns: map[stdnet.Conn]bool{}}
+	go p.accept()
+	t.Cleanup(func() { ln.Close(); p.setDown(true) })
+	return p
+}
+
+func (p *proxy) addr() string { return p.ln.Addr().String() }
+
+func (p *proxy) setDown(down bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.down = down
+	if down {
+		for c := range p.conns {
+			c.Close()
+		}
+		p.conns = map[stdnet.Conn]bool{}
+	}
+}
+
+func (p *proxy) accept() {
+	for {
+		c, err := p.ln.Accept()
+		if err != nil {
+			return
+		}
+		go p.serve(c)
+	}
+}
+
+func (p *proxy) serve(c stdnet.Conn) {
+	p.mu.Lock()
+	if p.down {
+		p.mu.Unlock()
+		c.Close()
+		return
+	}
+	p.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	up, err := (&stdnet.Dialer{}).DialContext(ctx, "tcp", p.target)
+	cancel()
+	if err != nil {
+		c.Close()
+		return
+	}
+	p.mu.Lock()
+	if p.down {
+		p.mu.Unlock()
+		c.Close()
+		up.Close()
+		return
+	}
+	p.conns[c], p.conns[up] = true, true
+	p.mu.Unlock()
+	go func() { io.Copy(up, bufio.NewReader(c)); up.Close(); c.Close() }()
+	io.Copy(c, up)
+	c.Close()
+	up.Close()
+}
