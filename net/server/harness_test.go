@@ -168,6 +168,8 @@ type faultyStore struct {
 	mu         sync.Mutex
 	failWrites error
 	failReads  error
+	commits    int           // InsertMessages calls that reached the database
+	stored     int           // messages they carried
 	gate       chan struct{} // when set, InsertMessages waits for it to close
 	entered    chan struct{} // receives once per InsertMessages call held by gate
 }
@@ -200,6 +202,8 @@ func (s *faultyStore) InsertMessages(ctx context.Context, msgs []db.NewMessage) 
 	}
 	s.mu.Lock()
 	gate, entered := s.gate, s.entered
+	s.commits++
+	s.stored += len(msgs)
 	s.mu.Unlock()
 	if gate != nil {
 		entered <- struct{}{}
