@@ -16,7 +16,7 @@ import (
 )
 
 // Mark identifies a block of lines printed on the terminal, so that it can
-// be rewritten while nothing was printed after it. 0 is no block.
+// be rewritten while it is still on screen. 0 is no block.
 type Mark uint64
 
 // ErrInterrupted is returned by Terminal.ReadPassword when the person
@@ -34,8 +34,9 @@ type Terminal interface {
 	ReadPassword(prompt string) (string, error)
 	// Print shows text (one or more lines) above the prompt.
 	Print(text string) Mark
-	// Replace rewrites block m with text if nothing was printed after
-	// it, and reports whether it did.
+	// Replace rewrites block m with text, in place, and reports whether
+	// it could: m must still be on screen and redrawable with everything
+	// printed after it (which is redrawn below it).
 	Replace(m Mark, text string) bool
 	// SetCompleter sets the tab completion of the input line.
 	SetCompleter(func(line string) []string)
@@ -706,7 +707,7 @@ func (c *chat) cmdHistory(arg string) {
 			}
 			var b strings.Builder
 			fmt.Fprintf(&b, "-!- %d earlier message(s) in %s:", len(res.Messages), salon)
-			day := ""
+			day := time.Now().In(e.cfg.Location).Format("2006-01-02")
 			for _, m := range res.Messages {
 				if at := parseAt(m.At); !at.IsZero() {
 					if d := at.In(e.cfg.Location).Format("2006-01-02"); d != day {

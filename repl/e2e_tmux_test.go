@@ -196,6 +196,18 @@ func TestChatInTmux(t *testing.T) {
 		e.waitPane("alice", "           lines")
 	})
 
+	t.Run("PasteSeveralLines", func(t *testing.T) {
+		paste := "pasted 1\npasted 2\npasted 3\npasted 4\npasted 5\n"
+		if out, err := exec.Command("tmux", "-L", e.sock, "set-buffer", paste).CombinedOutput(); err != nil {
+			t.Fatalf("set-buffer: %v %s", err, out)
+		}
+		if out, err := exec.Command("tmux", "-L", e.sock, "paste-buffer", "-t", "bob").CombinedOutput(); err != nil {
+			t.Fatalf("paste-buffer: %v %s", err, out)
+		}
+		e.waitPane("alice", "bob: pasted 5")
+		e.assertOnceInOrder("alice", "bob: pasted 1", "bob: pasted 2", "bob: pasted 3", "bob: pasted 4", "bob: pasted 5")
+	})
+
 	t.Run("ResumeWithCountdown", func(t *testing.T) {
 		e.proxy.setDown(true)
 		e.waitPane("bob", "connection lost; reconnecting")

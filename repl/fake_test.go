@@ -298,9 +298,9 @@ type fakeTerm struct {
 }
 
 type fakeBlock struct {
-	mark  Mark
-	start int
-	n     int
+	mark    Mark
+	n       int
+	barrier bool // cannot be redrawn (a password prompt)
 }
 
 func newFakeTerm() *fakeTerm {
@@ -310,7 +310,7 @@ func newFakeTerm() *fakeTerm {
 func (f *fakeTerm) add(text string) Mark {
 	lines := strings.Split(text, "\n")
 	f.next++
-	f.blocks = append(f.blocks, fakeBlock{mark: f.next, start: len(f.screen), n: len(lines)})
+	f.blocks = append(f.blocks, fakeBlock{mark: f.next, n: len(lines)})
 	f.screen = append(f.screen, lines...)
 	return f.next
 }
@@ -338,6 +338,7 @@ func (f *fakeTerm) ReadPassword(prompt string) (string, error) {
 	}
 	f.mu.Lock()
 	f.add(prompt)
+	f.blocks[len(f.blocks)-1].barrier = true
 	f.mu.Unlock()
 	return pw, nil
 }
@@ -351,14 +352,25 @@ func (f *fakeTerm) Print(text string) Mark {
 func (f *fakeTerm) Replace(m Mark, text string) bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if len(f.blocks) == 0 || f.blocks[len(f.blocks)-1].mark != m {
+	start := len(f.screen)
+	i := len(f.blocks) - 1
+	for ; i >= 0; i-- {
+		b := f.blocks[i]
+		start -= b.n
+		if b.barrier {
+			return false
+		}
+		if b.mark == m {
+			break
+		}
+	}
+	if i < 0 || m == 0 {
 		return false
 	}
-	b := &f.blocks[len(f.blocks)-1]
-	f.screen = f.screen[:b.start]
 	lines := strings.Split(text, "\n")
-	b.n = len(lines)
-	f.screen = append(f.screen, lines...)
+	rest := append([]string(nil), f.screen[start+f.blocks[i].n:]...)
+	f.screen = append(append(f.screen[:start], lines...), rest...)
+	f.blocks[i].n = len(lines)
 	return true
 }
 

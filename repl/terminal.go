@@ -27,10 +27,23 @@ type LinerTerminal struct {
 	inPrompt   bool
 	inPassword bool
 	held       []string // printed during a password prompt, shown after
-	last       Mark     // the last block printed
-	lastRows   int      // its height in rows, -1 when unknown
-	closed     bool
+	next       Mark
+	// blocks are the last blocks on screen, oldest first, directly above
+	// the prompt row; one whose rows are unknown (-1) cannot be rewritten,
+	// nor anything above it.
+	blocks []block
+	closed bool
 }
+
+// block is text printed on the terminal and the rows it took.
+type block struct {
+	mark Mark
+	text string
+	rows int
+}
+
+// maxBlocks bounds what Replace can reach back to.
+const maxBlocks = 64
 
 // NewLinerTerminal puts the terminal in raw mode and loads the input
 // history from historyFile ("" for none). Close restores the terminal.
@@ -102,9 +115,8 @@ func (t *LinerTerminal) ReadLine(prompt string) (string, Mark, error) {
 		t.mu.Lock()
 		t.inPrompt = false
 		if errors.Is(err, liner.ErrPromptAborted) {
-			// liner printed "^C" and a line end: rows we did not count.
-			t.last++
-			t.lastRows = -1
+			// liner printed "^C" and a line end: rows we cannot redraw.
+			t.add("", -1)
 			t.mu.Unlock()
 			continue
 		}
@@ -112,9 +124,9 @@ func (t *LinerTerminal) ReadLine(prompt string) (string, Mark, error) {
 			t.mu.Unlock()
 			return "", 0, err
 		}
-		t.last++
-		t.lastRows = 1 // single-line mode: the echo is one row
-		m := t.last
+		// The echo is one row (liner's single-line mode scrolls long
+		// lines sideways); redrawn, it is cut to fit that row.
+		m := t.add(fit(prompt+line, t.cols()-1), 1)
 		t.mu.Unlock()
 		if strings.TrimSpace(line) != "" {
 			t.l.AppendHistory(line)
@@ -133,8 +145,7 @@ func (t *LinerTerminal) ReadPassword(prompt string) (string, error) {
 	pw, err := t.l.PasswordPrompt(prompt)
 	t.mu.Lock()
 	t.inPassword = false
-	t.last++
-	t.lastRows = -1
+	t.add("", -1)
 	held := t.held
 	t.held = nil
 	t.mu.Unlock()
@@ -147,6 +158,16 @@ func (t *LinerTerminal) ReadPassword(prompt string) (string, error) {
 	return pw, err
 }
 
+// add records a block on screen. Call with mu held.
+func (t *LinerTerminal) add(text string, rows int) Mark {
+	t.next++
+	t.blocks = append(t.blocks, block{mark: t.next, text: text, rows: rows})
+	if len(t.blocks) > maxBlocks {
+		t.blocks = append(t.blocks[:0], t.blocks[len(t.blocks)-maxBlocks:]...)
+	}
+	return t.next
+}
+
 // Print implements Terminal.
 func (t *LinerTerminal) Print(text string) Mark {
 	t.mu.Lock()
@@ -156,21 +177,44 @@ func (t *LinerTerminal) Print(text string) Mark {
 		return 0
 	}
 	t.write("\r\x1b[K" + crlf(text) + "\r\n")
-	t.last++
-	t.lastRows = t.rows(text)
-	return t.last
+	return t.add(text, t.rows(text))
 }
 
-// Replace implements Terminal: it moves up over block m (the last one)
-// and writes text in its place.
+// Replace implements Terminal: it moves up over block m and the blocks
+// printed after it, and writes them again with m's new text. It refuses
+// when one of them has rows it cannot count, or when they reach above the
+// top of the window.
 func (t *LinerTerminal) Replace(m Mark, text string) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if m == 0 || m != t.last || t.lastRows <= 0 || t.inPassword {
+	if m == 0 || t.inPassword || t.closed {
 		return false
 	}
-	t.write("\r\x1b[K" + strings.Repeat("\x1b[1A\r\x1b[K", t.lastRows) + crlf(text) + "\r\n")
-	t.lastRows = t.rows(text)
+	i := len(t.blocks) - 1
+	for i >= 0 && t.blocks[i].mark != m {
+		i--
+	}
+	if i < 0 {
+		return false
+	}
+	up := 0
+	for _, b := range t.blocks[i:] {
+		if b.rows <= 0 {
+			return false
+		}
+		up += b.rows
+	}
+	if _, height, err := term.GetSize(int(os.Stdout.Fd())); err != nil || up >= height-1 {
+		return false
+	}
+	t.blocks[i].text = text
+	t.blocks[i].rows = t.rows(text)
+	var b strings.Builder
+	b.WriteString("\r\x1b[K" + strings.Repeat("\x1b[1A\r\x1b[K", up))
+	for _, bl := range t.blocks[i:] {
+		b.WriteString(crlf(bl.text) + "\r\n")
+	}
+	t.write(b.String())
 	return true
 }
 
@@ -185,10 +229,31 @@ func (t *LinerTerminal) write(s string) {
 	}
 }
 
+func (t *LinerTerminal) cols() int {
+	cols, _, err := term.GetSize(int(os.Stdout.Fd()))
+	if err != nil {
+		return 0
+	}
+	return cols
+}
+
+// fit cuts line to at most cols columns (by width's count).
+func fit(line string, cols int) string {
+	w := 0
+	for i, r := range line {
+		rw := width(string(r))
+		if w+rw > cols {
+			return line[:i]
+		}
+		w += rw
+	}
+	return line
+}
+
 // rows is how many terminal rows text takes, or -1 when a line may wrap.
 func (t *LinerTerminal) rows(text string) int {
-	cols, _, err := term.GetSize(int(os.Stdout.Fd()))
-	if err != nil || cols <= 0 {
+	cols := t.cols()
+	if cols <= 0 {
 		return -1
 	}
 	n := 0
