@@ -99,7 +99,7 @@ func (d *DB) ChangePassphrase(ctx context.Context, newPassphrase []byte) error {
 	kek := crypto.DeriveKey(newPassphrase, salt, d.ppKDF)
 	wrapped := kek.Wrap(d.data)
 	kek.Erase()
-	tx, err := d.w.BeginTx(ctx, nil)
+	tx, err := d.begin(ctx)
 	if err != nil {
 		return storageErr(err)
 	}

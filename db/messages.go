@@ -93,7 +93,7 @@ func (d *DB) InsertMessages(ctx context.Context, msgs []NewMessage) ([]Stored, e
 	if len(msgs) == 0 {
 		return out, nil
 	}
-	tx, err := d.w.BeginTx(ctx, nil)
+	tx, err := d.begin(ctx)
 	if err != nil {
 		return nil, storageErr(err)
 	}

@@ -91,7 +91,7 @@ func (d *DB) AddSalon(ctx context.Context, name string) (Salon, error) {
 	if err := checkName("salon name", name); err != nil {
 		return Salon{}, err
 	}
-	tx, err := d.w.BeginTx(ctx, nil)
+	tx, err := d.begin(ctx)
 	if err != nil {
 		return Salon{}, storageErr(err)
 	}
@@ -117,7 +117,7 @@ func (d *DB) AddSalon(ctx context.Context, name string) (Salon, error) {
 // messages are deleted too (export them first). Users who had access lose
 // it at once: a parked fetch answers forbidden when it wakes.
 func (d *DB) RemoveSalon(ctx context.Context, name string, purge bool) error {
-	tx, err := d.w.BeginTx(ctx, nil)
+	tx, err := d.begin(ctx)
 	if err != nil {
 		return storageErr(err)
 	}
@@ -160,7 +160,7 @@ func (d *DB) Revoke(ctx context.Context, salon string, pseudos []string) ([]stri
 }
 
 func (d *DB) changeAccess(ctx context.Context, salon string, pseudos []string, stmt string) ([]string, error) {
-	tx, err := d.w.BeginTx(ctx, nil)
+	tx, err := d.begin(ctx)
 	if err != nil {
 		return nil, storageErr(err)
 	}

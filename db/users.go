@@ -85,7 +85,7 @@ func (d *DB) AddUser(ctx context.Context, pseudo, password string, salons []stri
 	if err != nil {
 		return User{}, err
 	}
-	tx, err := d.w.BeginTx(ctx, nil)
+	tx, err := d.begin(ctx)
 	if err != nil {
 		return User{}, storageErr(err)
 	}
@@ -175,7 +175,7 @@ func userByName(ctx context.Context, q querier, pseudo string) (User, error) {
 // history (the pseudo is inside each blob), the pseudo is free again, and
 // their live sessions end at their next request (Valid turns false).
 func (d *DB) RemoveUser(ctx context.Context, pseudo string) error {
-	tx, err := d.w.BeginTx(ctx, nil)
+	tx, err := d.begin(ctx)
 	if err != nil {
 		return storageErr(err)
 	}
@@ -200,7 +200,7 @@ func (d *DB) ResetPassword(ctx context.Context, pseudo, password string) error {
 	if err != nil {
 		return err
 	}
-	tx, err := d.w.BeginTx(ctx, nil)
+	tx, err := d.begin(ctx)
 	if err != nil {
 		return storageErr(err)
 	}
