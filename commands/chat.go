@@ -77,13 +77,26 @@ func chatCommand() *cli.Command {
 				RetryDelay:      c.Duration("retry-delay"),
 				ConfigDir:       dir,
 			}
-			interactive := term.IsTerminal(int(os.Stdin.Fd())) && term.IsTerminal(int(os.Stdout.Fd()))
-			if interactive {
+			in, out, errOut := c.App.Reader, c.App.Writer, c.App.ErrWriter
+			if in == nil {
+				in = os.Stdin
+			}
+			if errOut == nil {
+				errOut = os.Stderr
+			}
+			if isTerminal(in) && isTerminal(out) {
 				return RunChatInteractive(c.Context, cfg)
 			}
-			return RunChatScript(c.Context, cfg, os.Stdin, os.Stdout, os.Stderr)
+			return RunChatScript(c.Context, cfg, in, out, errOut)
 		},
 	}
+}
+
+// isTerminal reports whether v is the process's stdin or stdout and a
+// terminal (liner only drives those).
+func isTerminal(v any) bool {
+	f, ok := v.(*os.File)
+	return ok && (f == os.Stdin || f == os.Stdout) && term.IsTerminal(int(f.Fd()))
 }
 
 // chatConfigDir is $LIBRECORD_CONFIG_DIR, else librecord/ in the user's

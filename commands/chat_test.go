@@ -1,0 +1,123 @@
+package commands
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"io"
+	"log/slog"
+	stdnet "net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"librecord/crypto"
+	"librecord/db"
+	"librecord/net/server"
+)
+
+// chatServer runs a real server in-process with user alice on general.
+func chatServer(t *testing.T) (addr, fingerprint string, d *db.DB) {
+	t.Helper()
+	ctx := context.Background()
+	d, err := db.OpenOrCreate(ctx, filepath.Join(t.TempDir(), "librecord.db"), []byte("host passphrase"),
+		db.CreateOptions{KDF: &crypto.KDFParams{Time: 1, MemoryKiB: 64, Threads: 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.AddUser(ctx, "alice", "alice-password-123", []string{"general"}); err != nil {
+		t.Fatal(err)
+	}
+	srv, err := server.New(d, d.Identity(), server.DefaultConfig(), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := stdnet.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(ln)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		srv.Shutdown(ctx)
+		d.Close()
+	})
+	return ln.Addr().String(), crypto.Fingerprint(d.Identity().Public().(ed25519.PublicKey)), d
+}
+
+func runChat(t *testing.T, stdin string, args ...string) (string, error) {
+	t.Helper()
+	app := NewApp()
+	var out, errOut bytes.Buffer
+	app.Reader, app.Writer, app.ErrWriter = strings.NewReader(stdin), &out, &errOut
+	err := Run(context.Background(), app, append([]string{"librecord"}, args...))
+	return out.String() + errOut.String(), err
+}
+
+func TestChatScriptedBothFlagOrders(t *testing.T) {
+	addr, fp, d := chatServer(t)
+	t.Setenv("LIBRECORD_CONFIG_DIR", t.TempDir())
+	t.Setenv("LIBRECORD_PASSWORD", "")
+	pwFile := filepath.Join(t.TempDir(), "pw")
+	os.WriteFile(pwFile, []byte("alice-password-123\n"), 0o600)
+	for name, args := range map[string][]string{
+		"FlagsAfterCommand": {"chat", "--server", addr, "--trust", fp, "--password-file", pwFile, "--salon", "general"},
+		"GlobalFlagAfter":   {"chat", "--salon", "general", "--db", "unused.db", "--password-file", pwFile, "--server", addr, "--trust", fp},
+	} {
+		t.Run(name, func(t *testing.T) {
+			out, err := runChat(t, "from "+name+"\n", args...)
+			if err != nil {
+				t.Fatalf("%v\n%s", err, out)
+			}
+		})
+	}
+	var texts []string
+	msgs, _, err := d.Latest(context.Background(), mustSalon(t, d, "general"), 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range msgs {
+		texts = append(texts, m.Text)
+	}
+	got := strings.Join(texts, "|")
+	if !strings.Contains(got, "from FlagsAfterCommand") || !strings.Contains(got, "from GlobalFlagAfter") {
+		t.Errorf("stored %q", got)
+	}
+}
+
+func TestChatScriptedErrors(t *testing.T) {
+	addr, fp, _ := chatServer(t)
+	t.Setenv("LIBRECORD_CONFIG_DIR", t.TempDir())
+	t.Setenv("LIBRECORD_PASSWORD", "")
+	for name, tc := range map[string]struct {
+		env  string
+		args []string
+		want string
+	}{
+		"ErrNoPassword":    {"", []string{"chat", "--server", addr, "--trust", fp}, "no password"},
+		"ErrUnknownServer": {"alice-password-123", []string{"chat", "--server", addr}, "--trust " + fp},
+		"ErrWrongPassword": {"nope-nope-nope", []string{"chat", "--server", addr, "--trust", fp}, "password from LIBRECORD_PASSWORD was refused"},
+		"ErrBadTrust":      {"alice-password-123", []string{"chat", "--server", addr, "--trust", "SHA256:nope"}, "--trust"},
+		"ErrArgument":      {"alice-password-123", []string{"chat", "extra"}, "no arguments"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Setenv("LIBRECORD_PASSWORD", tc.env)
+			out, err := runChat(t, "x\n", tc.args...)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("got %v, want %q\n%s", err, tc.want, out)
+			}
+		})
+	}
+}
+
+func mustSalon(t *testing.T, d *db.DB, name string) int64 {
+	t.Helper()
+	s, err := d.Salon(context.Background(), name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s.ID
+}
