@@ -9,6 +9,7 @@ import (
 	stdnet "net"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -28,7 +29,7 @@ type realServer struct {
 	db   *db.DB
 }
 
-func startServer(t *testing.T) *realServer {
+func startServer(t *testing.T, mutate ...func(*server.Config)) *realServer {
 	t.Helper()
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "librecord.db")
@@ -46,6 +47,9 @@ func startServer(t *testing.T) *realServer {
 		}
 	}
 	cfg := server.DefaultConfig()
+	for _, m := range mutate {
+		m(&cfg)
+	}
 	srv, err := server.New(d, d.Identity(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
@@ -238,5 +242,53 @@ func waitFor(t *testing.T, cond func() bool) {
 			t.Fatal("timed out")
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// A rate-limited scripted chat waits and retries: every line goes out, in
+// order, once.
+func TestScriptRateLimitedAgainstRealServer(t *testing.T) {
+	s := startServer(t, func(c *server.Config) { c.Chat.SendRate, c.Chat.SendBurst = 20, 2 })
+	dir := t.TempDir()
+	fp := crypto.Fingerprint(s.db.Identity().Public().(ed25519.PublicKey))
+	dial := func(ctx context.Context, ask repl.AskTrust) (repl.Session, error) {
+		known, err := crypto.LoadKnownServers(filepath.Join(dir, "known_servers"))
+		if err != nil {
+			return nil, err
+		}
+		sess, err := client.Dial(ctx, client.Config{Addr: s.addr, CheckIdentity: client.Trust{Known: known, Pinned: fp}.Check})
+		if err != nil {
+			return nil, err
+		}
+		return sess, nil
+	}
+	cfg := repl.Config{Addr: s.addr, Salon: "general", Poll: 300 * time.Millisecond, RetryDelay: 20 * time.Millisecond,
+		Password: func() (string, error) { return "alice-password", nil }, PasswordSource: "test"}
+	var in strings.Builder
+	var want []string
+	for i := 0; i < 12; i++ {
+		line := "line " + strconv.Itoa(i)
+		in.WriteString(line + "\n")
+		want = append(want, line)
+	}
+	if err := repl.RunScript(context.Background(), cfg, dial, strings.NewReader(in.String()), io.Discard, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	salon, err := s.db.Salon(context.Background(), "general")
+	if err != nil {
+		t.Fatal(err)
+	}
+	msgs, _, err := s.db.Latest(context.Background(), salon.ID, 50)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, m := range msgs {
+		if !m.System {
+			got = append(got, m.Text)
+		}
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("stored %q", got)
 	}
 }
