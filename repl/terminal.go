@@ -25,6 +25,7 @@ type LinerTerminal struct {
 
 	mu         sync.Mutex
 	inPrompt   bool
+	onPrompt   bool // the cursor is on a prompt row (Ctrl-D leaves it there)
 	inPassword bool
 	held       []string // printed during a password prompt, shown after
 	next       Mark
@@ -70,6 +71,9 @@ func (t *LinerTerminal) Close() error {
 		return nil
 	}
 	t.closed = true
+	if t.onPrompt {
+		io.WriteString(t.out, "\r\n") // leave the shell a fresh line
+	}
 	t.mu.Unlock()
 	var err error
 	if t.historyFile != "" {
@@ -109,11 +113,12 @@ func (t *LinerTerminal) SetCompleter(f func(string) []string) {
 func (t *LinerTerminal) ReadLine(prompt string) (string, Mark, error) {
 	for {
 		t.mu.Lock()
-		t.inPrompt = true
+		t.inPrompt, t.onPrompt = true, true
 		t.mu.Unlock()
 		line, err := t.l.Prompt(prompt)
 		t.mu.Lock()
 		t.inPrompt = false
+		t.onPrompt = err != nil && !errors.Is(err, liner.ErrPromptAborted)
 		if errors.Is(err, liner.ErrPromptAborted) {
 			// liner printed "^C" and a line end: rows we cannot redraw.
 			t.add("", -1)
