@@ -114,9 +114,9 @@ func (c *conn) serve() {
 	c.srv.log.Info("connection closed", "addr", c.addr)
 }
 
-// errStop ends the read loop without closing: a fatal error was queued
-// with close set, or the server is shutting down.
-var errStop = errors.New("stop reading")
+// errStop ends the read loop of a connection closed while it waited for
+// room to answer.
+var errStop = errors.New("connection closed")
 
 // readLoop reads frames until the connection ends. A nil return means the
 // writer will close the connection (after a fatal error, or the shutdown
@@ -134,7 +134,7 @@ func (c *conn) readLoop() error {
 				return err
 			}
 			if !c.reserve() {
-				return errStop
+				return c.stopReason()
 			}
 			c.broken++
 			fatal := fe.Fatal || c.broken >= brokenFramesLimit
@@ -146,7 +146,7 @@ func (c *conn) readLoop() error {
 			continue
 		}
 		if !c.reserve() {
-			return errStop
+			return c.stopReason()
 		}
 		c.dispatch(payload, portions)
 	}
@@ -173,14 +173,26 @@ func (c *conn) flushAndClose() {
 }
 
 // reserve takes a slot for the next frame's answer; false if the
-// connection closed while waiting for one.
+// connection closed or the server began shutting down while waiting for
+// one (answers owed may be parked fetches that only Shutdown wakes).
 func (c *conn) reserve() bool {
 	select {
 	case c.slots <- struct{}{}:
 		return true
 	case <-c.closed:
 		return false
+	case <-c.srv.stopping:
+		return false
 	}
+}
+
+// stopReason is readLoop's result when reserve fails: flush on shutdown,
+// close at once otherwise.
+func (c *conn) stopReason() error {
+	if c.stopping() {
+		return nil
+	}
+	return errStop
 }
 
 // enqueue hands an answer to the writer. It never blocks: the queue has

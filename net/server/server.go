@@ -104,6 +104,7 @@ type Server struct {
 	conns     map[*conn]struct{}
 	pending   int // connections not logged in yet
 	shutting  bool
+	stopping  chan struct{} // closed when Shutdown begins
 
 	readers sync.WaitGroup // connection read loops
 	all     sync.WaitGroup // whole connections, teardown included
@@ -122,6 +123,7 @@ func New(store chat.Store, identity ed25519.PrivateKey, cfg Config, log *slog.Lo
 		cfg:      cfg,
 		log:      log,
 		conns:    map[*conn]struct{}{},
+		stopping: make(chan struct{}),
 	}, nil
 }
 
@@ -232,7 +234,10 @@ func (s *Server) Conns() int {
 // at once and ctx's error is returned.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
-	s.shutting = true
+	if !s.shutting {
+		s.shutting = true
+		close(s.stopping)
+	}
 	for _, ln := range s.listeners {
 		ln.Close()
 	}
