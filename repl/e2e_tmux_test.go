@@ -74,8 +74,10 @@ func TestChatInTmux(t *testing.T) {
 	e.bin = os.Getenv("LIBRECORD_E2E_BIN")
 	if e.bin == "" {
 		e.bin = filepath.Join(e.dir, "librecord")
-		build := exec.Command("go", "build", "-o", e.bin, ".")
+		// The flags of .ci/run's static build, so that CI reuses its cache.
+		build := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w", "-o", e.bin, ".")
 		build.Dir = ".."
+		build.Env = append(os.Environ(), "CGO_ENABLED=0")
 		if out, err := build.CombinedOutput(); err != nil {
 			t.Fatalf("build librecord: %v\n%s", err, out)
 		}
@@ -335,7 +337,7 @@ var servingRE = regexp.MustCompile(`serving .* on (\S+)`)
 // startServer starts `librecord serve` on addr and waits until it listens.
 func (e *e2e) startServer(addr string) {
 	e.t.Helper()
-	c := e.cmd("", "serve", "--listen", addr, "--session-timeout", "12s", "--poll", "1s")
+	c := e.cmd("", "serve", "--listen", addr, "--session-timeout", "20s", "--poll", "1s")
 	e.srvOut = &lockedBuffer{}
 	c.Stdout, c.Stderr = e.srvOut, e.srvOut
 	if err := c.Start(); err != nil {
