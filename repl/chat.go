@@ -256,6 +256,9 @@ func (c *chat) askTrust(addr, fingerprint string) (bool, error) {
 		"Check that it is the one the host gave you (librecord serve prints it at start).", addr, fingerprint))
 	for {
 		ans, _, err := c.term.ReadLine("Trust this server and connect? (yes/no) ")
+		if errors.Is(err, io.EOF) {
+			return false, nil
+		}
 		if err != nil {
 			return false, err
 		}

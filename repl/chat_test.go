@@ -2,12 +2,14 @@ package repl
 
 import (
 	"context"
+	"errors"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
 
 	lnet "librecord/net"
+	"librecord/net/client"
 )
 
 // startChat runs an interactive chat on a fake terminal against h.
@@ -371,5 +373,48 @@ func TestRender(t *testing.T) {
 	back := lnet.Message{At: "2026-11-25T10:08:00Z", Pseudo: "x", Text: `C:\dir` + "\n"}
 	if got, want := ScriptLine("g", back), `2026-11-25T10:08:00.000Z g x: C:\\dir\n`; got != want {
 		t.Errorf("got %q want %q", got, want)
+	}
+}
+
+func TestTrustPrompt(t *testing.T) {
+	h := newHub()
+	asked := make(chan string, 1)
+	dial := func(ctx context.Context, ask AskTrust) (Session, error) {
+		ok, err := ask("test:7447", "SHA256:abc")
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			return nil, client.ErrNotTrusted
+		}
+		asked <- "yes"
+		return h.dial(ctx, nil)
+	}
+	for name, answers := range map[string][]string{"OK": {"maybe", "y"}, "ErrDeclined": {"no"}} {
+		t.Run(name, func(t *testing.T) {
+			term := newFakeTerm()
+			for _, a := range answers {
+				term.input <- a
+			}
+			term.passwords <- "right"
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			done := make(chan error, 1)
+			go func() {
+				done <- RunInteractive(ctx, Config{Addr: "test:7447", Salon: "general", Location: time.UTC}, dial, term)
+			}()
+			if name == "ErrDeclined" {
+				if err := <-done; !errors.Is(err, client.ErrNotTrusted) {
+					t.Fatalf("got %v", err)
+				}
+				return
+			}
+			<-asked
+			term.waitText(t, "please answer yes or no")
+			term.waitText(t, "SHA256:abc")
+			term.waitText(t, "your salons")
+			cancel()
+			<-done
+		})
 	}
 }
