@@ -1,0 +1,101 @@
+package db
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"testing"
+
+	"librecord/crypto"
+)
+
+// BenchmarkInsertMessages: messages per second with one sync per batch
+// (group commit) against one sync per message; synchronous=FULL.
+func BenchmarkInsertMessages(b *testing.B) {
+	for _, batch := range []int{1, 10, 100} {
+		b.Run(fmt.Sprintf("batch=%d", batch), func(b *testing.B) {
+			ctx := context.Background()
+			d := testOpen(b)
+			u := mustUser(b, d, "alice", "general")
+			gen, _ := d.Salon(ctx, "general")
+			msgs := make([]NewMessage, batch)
+			n := 0
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				for j := range msgs {
+					n++
+					msgs[j] = NewMessage{SalonID: gen.ID, UserID: u.ID, Cid: fmt.Sprint(n), Pseudo: "alice", Text: "a message of about two hundred bytes, which is what people type in a chat most of the time, give or take a few words here and there, with an emoji or two and a link", Portions: 1}
+				}
+				if _, err := d.InsertMessages(ctx, msgs); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "msgs/s")
+		})
+	}
+}
+
+// BenchmarkPages: latest, before and after pages of 50 in a salon of
+// 20000 messages spread over two salons.
+func BenchmarkPages(b *testing.B) {
+	ctx := context.Background()
+	d := testOpen(b)
+	u := mustUser(b, d, "alice", "general")
+	gen, _ := d.Salon(ctx, "general")
+	dev, _ := d.AddSalon(ctx, "dev")
+	for i := 0; i < 40; i++ {
+		msgs := make([]NewMessage, 500)
+		for j := range msgs {
+			s := gen.ID
+			if j%2 == 1 {
+				s = dev.ID
+			}
+			msgs[j] = NewMessage{SalonID: s, UserID: u.ID, Cid: fmt.Sprint(i, "-", j), Pseudo: "alice", Text: "hello there", Portions: 1}
+		}
+		if _, err := d.InsertMessages(ctx, msgs); err != nil {
+			b.Fatal(err)
+		}
+	}
+	last, _ := d.Salon(ctx, "general")
+	mid := last.Last / 2
+	for name, f := range map[string]func() error{
+		"Latest": func() error { _, _, err := d.Latest(ctx, gen.ID, 50); return err },
+		"Before": func() error { _, _, err := d.Before(ctx, gen.ID, mid, 50); return err },
+		"After":  func() error { _, _, err := d.After(ctx, gen.ID, mid, 50); return err },
+	} {
+		b.Run(name, func(b *testing.B) {
+			for i := 0; i < b.N; i++ {
+				if err := f(); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkAuthenticate at the production password cost: what one login
+// costs the server (the hash dominates).
+func BenchmarkAuthenticate(b *testing.B) {
+	ctx := context.Background()
+	path := filepath.Join(b.TempDir(), "prod.db")
+	pw := crypto.DefaultPasswordKDF()
+	// Production password cost, cheap passphrase (it is paid once).
+	if err := Create(ctx, path, testPass, CreateOptions{KDF: &testKDF}); err != nil {
+		b.Fatal(err)
+	}
+	d, err := Open(ctx, path, testPass)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer d.Close()
+	d.pwKDF = pw
+	if _, err := d.AddUser(ctx, "alice", "alice's password", nil); err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, err := d.Authenticate(ctx, "alice's password"); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -1,0 +1,47 @@
+package db
+
+import (
+	"context"
+	"strings"
+	"testing"
+)
+
+// TestQueryPlans: the page queries are one range scan of
+// messages_by_salon, never a scan of the table nor a sort, however large
+// the salon.
+func TestQueryPlans(t *testing.T) {
+	d := testOpen(t)
+	for name, q := range map[string]string{
+		"Latest": selectMessages + `WHERE m.salon_id = ? ORDER BY m.id DESC LIMIT ?`,
+		"Before": selectMessages + `WHERE m.salon_id = ? AND m.id < ? ORDER BY m.id DESC LIMIT ?`,
+		"After":  selectMessages + `WHERE m.salon_id = ? AND m.id > ? ORDER BY m.id ASC LIMIT ?`,
+		"Last":   `SELECT s.id, ` + lastID + ` FROM salons s WHERE s.id = ?`,
+		"Cid":    `SELECT id, at, portions FROM messages WHERE user_id = ? AND cid = ?`,
+	} {
+		t.Run(name, func(t *testing.T) {
+			args := make([]any, strings.Count(q, "?"))
+			for i := range args {
+				args[i] = 1
+			}
+			rows, err := d.r.QueryContext(context.Background(), "EXPLAIN QUERY PLAN "+q, args...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer rows.Close()
+			var plan []string
+			for rows.Next() {
+				var id, parent, unused int
+				var detail string
+				if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
+					t.Fatal(err)
+				}
+				plan = append(plan, detail)
+			}
+			all := strings.Join(plan, "; ")
+			if !strings.Contains(all, "messages_by") || strings.Contains(all, "SCAN m") || strings.Contains(all, "SCAN messages") || strings.Contains(all, "TEMP B-TREE") {
+				t.Fatalf("plan: %s", all)
+			}
+			t.Log(all)
+		})
+	}
+}
