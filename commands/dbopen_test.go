@@ -4,7 +4,10 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -231,5 +234,70 @@ func TestOpenOrCreateDB(t *testing.T) {
 	}
 	if fps[0] != fps[1] {
 		t.Fatal("identity changed between runs")
+	}
+}
+
+// TestLibrecordProcess is librecord itself when TestInitTogether starts
+// this test binary as a separate process (urfave/cli apps share globals,
+// so they cannot run side by side in one process).
+func TestLibrecordProcess(t *testing.T) {
+	args := os.Getenv("LIBRECORD_TEST_ARGS")
+	if args == "" {
+		t.Skip("run by TestInitTogether")
+	}
+	app := NewApp()
+	app.Writer = io.Discard
+	err := Run(context.Background(), app, append([]string{"librecord"}, strings.Split(args, "\n")...))
+	if err != nil {
+		fmt.Printf("error: %v\n", err)
+		return
+	}
+	fmt.Println("ok")
+}
+
+// TestInitTogether: three librecord processes run init on one fresh path
+// at the same moment: one creates the database, the others say it
+// exists, and nothing half-made is left.
+func TestInitTogether(t *testing.T) {
+	if os.Getenv("LIBRECORD_TEST_ARGS") != "" {
+		t.Skip("inside a librecord process")
+	}
+	e := newAdminEnv(t)
+	const n = 3
+	args := strings.Join([]string{"--db", e.db, "--passphrase-file", e.passFile, "--insecure-test-kdf", "init"}, "\n")
+	var cmds []*exec.Cmd
+	var outs []*bytes.Buffer
+	for i := 0; i < n; i++ {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestLibrecordProcess$", "-test.count=1")
+		cmd.Env = append(os.Environ(), "LIBRECORD_TEST_ARGS="+args)
+		out := new(bytes.Buffer)
+		cmd.Stdout = out
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		cmds, outs = append(cmds, cmd), append(outs, out)
+	}
+	created := 0
+	for i, cmd := range cmds {
+		if err := cmd.Wait(); err != nil {
+			t.Fatalf("process %d: %v\n%s", i, err, outs[i])
+		}
+		first, _, _ := strings.Cut(outs[i].String(), "\n")
+		switch {
+		case first == "ok":
+			created++
+		case !strings.Contains(first, db.ErrExists.Error()):
+			t.Errorf("init: %s", first)
+		}
+	}
+	if created != 1 {
+		t.Fatalf("%d inits created the database", created)
+	}
+	e.mustRun("", false, "user", "list")
+	entries, _ := os.ReadDir(e.dir)
+	for _, en := range entries {
+		if strings.Contains(en.Name(), "creating") {
+			t.Fatalf("left behind: %s", en.Name())
+		}
 	}
 }
