@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	stdnet "net"
 	"regexp"
 	"slices"
 	"strings"
@@ -731,5 +733,47 @@ func TestShutdownAnswersParkedAndInFlight(t *testing.T) {
 		if !stored[id] {
 			t.Fatalf("acked message %d not stored", id)
 		}
+	}
+}
+
+func TestSlowPeerDoesNotBlockOthers(t *testing.T) {
+	f := newFixture(t, func(c *server.Config) { c.WriteTimeout = 300 * time.Millisecond })
+	alice := login(t, f.addr, "alice")
+	var last int64
+	for range 4 {
+		last = alice.send("general", strings.Repeat("x", 60000))
+	}
+	// bob asks for ~180 KB answers and never reads them: the server's
+	// writes to him block, miss their deadline, and he is dropped.
+	bob := login(t, f.addr, "bob")
+	for range 100 {
+		bob.request("fetch", map[string]any{"salon": "general", "before": last + 1, "limit": 4})
+	}
+	// Meanwhile everyone else is served, sends included (their acks do
+	// not wait behind bob's answers).
+	carol := login(t, f.addr, "carol")
+	for range 5 {
+		carol.send("general", "still here")
+		alice.call("fetch", map[string]any{"salon": "general", "limit": 1})
+	}
+	// Not reading is the point: wait for the server's log, not the socket.
+	waitFor(t, "bob dropped", func() bool { return strings.Contains(f.logs.String(), "write failed") })
+	bob.nc.SetReadDeadline(time.Now().Add(20 * time.Second))
+	_, err := io.Copy(io.Discard, bob.nc)
+	var ne stdnet.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		t.Fatal("the connection of a dropped peer is still open")
+	}
+}
+
+// waitFor polls cond until it holds, failing the test after 20 s.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
