@@ -194,7 +194,7 @@ func adminHint(err error) error {
 	case errors.Is(err, db.ErrNotFound) && strings.HasPrefix(err.Error(), "user "):
 		return withHint(err, "`librecord user list` shows the users")
 	case errors.Is(err, db.ErrBusy):
-		return withHint(err, "nothing was changed; the database stayed locked or the disk is full: try again")
+		return withHint(err, "nothing was changed; the database stayed locked by another process, is read-only, or the disk is full: check, then try again")
 	}
 	return dbHint(err)
 }

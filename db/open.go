@@ -291,8 +291,8 @@ func OpenWith(ctx context.Context, path string, passphrase []byte, opts Options)
 	}
 	d.r.SetMaxOpenConns(4)
 	d.r.SetMaxIdleConns(4)
-	// Open the writer now, so that a read-only directory or file fails here
-	// with a clear message rather than at the first message.
+	// Connect the writer now, so that an unusable file or directory fails
+	// here with a clear message rather than at the first message.
 	if err := d.w.PingContext(ctx); err != nil {
 		d.Close()
 		return nil, fmt.Errorf("open %s for writing: %w", path, err)
