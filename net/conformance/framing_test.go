@@ -36,6 +36,19 @@ func brokenCases() []brokenCase {
 		{"ENDMESS alone", []string{"(ENDMESS)"}, nil, ""},
 		{"bad base64 length", []string{portion(1, "A"), "(ENDMESS)"}, nil, ""},
 		{"300-byte line", []string{strings.Repeat("x", 300)}, []string{"(ENDMESS)"}, ""},
+		{"plus-signed number", []string{"MESS+1//AAAA\\\\MESS+1"}, []string{"(ENDMESS)"}, ""},
+		{"spaced number", []string{"MESS 1//AAAA\\\\MESS 1"}, []string{"(ENDMESS)"}, ""},
+		{"negative number", []string{"MESS-1//AAAA\\\\MESS-1"}, []string{"(ENDMESS)"}, ""},
+		{"zero", []string{"MESS0//AAAA\\\\MESS0"}, []string{"(ENDMESS)"}, ""},
+		{"huge number", []string{"MESS18446744073709551617//AAAA\\\\MESS18446744073709551617"}, []string{"(ENDMESS)"}, ""},
+		{"trailer leading zero", []string{"MESS1//AAAA\\\\MESS01"}, []string{"(ENDMESS)"}, ""},
+		{"one backslash", []string{"MESS1//AAAA\\MESS1"}, []string{"(ENDMESS)"}, ""},
+		{"lowercase", []string{"mess1//AAAA\\\\mess1"}, []string{"(ENDMESS)"}, ""},
+		{"trailing space", []string{portion(1, "AAAA") + " "}, []string{"(ENDMESS)"}, ""},
+		{"ENDMESS with space", []string{portion(1, "AAAA"), "(ENDMESS) "}, []string{"(ENDMESS)"}, ""},
+		{"non-ASCII", []string{portion(1, "AA\xc3\xa9A")}, []string{"(ENDMESS)"}, ""},
+		{"NUL", []string{portion(1, "AA\x00A")}, []string{"(ENDMESS)"}, ""},
+		{"bare CR inside", []string{portion(1, "AA\rAA")}, []string{"(ENDMESS)"}, ""},
 	}
 }
 
@@ -234,8 +247,11 @@ func TestUnknownEnvelopeKind(t *testing.T) {
 	noRe(t, c.expectPlainError("bad_request"))
 	c.sendFrame([]byte("S\x01short"))
 	noRe(t, c.expectPlainError("bad_request"))
+	// A client sending a plain error: frame or bad_request (2 vs 2.3).
 	c.sendFrame([]byte("E\x01{}"))
-	noRe(t, c.expectPlainError("frame"))
+	if m := c.read(); m.kind != 'E' || (m.body.str("code") != "frame" && m.body.str("code") != "bad_request") {
+		t.Fatalf("client E envelope: %q %s", m.kind, m.bodyRaw)
+	}
 	// Still fine: a correct hello.
 	c.hello()
 	// With a session these are sealed.
@@ -281,5 +297,49 @@ func TestServerFrameLayout(t *testing.T) {
 	// No HTML escaping (2.2).
 	if !strings.Contains(string(fm.bodyRaw), "é<>&é<>&") {
 		t.Fatalf("answer body escapes <, > or & (or é): %.200s", fm.bodyRaw)
+	}
+}
+
+// TestOverlongLineWhileDiscarding: a line over 300 bytes closes the
+// connection even inside a broken frame being discarded.
+func TestOverlongLineWhileDiscarding(t *testing.T) {
+	t.Parallel()
+	s := newServer(t, serverConfig{})
+	c := dial(t, s)
+	c.writeLines(portion(2, "AAAA"))
+	c.expectPlainError("frame")
+	c.writeRaw(strings.Repeat("A", 400) + "\n")
+	got := c.expectClosed(readTimeout)
+	if len(got) != 1 {
+		t.Fatalf("want one error before close, got %d", len(got))
+	}
+	checkError(t, got[0], "frame")
+}
+
+// TestExactPortionBoundaries: frames whose text is exactly 256 or 512
+// characters, with blank lines and CRLF between portions, are read.
+func TestExactPortionBoundaries(t *testing.T) {
+	t.Parallel()
+	s := newServer(t, serverConfig{})
+	c := connect(t, s, "alice")
+	for _, textLen := range []int{256, 512, 768} {
+		envLen := textLen * 3 / 4
+		bodyLen := envLen - (2 + 8 + 8 + 24 + 16 + 8 + 64)
+		c.sess.nextID++
+		id := c.sess.nextID
+		base := marshal(obj{"op": "salons", "id": id, "pad": ""})
+		pad := strings.Repeat("p", bodyLen-len(base))
+		body := marshal(obj{"op": "salons", "id": id, "pad": pad})
+		c.sess.seq++
+		env := c.sess.seal(body, sealOpts{seq: c.sess.seq})
+		lines := frameLines(env)
+		if len(b64.EncodeToString(env)) != textLen {
+			t.Fatalf("test bug: %d", len(b64.EncodeToString(env)))
+		}
+		c.writeRaw(strings.Join(lines, "\r\n\n") + "\r\n")
+		m := c.read()
+		if m.body.str("op") != "salons" || m.body.num(t, "re") != id {
+			t.Fatalf("%d chars: %s", textLen, m.bodyRaw)
+		}
 	}
 }

@@ -69,6 +69,9 @@ type serverConfig struct {
 	users  []user
 	salons []string // created with `salon add` before users are added
 	flags  []string // extra flags for serve
+	// defaultLoginLimit keeps serve's default login limit (otherwise
+	// --login-limit 0 is added so tests may fail logins freely).
+	defaultLoginLimit bool
 }
 
 type server struct {
@@ -167,7 +170,7 @@ func newServer(t *testing.T, cfg serverConfig) *server {
 			fmt.Sscan(flags[i+1], &s.maxPortions)
 		}
 	}
-	if !hasLoginLimit {
+	if !hasLoginLimit && !cfg.defaultLoginLimit {
 		flags = append(flags, "--login-limit", "0")
 	}
 	s.flags = flags
