@@ -66,10 +66,12 @@ func (h *Hub) fetch(s *Session, cred db.Credential, req *Request, reply Reply) {
 	}()
 }
 
-// answerParked answers a parked fetch when it wakes: access is checked
-// again, so a user who lost access gets forbidden and no message. With
-// onlyNew it answers only if there are messages (or an error) and reports
-// whether it did.
+// answerParked answers a parked fetch when it wakes. Access is checked
+// again, before the credential: a user who lost access to the salon
+// (revoked or removed) gets forbidden and no message (PROTOCOL.md 4); one
+// whose password changed gets auth and the session ends. With onlyNew it
+// answers only if there are messages (or an error) and reports whether it
+// did.
 func (h *Hub) answerParked(s *Session, cred db.Credential, req *Request, limit int, reply Reply, onlyNew bool) bool {
 	s.mu.Lock()
 	ended := s.ended
@@ -78,12 +80,12 @@ func (h *Hub) answerParked(s *Session, cred db.Credential, req *Request, limit i
 		reply.Drop()
 		return true
 	}
-	if !h.checkValid(s, cred, req.ID, reply) {
-		return true
-	}
 	salon, e := h.access(cred.UserID, req.Salon, req.ID)
 	if e != nil {
 		reply.Send(e.Body())
+		return true
+	}
+	if !h.checkValid(s, cred, req.ID, reply) {
 		return true
 	}
 	msgs, more, err := h.query(salon.ID, req, limit)

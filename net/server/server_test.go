@@ -372,14 +372,21 @@ func TestAccessEndsLive(t *testing.T) {
 			t.Fatalf("no announcement: %v", a)
 		}
 	})
-	t.Run("RemoveUserEndsParkedFetch", func(t *testing.T) {
+	t.Run("RemoveUserAnswersParkedFetchForbidden", func(t *testing.T) {
 		last := alice.send("general", "x")
-		park := alice.request("fetch", map[string]any{"salon": "general", "after": last, "wait_ms": 300})
+		park := alice.request("fetch", map[string]any{"salon": "general", "after": last, "wait_ms": 20000})
 		alice.call("salons", nil) // the fetch is parked
 		if err := f.db.RemoveUser(ctx, "alice"); err != nil {
 			t.Fatal(err)
 		}
-		wantError(t, alice.await(park), 'S', "auth", park)
+		carol := dial(t, f.addr) // with the password reset above
+		carol.hello()
+		carol.call("login", map[string]any{"password": "a brand new password"})
+		carol.send("general", "secret after the removal")
+		// PROTOCOL.md 4: a parked fetch of a removed user answers forbidden;
+		// the session's next request is auth, and the session ends.
+		wantError(t, alice.await(park), 'S', "forbidden", park)
+		wantError(t, alice.call("salons", nil), 'S', "auth", alice.nextID)
 		alice.expectClosed()
 	})
 }
