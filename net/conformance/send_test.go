@@ -307,3 +307,26 @@ func TestAckIsDurable(t *testing.T) {
 	r.request(obj{"op": "resume"})
 	r.expectPlainError("unknown_session")
 }
+
+// TestSendTextUnicode: only U+0000-U+001F (but newline and tab) and U+007F
+// are refused control characters; C1 controls, U+2028 and a BOM are valid
+// text; invalid UTF-8 (overlong, encoded surrogates) is refused.
+func TestSendTextUnicode(t *testing.T) {
+	t.Parallel()
+	s := newServer(t, serverConfig{})
+	c := connect(t, s, "alice")
+	for _, text := range []string{"a\u0085b", "a\u0080b", "a\u009fb", "a\u2028b", "\ufeffbom", "\U0010FFFF", "\ufffd"} {
+		id := c.send("general", text)
+		msgs, _, _ := c.fetch(obj{"salon": "general", "limit": 1})
+		if len(msgs) != 1 || msgs[0].ID != id || msgs[0].Text != text {
+			t.Fatalf("%q stored as %q", text, texts(msgs))
+		}
+	}
+	for _, raw := range []string{"a\xc0\xafb", "a\xed\xa0\x80b", "a\xf4\x90\x80\x80b", "\xff"} {
+		c.sendSealed([]byte(`{"op":"send","id":99,"salon":"general","text":"` + raw + `","cid":"` + randCID() + `"}`))
+		m := c.expectSealedError("bad_request")
+		if re, ok := m.body.intField("re"); ok && re != 99 {
+			t.Fatalf("re: %s", m.bodyRaw)
+		}
+	}
+}
