@@ -303,3 +303,48 @@ func TestRemovedUserNoLeak(t *testing.T) {
 		}
 	}
 }
+
+// TestStreamSplitAndPipelined: frames may arrive a byte at a time, and many
+// requests may be pipelined in one write; each gets exactly one response.
+func TestStreamSplitAndPipelined(t *testing.T) {
+	t.Parallel()
+	s := newServer(t, serverConfig{})
+	c := dial(t, s)
+	k := newKeys(t)
+	ch := clientHello(k)
+	raw := strings.Join(frameLines(ch), "\r\n") + "\r\n"
+	for i := 0; i < len(raw); i++ {
+		c.writeRaw(raw[i : i+1])
+		if i%16 == 0 {
+			time.Sleep(time.Millisecond)
+		}
+	}
+	m := c.read()
+	sess, err := checkServerHello(ch, m.raw, k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.sess = sess
+	c.login("alice")
+	var all strings.Builder
+	want := map[int64]bool{}
+	for i := 0; i < 20; i++ {
+		c.sess.nextID++
+		c.sess.seq++
+		f := obj{"op": "salons", "id": c.sess.nextID}
+		if i%3 == 1 {
+			f = obj{"op": "send", "id": c.sess.nextID, "salon": "general", "text": "p" + itoa(int64(i)), "cid": randCID()}
+		}
+		want[c.sess.nextID] = true
+		all.WriteString(strings.Join(frameLines(c.sess.seal(marshal(f), sealOpts{seq: c.sess.seq})), "\n") + "\n")
+	}
+	c.writeRaw(all.String())
+	for len(want) > 0 {
+		m := c.read()
+		re, _ := m.body.intField("re")
+		if !want[re] || m.body.str("op") == "error" {
+			t.Fatalf("unexpected or repeated answer %s", m.bodyRaw)
+		}
+		delete(want, re)
+	}
+}

@@ -295,8 +295,12 @@ func TestAckIsDurable(t *testing.T) {
 	s := newServer(t, serverConfig{})
 	c := connect(t, s, "alice")
 	id := c.send("general", "survives a crash")
+	fp := s.fingerprint
 	s.kill()
 	s.start()
+	if s.fingerprint != fp {
+		t.Fatalf("identity changed across a restart: %s -> %s", fp, s.fingerprint)
+	}
 	c2 := connect(t, s, "alice")
 	msgs, _, _ := c2.fetch(obj{"salon": "general", "limit": 1})
 	if len(msgs) != 1 || msgs[0].ID != id || msgs[0].Text != "survives a crash" {
