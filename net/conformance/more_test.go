@@ -271,37 +271,31 @@ func TestDefaultLimits(t *testing.T) {
 	}
 }
 
-// TestRemovedUserNoLeak: a parked fetch of a removed user never carries a
-// message posted after the removal (the exact answer code is checked in
-// deviations_test.go).
-func TestRemovedUserNoLeak(t *testing.T) {
+// TestRemovedUserParkedFetch: PROTOCOL.md section 4: "a parked fetch of a
+// user who lost access to the salon (revoke, removal) answers `forbidden`
+// when it wakes, and never carries a message from it." (Found by this
+// suite: the server used to answer `auth` and close; fixed in 7287145.)
+func TestRemovedUserParkedFetch(t *testing.T) {
 	t.Parallel()
 	s := newServer(t, serverConfig{})
 	a := connect(t, s, "alice")
 	b := connect(t, s, "bob")
 	last := b.send("general", "before")
-	a.request(obj{"op": "fetch", "salon": "general", "after": last, "wait_ms": 20000})
+	parked := a.request(obj{"op": "fetch", "salon": "general", "after": last, "wait_ms": 20000})
 	a.doOK(obj{"op": "salons"})
 	s.admin("", "user", "remove", "alice")
 	b.send("general", "secret after removal")
-	for {
-		m, err := a.tryRead(10 * time.Second)
-		if err == errClosed || isReset(err) {
-			return
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		if strings.Contains(string(m.bodyRaw), "secret") {
-			t.Fatalf("removed user got the message: %s", m.bodyRaw)
-		}
-		if m.body.str("op") != "error" {
-			t.Fatalf("removed user got %s", m.bodyRaw)
-		}
-		if _, ok := m.body["re"]; ok {
-			return
-		}
+	m, err := a.tryRead(10 * time.Second)
+	if err != nil {
+		t.Fatal(err)
 	}
+	if strings.Contains(string(m.bodyRaw), "secret") {
+		t.Fatalf("removed user got the message: %s", m.bodyRaw)
+	}
+	if re, _ := m.body.intField("re"); re != parked {
+		t.Fatalf("unexpected %s", m.bodyRaw)
+	}
+	checkError(t, m, "forbidden")
 }
 
 // TestStreamSplitAndPipelined: frames may arrive a byte at a time, and many
