@@ -199,6 +199,32 @@ func adminHint(err error) error {
 	return dbHint(err)
 }
 
+// passwordFromFlags returns the password given with --password-stdin,
+// checked, or "" when the flag is absent (a password is then generated).
+func passwordFromFlags(c *cli.Context) (string, error) {
+	if !c.Bool("password-stdin") {
+		return "", nil
+	}
+	pw, err := readPasswordStdin(c)
+	if err != nil {
+		return "", err
+	}
+	if err := crypto.CheckPassword(pw); err != nil {
+		return "", adminHint(fmt.Errorf("%w: %v", db.ErrInvalidPassword, err))
+	}
+	return pw, nil
+}
+
+// passwordOrGenerated returns password, or a generated one when it is
+// empty, and whether it was generated (then it is shown once).
+func passwordOrGenerated(password string) (string, bool, error) {
+	if password != "" {
+		return password, false, nil
+	}
+	pw, err := crypto.GeneratePassword()
+	return pw, true, err
+}
+
 // readPasswordStdin reads a password from the first line of stdin.
 func readPasswordStdin(c *cli.Context) (string, error) {
 	b, err := io.ReadAll(io.LimitReader(c.App.Reader, crypto.MaxPasswordLength+3))

@@ -39,16 +39,11 @@ func userAddCommand() *cli.Command {
 			if !db.ValidName(cfg.Pseudo) {
 				return fmt.Errorf("%w: pseudo %q: use 1 to 32 letters, digits, '-', '_' or '.'", db.ErrInvalidName, cfg.Pseudo)
 			}
-			if c.Bool("password-stdin") {
-				pw, err := readPasswordStdin(c)
-				if err != nil {
-					return err
-				}
-				if err := crypto.CheckPassword(pw); err != nil {
-					return adminHint(fmt.Errorf("%w: %v", db.ErrInvalidPassword, err))
-				}
-				cfg.Password = pw
+			pw, err := passwordFromFlags(c)
+			if err != nil {
+				return err
 			}
+			cfg.Password = pw
 			d, err := openDB(c)
 			if err != nil {
 				return err
@@ -62,13 +57,9 @@ func userAddCommand() *cli.Command {
 // UserAdd adds the user and reports it on w, with the password when it
 // was generated (the only time it is ever shown).
 func UserAdd(ctx context.Context, d *db.DB, w io.Writer, cfg UserAddConfig) error {
-	password, generated := cfg.Password, false
-	if password == "" {
-		var err error
-		if password, err = crypto.GeneratePassword(); err != nil {
-			return err
-		}
-		generated = true
+	password, generated, err := passwordOrGenerated(cfg.Password)
+	if err != nil {
+		return err
 	}
 	u, err := d.AddUser(ctx, cfg.Pseudo, password, cfg.Salons)
 	if err != nil {

@@ -33,16 +33,11 @@ func userResetPasswordCommand() *cli.Command {
 				return err
 			}
 			cfg := UserResetConfig{Pseudo: c.Args().First(), JSON: c.Bool("json")}
-			if c.Bool("password-stdin") {
-				pw, err := readPasswordStdin(c)
-				if err != nil {
-					return err
-				}
-				if err := crypto.CheckPassword(pw); err != nil {
-					return adminHint(fmt.Errorf("%w: %v", db.ErrInvalidPassword, err))
-				}
-				cfg.Password = pw
+			pw, err := passwordFromFlags(c)
+			if err != nil {
+				return err
 			}
+			cfg.Password = pw
 			d, err := openDB(c)
 			if err != nil {
 				return err
@@ -60,12 +55,9 @@ func UserResetPassword(ctx context.Context, d *db.DB, w io.Writer, cfg UserReset
 	if err != nil {
 		return err
 	}
-	password, generated := cfg.Password, false
-	if password == "" {
-		if password, err = crypto.GeneratePassword(); err != nil {
-			return err
-		}
-		generated = true
+	password, generated, err := passwordOrGenerated(cfg.Password)
+	if err != nil {
+		return err
 	}
 	if err := d.ResetPassword(ctx, u.Pseudo, password); err != nil {
 		return err
