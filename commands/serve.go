@@ -118,6 +118,9 @@ func runServe(ctx context.Context, d *db.DB, ln stdnet.Listener, cfg serveConfig
 	fingerprint := crypto.Fingerprint(d.Identity().Public().(ed25519.PublicKey))
 	fmt.Fprintf(stdout, "librecord: serving %s on %s\nlibrecord: identity fingerprint %s\n", d.Path(), ln.Addr(), fingerprint)
 	log.Info("serving", "addr", ln.Addr().String(), "fingerprint", fingerprint)
+	if d.WeakKDF() {
+		log.Warn("this database was created with the test-only --insecure-test-kdf: its passphrase and passwords are cheap to guess; do not use it for a real community")
+	}
 
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()

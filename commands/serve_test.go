@@ -181,6 +181,9 @@ func TestServe(t *testing.T) {
 			if !strings.Contains(log, "alice") || strings.Contains(log, password) || strings.Contains(log, "host passphrase") {
 				t.Fatalf("log should name the login and hold no secret:\n%s", log)
 			}
+			if !strings.Contains(log, "insecure-test-kdf") {
+				t.Fatalf("a test-KDF database should be warned about:\n%s", log)
+			}
 			if name == "FlagsAfter" && !strings.HasPrefix(log, "{") {
 				t.Fatalf("--log-format json not applied:\n%s", log)
 			}
