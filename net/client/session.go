@@ -208,7 +208,7 @@ func Dial(ctx context.Context, cfg Config) (*Session, error) {
 	if err != nil {
 		return nil, fmt.Errorf("connect to %s: read server hello: %w", cfg.Addr, err)
 	}
-	if len(payload) >= 2 && payload[0] == crypto.KindPlainError {
+	if kind, err := crypto.EnvelopeKind(payload); err == nil && kind == crypto.KindPlainError {
 		return nil, plainError(payload)
 	}
 	peer, identity, err := crypto.ParseServerHello(payload, hello)
@@ -234,13 +234,11 @@ func dialTCP(ctx context.Context, cfg Config) (stdnet.Conn, error) {
 	return c, nil
 }
 
-// plainError decodes an 'E' envelope.
+// plainError decodes a plain error envelope into a ServerError.
 func plainError(payload []byte) error {
-	if len(payload) < 2 || payload[1] != crypto.ProtocolVersion {
-		return &ProtocolError{Msg: "plain error of unknown version"}
-	}
+	body, err := crypto.ParsePlainError(payload)
 	var r response
-	if err := json.Unmarshal(payload[2:], &r); err != nil || r.Op != lnet.OpError {
+	if err != nil || json.Unmarshal(body, &r) != nil || r.Op != lnet.OpError {
 		return &ProtocolError{Msg: "malformed plain error"}
 	}
 	return &ServerError{Code: r.Code, Message: r.Message}
@@ -263,7 +261,7 @@ func (s *Session) read(cn *conn, fr *lnet.FrameReader) {
 			s.drop(cn, ErrConnLost)
 			return
 		}
-		if len(payload) < 2 || payload[0] != crypto.KindSealed || payload[1] != crypto.ProtocolVersion {
+		if kind, err := crypto.EnvelopeKind(payload); err != nil || kind != crypto.KindSealed {
 			// The server only sends plain envelopes on connections
 			// without a session: this one is confused. Start over.
 			s.drop(cn, ErrConnLost)
@@ -592,10 +590,10 @@ func (s *Session) Resume(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("resume: %w", err)
 	}
-	if len(payload) >= 1 && payload[0] == crypto.KindPlainError {
+	switch kind, err := crypto.EnvelopeKind(payload); {
+	case err == nil && kind == crypto.KindPlainError:
 		return plainError(payload)
-	}
-	if len(payload) < 2 || payload[0] != crypto.KindSealed || payload[1] != crypto.ProtocolVersion {
+	case err != nil || kind != crypto.KindSealed:
 		return &ProtocolError{Msg: "resume answered with an unknown envelope"}
 	}
 	body, err := s.open(payload)
