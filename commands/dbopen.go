@@ -40,6 +40,17 @@ func openDB(c *cli.Context) (*db.DB, error) {
 	return d, dbHint(err)
 }
 
+// withDB opens --db as openDB does, runs f on it and closes it. Errors of f
+// get the admin hints.
+func withDB(c *cli.Context, f func(d *db.DB) error) error {
+	d, err := openDB(c)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return adminHint(f(d))
+}
+
 // openOrCreateDB opens --db, creating it first if it does not exist
 // (serve's first run): the passphrase is then asked twice at a terminal.
 func openOrCreateDB(c *cli.Context) (*db.DB, error) {

@@ -49,15 +49,12 @@ func exportCommand() *cli.Command {
 					return withHint(fmt.Errorf("--out %s: %w", out, db.ErrTargetExists), "nothing was written; choose a new file name")
 				}
 			}
-			d, err := openDB(c)
-			if err != nil {
-				return err
-			}
-			defer d.Close()
-			if out == "" {
-				return adminHint(Export(c.Context, d, c.App.Writer, cfg))
-			}
-			return adminHint(exportToFile(c.Context, d, out, cfg))
+			return withDB(c, func(d *db.DB) error {
+				if out == "" {
+					return Export(c.Context, d, c.App.Writer, cfg)
+				}
+				return exportToFile(c.Context, d, out, cfg)
+			})
 		},
 	}
 }

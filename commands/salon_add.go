@@ -23,12 +23,9 @@ func salonAddCommand() *cli.Command {
 			if !db.ValidName(name) {
 				return fmt.Errorf("%w: salon name %q: use 1 to 32 letters, digits, '-', '_' or '.'", db.ErrInvalidName, name)
 			}
-			d, err := openDB(c)
-			if err != nil {
-				return err
-			}
-			defer d.Close()
-			return adminHint(SalonAdd(c.Context, d, c.App.Writer, name))
+			return withDB(c, func(d *db.DB) error {
+				return SalonAdd(c.Context, d, c.App.Writer, name)
+			})
 		},
 	}
 }

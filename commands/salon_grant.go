@@ -38,12 +38,9 @@ func salonAccessAction(c *cli.Context, grant bool) error {
 		return err
 	}
 	args := c.Args().Slice()
-	d, err := openDB(c)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return adminHint(SalonAccess(c.Context, d, c.App.Writer, args[0], args[1:], grant))
+	return withDB(c, func(d *db.DB) error {
+		return SalonAccess(c.Context, d, c.App.Writer, args[0], args[1:], grant)
+	})
 }
 
 // SalonAccess grants (or revokes) access to salon for pseudos, all or

@@ -20,12 +20,9 @@ func salonListCommand() *cli.Command {
 			if err := noArgs(c); err != nil {
 				return err
 			}
-			d, err := openDB(c)
-			if err != nil {
-				return err
-			}
-			defer d.Close()
-			return adminHint(SalonList(c.Context, d, c.App.Writer, c.Bool("json")))
+			return withDB(c, func(d *db.DB) error {
+				return SalonList(c.Context, d, c.App.Writer, c.Bool("json"))
+			})
 		},
 	}
 }

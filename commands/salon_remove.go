@@ -23,17 +23,14 @@ func salonRemoveCommand() *cli.Command {
 			if err := needArgs(c, 1, 1, "NAME [--purge]"); err != nil {
 				return err
 			}
-			d, err := openDB(c)
-			if err != nil {
+			name := c.Args().First()
+			return withDB(c, func(d *db.DB) error {
+				err := SalonRemove(c.Context, d, c.App.Writer, name, c.Bool("purge"))
+				if errors.Is(err, db.ErrSalonNotEmpty) {
+					return withHint(err, fmt.Sprintf("nothing was changed; keep a copy with `librecord export --salon %s --out %s.txt`, then run `librecord salon remove %s --purge`", name, name, name))
+				}
 				return err
-			}
-			defer d.Close()
-			err = SalonRemove(c.Context, d, c.App.Writer, c.Args().First(), c.Bool("purge"))
-			if errors.Is(err, db.ErrSalonNotEmpty) {
-				name := c.Args().First()
-				return withHint(err, fmt.Sprintf("nothing was changed; keep a copy with `librecord export --salon %s --out %s.txt`, then run `librecord salon remove %s --purge`", name, name, name))
-			}
-			return adminHint(err)
+			})
 		},
 	}
 }

@@ -44,12 +44,9 @@ func userAddCommand() *cli.Command {
 				return err
 			}
 			cfg.Password = pw
-			d, err := openDB(c)
-			if err != nil {
-				return err
-			}
-			defer d.Close()
-			return adminHint(UserAdd(c.Context, d, c.App.Writer, cfg))
+			return withDB(c, func(d *db.DB) error {
+				return UserAdd(c.Context, d, c.App.Writer, cfg)
+			})
 		},
 	}
 }

@@ -19,12 +19,9 @@ func userListCommand() *cli.Command {
 			if err := noArgs(c); err != nil {
 				return err
 			}
-			d, err := openDB(c)
-			if err != nil {
-				return err
-			}
-			defer d.Close()
-			return adminHint(UserList(c.Context, d, c.App.Writer, c.Bool("json")))
+			return withDB(c, func(d *db.DB) error {
+				return UserList(c.Context, d, c.App.Writer, c.Bool("json"))
+			})
 		},
 	}
 }

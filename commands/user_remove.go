@@ -19,12 +19,9 @@ func userRemoveCommand() *cli.Command {
 			if err := needArgs(c, 1, 1, "PSEUDO"); err != nil {
 				return err
 			}
-			d, err := openDB(c)
-			if err != nil {
-				return err
-			}
-			defer d.Close()
-			return adminHint(UserRemove(c.Context, d, c.App.Writer, c.Args().First()))
+			return withDB(c, func(d *db.DB) error {
+				return UserRemove(c.Context, d, c.App.Writer, c.Args().First())
+			})
 		},
 	}
 }

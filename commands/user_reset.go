@@ -38,12 +38,9 @@ func userResetPasswordCommand() *cli.Command {
 				return err
 			}
 			cfg.Password = pw
-			d, err := openDB(c)
-			if err != nil {
-				return err
-			}
-			defer d.Close()
-			return adminHint(UserResetPassword(c.Context, d, c.App.Writer, cfg))
+			return withDB(c, func(d *db.DB) error {
+				return UserResetPassword(c.Context, d, c.App.Writer, cfg)
+			})
 		},
 	}
 }
