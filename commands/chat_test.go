@@ -4,48 +4,26 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
-	"io"
-	"log/slog"
-	stdnet "net"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"librecord/crypto"
 	"librecord/db"
 	"librecord/net/server"
+	"librecord/net/server/servertest"
 )
 
 // chatServer runs a real server in-process with user alice on general.
 func chatServer(t *testing.T) (addr, fingerprint string, d *db.DB) {
 	t.Helper()
-	ctx := context.Background()
-	d, err := db.OpenOrCreate(ctx, filepath.Join(t.TempDir(), "librecord.db"), []byte("host passphrase"),
-		db.CreateOptions{KDF: &crypto.KDFParams{Time: 1, MemoryKiB: 64, Threads: 1}})
-	if err != nil {
+	d = servertest.TempDB(t)
+	if _, err := d.AddUser(context.Background(), "alice", "alice-password-123", []string{"general"}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := d.AddUser(ctx, "alice", "alice-password-123", []string{"general"}); err != nil {
-		t.Fatal(err)
-	}
-	srv, err := server.New(d, d.Identity(), server.DefaultConfig(), slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := stdnet.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(ln)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		srv.Shutdown(ctx)
-		d.Close()
-	})
-	return ln.Addr().String(), crypto.Fingerprint(d.Identity().Public().(ed25519.PublicKey)), d
+	addr = servertest.Start(t, d, server.DefaultConfig())
+	return addr, crypto.Fingerprint(d.Identity().Public().(ed25519.PublicKey)), d
 }
 
 func runChat(t *testing.T, stdin string, args ...string) (string, error) {

@@ -5,8 +5,6 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"io"
-	"log/slog"
-	stdnet "net"
 	"path/filepath"
 	"reflect"
 	"strconv"
@@ -19,25 +17,20 @@ import (
 	lnet "librecord/net"
 	"librecord/net/client"
 	"librecord/net/server"
+	"librecord/net/server/servertest"
 	"librecord/repl"
 )
 
 // realServer runs the real server over a real SQLite file on loopback.
 type realServer struct {
 	addr string
-	srv  *server.Server
 	db   *db.DB
 }
 
 func startServer(t *testing.T, mutate ...func(*server.Config)) *realServer {
 	t.Helper()
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "librecord.db")
-	d, err := db.OpenOrCreate(ctx, path, []byte("host passphrase"),
-		db.CreateOptions{KDF: &crypto.KDFParams{Time: 1, MemoryKiB: 64, Threads: 1}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	d := servertest.TempDB(t)
 	if _, err := d.AddSalon(ctx, "dev"); err != nil {
 		t.Fatal(err)
 	}
@@ -50,22 +43,7 @@ func startServer(t *testing.T, mutate ...func(*server.Config)) *realServer {
 	for _, m := range mutate {
 		m(&cfg)
 	}
-	srv, err := server.New(d, d.Identity(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := stdnet.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(ln)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		srv.Shutdown(ctx)
-		d.Close()
-	})
-	return &realServer{addr: ln.Addr().String(), srv: srv, db: d}
+	return &realServer{addr: servertest.Start(t, d, cfg), db: d}
 }
 
 func login(t *testing.T, s *realServer, user string) *client.Session {

@@ -22,6 +22,7 @@ import (
 	"librecord/net"
 	"librecord/net/chat"
 	"librecord/net/server"
+	"librecord/net/server/servertest"
 )
 
 // Users of every fixture: pseudo -> password. alice and bob may open
@@ -31,9 +32,6 @@ var passwords = map[string]string{
 	"bob":   "bob-password-two!",
 	"carol": "carol-password-three",
 }
-
-// testKDF keeps Argon2id cheap in tests.
-var testKDF = &crypto.KDFParams{Time: 1, MemoryKiB: 64, Threads: 1}
 
 // fixture is a real server on loopback over a real SQLite file.
 type fixture struct {
@@ -58,19 +56,10 @@ func testConfig() server.Config {
 	return cfg
 }
 
-func newDB(t testing.TB, path string) *db.DB {
-	t.Helper()
-	d, err := db.OpenOrCreate(context.Background(), path, []byte("host passphrase"), db.CreateOptions{KDF: testKDF})
-	if err != nil {
-		t.Fatalf("open database: %v", err)
-	}
-	return d
-}
-
 func newFixture(t testing.TB, mutate func(*server.Config)) *fixture {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "librecord.db")
-	d := newDB(t, path)
+	d := servertest.NewDB(t, path)
 	ctx := context.Background()
 	if _, err := d.AddSalon(ctx, "dev"); err != nil {
 		t.Fatal(err)
@@ -141,7 +130,7 @@ func (f *fixture) stop() {
 func (f *fixture) restart() {
 	f.t.Helper()
 	f.stop()
-	f.start(newDB(f.t, f.path))
+	f.start(servertest.NewDB(f.t, f.path))
 }
 
 // syncBuffer is a bytes.Buffer safe for the logger's goroutines.

@@ -15,6 +15,7 @@ import (
 	"librecord/crypto"
 	"librecord/db"
 	"librecord/net/server"
+	"librecord/net/server/servertest"
 )
 
 var atFormat = regexp.MustCompile(`^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$`)
@@ -719,7 +720,7 @@ func TestShutdownAnswersParkedAndInFlight(t *testing.T) {
 	f.srv = nil
 
 	// Every acked message is on disk, and nothing unacked was stored.
-	d := newDB(t, f.path)
+	d := servertest.NewDB(t, f.path)
 	defer d.Close()
 	s, err := d.Salon(context.Background(), "general")
 	if err != nil {
