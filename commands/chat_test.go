@@ -68,7 +68,6 @@ func TestChatScriptedBothFlagOrders(t *testing.T) {
 
 func TestChatScriptedErrors(t *testing.T) {
 	addr, fp, _ := chatServer(t)
-	t.Setenv("LIBRECORD_CONFIG_DIR", t.TempDir())
 	t.Setenv("LIBRECORD_PASSWORD", "")
 	for name, tc := range map[string]struct {
 		env  string
@@ -82,6 +81,9 @@ func TestChatScriptedErrors(t *testing.T) {
 		"ErrArgument":      {"alice-password-123", []string{"chat", "extra"}, "no arguments"},
 	} {
 		t.Run(name, func(t *testing.T) {
+			// A known-servers file of its own: a subtest run before with
+			// --trust would otherwise have recorded the server.
+			t.Setenv("LIBRECORD_CONFIG_DIR", t.TempDir())
 			t.Setenv("LIBRECORD_PASSWORD", tc.env)
 			out, err := runChat(t, "x\n", tc.args...)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
