@@ -131,3 +131,31 @@ func TestPassphraseChange(t *testing.T) {
 		e.mustRun("", false, "user", "list")
 	})
 }
+
+func TestShortPassphraseRefused(t *testing.T) {
+	t.Run("Init", func(t *testing.T) {
+		e := newAdminEnv(t)
+		os.WriteFile(e.passFile, []byte("short\n"), 0o600)
+		_, _, err := e.run("", false, "init")
+		if err == nil || !strings.Contains(err.Error(), "shorter than") {
+			t.Fatalf("init with a short passphrase: %v", err)
+		}
+		if _, err := os.Stat(e.db); !errors.Is(err, os.ErrNotExist) {
+			t.Fatalf("a database was created anyway: %v", err)
+		}
+	})
+	t.Run("Change", func(t *testing.T) {
+		e := newInitEnv(t)
+		newFile := filepath.Join(e.dir, "new.txt")
+		os.WriteFile(newFile, []byte("abc\n"), 0o600)
+		_, _, err := e.run("", true, "passphrase", "--new-passphrase-file", newFile)
+		if err == nil || !strings.Contains(err.Error(), "shorter than") {
+			t.Fatalf("passphrase change to a short one: %v", err)
+		}
+		d, err := db.Open(context.Background(), e.db, []byte(testPassphrase))
+		if err != nil {
+			t.Fatalf("the old passphrase should still open the database: %v", err)
+		}
+		d.Close()
+	})
+}

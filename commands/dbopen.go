@@ -10,6 +10,7 @@ import (
 	"os"
 	"strings"
 	"text/tabwriter"
+	"unicode/utf8"
 
 	"github.com/urfave/cli/v2"
 	"golang.org/x/term"
@@ -66,7 +67,8 @@ func openOrCreateDB(c *cli.Context) (*db.DB, error) {
 		return nil, err
 	}
 	defer clear(pass)
-	fmt.Fprintf(c.App.ErrWriter, "librecord: created %s with salon %q\n", path, db.DefaultSalon)
+	fmt.Fprintf(c.App.ErrWriter, "librecord: created %s with salon %q and no users yet\n", path, db.DefaultSalon)
+	fmt.Fprintf(c.App.ErrWriter, "librecord: next, in another terminal: librecord --db %s user add PSEUDO --salon %s\n", path, db.DefaultSalon)
 	d, err := db.Open(c.Context, path, pass)
 	return d, dbHint(err)
 }
@@ -82,6 +84,10 @@ func createDB(c *cli.Context) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := checkNewPassphrase(pass); err != nil {
+		clear(pass)
+		return nil, err
+	}
 	var opts db.CreateOptions
 	if c.Bool("insecure-test-kdf") {
 		kdf := crypto.InsecureTestKDF()
@@ -95,6 +101,20 @@ func createDB(c *cli.Context) ([]byte, error) {
 }
 
 const passphraseFileFlag = "passphrase-file"
+
+// MinPassphraseLength is the shortest host passphrase init, serve and
+// passphrase accept for a new database or a change: it is what stands
+// between a stolen file (or backup) and its messages.
+const MinPassphraseLength = 10
+
+// checkNewPassphrase refuses a new passphrase too short to protect anything.
+func checkNewPassphrase(pass []byte) error {
+	if utf8.RuneCount(pass) < MinPassphraseLength {
+		return withHint(fmt.Errorf("the new passphrase is shorter than %d characters; nothing was changed", MinPassphraseLength),
+			"choose a longer one: a few unrelated words make a strong, memorable passphrase")
+	}
+	return nil
+}
 
 // readPassphrase takes the passphrase from the file flag, else from
 // LIBRECORD_PASSPHRASE, else from a hidden prompt when stdin is a terminal

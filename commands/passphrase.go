@@ -37,6 +37,9 @@ func passphraseCommand() *cli.Command {
 				return err
 			}
 			defer clear(newPass)
+			if err := checkNewPassphrase(newPass); err != nil {
+				return err
+			}
 			if err := d.ChangePassphrase(c.Context, newPass); err != nil {
 				return adminHint(err)
 			}

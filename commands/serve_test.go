@@ -198,11 +198,14 @@ func TestServeCreatesDatabaseOnFirstRun(t *testing.T) {
 	if err := os.WriteFile(passFile, []byte("host passphrase\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	addr, fingerprint, _, stop := startServe(t, []string{"librecord", "serve", "--insecure-test-kdf",
+	addr, fingerprint, logs, stop := startServe(t, []string{"librecord", "serve", "--insecure-test-kdf",
 		"--db", path, "--passphrase-file", passFile, "--listen", "127.0.0.1:0"})
 	helloAndLogin(t, addr, fingerprint, "")
 	if err := stop(); err != nil {
 		t.Fatal(err)
+	}
+	if !strings.Contains(logs.String(), "user add PSEUDO --salon general") {
+		t.Fatalf("a new server should say how to add its first user:\n%s", logs.String())
 	}
 	if got, err := db.Fingerprint(context.Background(), path); err != nil || got != fingerprint {
 		t.Fatalf("database fingerprint %q (%v), printed %q", got, err, fingerprint)
