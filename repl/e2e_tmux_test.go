@@ -1,4 +1,4 @@
-package repl_test
+package repl
 
 import (
 	"bufio"
@@ -37,27 +37,10 @@ type e2e struct {
 	pass   string
 	sock   string
 	srvCmd *exec.Cmd
-	srvOut *lockedBuffer
+	srvOut *syncBuffer
 	srvAdr string
 	proxy  *proxy
 	fp     string
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 func TestChatInTmux(t *testing.T) {
@@ -338,7 +321,7 @@ var servingRE = regexp.MustCompile(`serving .* on (\S+)`)
 func (e *e2e) startServer(addr string) {
 	e.t.Helper()
 	c := e.cmd("", "serve", "--listen", addr, "--session-timeout", "20s", "--poll", "1s")
-	e.srvOut = &lockedBuffer{}
+	e.srvOut = &syncBuffer{}
 	c.Stdout, c.Stderr = e.srvOut, e.srvOut
 	if err := c.Start(); err != nil {
 		e.t.Fatal(err)
