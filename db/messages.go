@@ -198,22 +198,52 @@ const selectMessages = `SELECT m.id, m.salon_id, s.name, m.at, m.user_id, coales
 // Latest returns the newest limit messages of a salon, oldest first, and
 // whether older ones exist.
 func (d *DB) Latest(ctx context.Context, salonID int64, limit int) ([]Message, bool, error) {
-	return d.page(ctx, limit, true, selectMessages+`WHERE m.salon_id = ? ORDER BY m.id DESC LIMIT ?`, salonID, limit+1)
+	return d.LatestWithin(ctx, salonID, limit, Budget{})
 }
 
 // Before returns the limit messages just before id, oldest first, and
 // whether older ones exist.
 func (d *DB) Before(ctx context.Context, salonID, id int64, limit int) ([]Message, bool, error) {
-	return d.page(ctx, limit, true, selectMessages+`WHERE m.salon_id = ? AND m.id < ? ORDER BY m.id DESC LIMIT ?`, salonID, id, limit+1)
+	return d.BeforeWithin(ctx, salonID, id, limit, Budget{})
 }
 
 // After returns the first limit messages after id, oldest first, and
 // whether newer ones exist.
 func (d *DB) After(ctx context.Context, salonID, id int64, limit int) ([]Message, bool, error) {
-	return d.page(ctx, limit, false, selectMessages+`WHERE m.salon_id = ? AND m.id > ? ORDER BY m.id ASC LIMIT ?`, salonID, id, limit+1)
+	return d.AfterWithin(ctx, salonID, id, limit, Budget{})
 }
 
-func (d *DB) page(ctx context.Context, limit int, newestFirst bool, query string, args ...any) ([]Message, bool, error) {
+// A Budget lets a page query stop reading once the messages it has read
+// can no longer all fit in the caller's answer. Each message read counts
+// PerMessage plus the length of its text; reading goes nearest the cursor
+// first and stops after the first message that takes the count over
+// Bytes. For that to lose nothing, the answer must spend at least that
+// count on each message. The zero Budget (Bytes 0) reads up to the limit.
+type Budget struct {
+	Bytes      int
+	PerMessage int
+}
+
+// LatestWithin is Latest stopped early by b: the messages read, oldest
+// first, the last read (the oldest) being the one that went over b, and
+// whether older ones exist.
+func (d *DB) LatestWithin(ctx context.Context, salonID int64, limit int, b Budget) ([]Message, bool, error) {
+	return d.page(ctx, limit, b, true, selectMessages+`WHERE m.salon_id = ? ORDER BY m.id DESC LIMIT ?`, salonID, limit+1)
+}
+
+// BeforeWithin is Before stopped early by b, like LatestWithin.
+func (d *DB) BeforeWithin(ctx context.Context, salonID, id int64, limit int, b Budget) ([]Message, bool, error) {
+	return d.page(ctx, limit, b, true, selectMessages+`WHERE m.salon_id = ? AND m.id < ? ORDER BY m.id DESC LIMIT ?`, salonID, id, limit+1)
+}
+
+// AfterWithin is After stopped early by b: the messages read, oldest
+// first, the last (the newest) being the one that went over b, and
+// whether newer ones exist.
+func (d *DB) AfterWithin(ctx context.Context, salonID, id int64, limit int, b Budget) ([]Message, bool, error) {
+	return d.page(ctx, limit, b, false, selectMessages+`WHERE m.salon_id = ? AND m.id > ? ORDER BY m.id ASC LIMIT ?`, salonID, id, limit+1)
+}
+
+func (d *DB) page(ctx context.Context, limit int, b Budget, newestFirst bool, query string, args ...any) ([]Message, bool, error) {
 	if limit < 1 {
 		return nil, false, fmt.Errorf("read messages: limit %d must be positive", limit)
 	}
@@ -224,8 +254,11 @@ func (d *DB) page(ctx context.Context, limit int, newestFirst bool, query string
 	defer rows.Close()
 	msgs := make([]Message, 0, min(limit, 512))
 	more := false
+	used := 0
 	for rows.Next() {
-		if len(msgs) == limit {
+		// The row past the limit or the budget only says more exist: it
+		// is not decrypted.
+		if len(msgs) == limit || (b.Bytes > 0 && used > b.Bytes) {
 			more = true
 			break
 		}
@@ -234,6 +267,7 @@ func (d *DB) page(ctx context.Context, limit int, newestFirst bool, query string
 			return nil, false, err
 		}
 		msgs = append(msgs, m)
+		used += b.PerMessage + len(m.Text)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, false, storageErr(err)

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -297,4 +298,130 @@ func bytesContain(b []byte, s string) bool {
 		}
 	}
 	return false
+}
+
+// bigSalon fills general with n messages of size bytes each, in one
+// commit, and returns their ids.
+func bigSalon(t testing.TB, d *DB, n, size int) (Salon, []int64) {
+	t.Helper()
+	ctx := context.Background()
+	u := mustUser(t, d, "alice", "general")
+	gen, _ := d.Salon(ctx, "general")
+	msgs := make([]NewMessage, n)
+	for i := range msgs {
+		text := fmt.Sprintf("%03d ", i) + strings.Repeat("x", size-4)
+		msgs[i] = NewMessage{SalonID: gen.ID, UserID: u.ID, Cid: fmt.Sprint(i), Pseudo: "alice", Text: text, Portions: 1}
+	}
+	st, err := d.InsertMessages(ctx, msgs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := make([]int64, n)
+	for i, s := range st {
+		ids[i] = s.ID
+	}
+	return gen, ids
+}
+
+func ids(msgs []Message) []int64 {
+	var out []int64
+	for _, m := range msgs {
+		out = append(out, m.ID)
+	}
+	return out
+}
+
+func TestPagesWithinBudget(t *testing.T) {
+	ctx := context.Background()
+	d := testOpen(t)
+	const size = 1000
+	gen, id := bigSalon(t, d, 30, size)
+	// Each message counts 1100: the 3rd read takes the count over 3000.
+	b := Budget{Bytes: 3000, PerMessage: 100}
+	for name, tc := range map[string]struct {
+		page     func(Budget) ([]Message, bool, error)
+		want     []int64
+		wantMore bool
+	}{
+		"Latest":      {func(b Budget) ([]Message, bool, error) { return d.LatestWithin(ctx, gen.ID, 20, b) }, id[27:], true},
+		"Before":      {func(b Budget) ([]Message, bool, error) { return d.BeforeWithin(ctx, gen.ID, id[10], 20, b) }, id[7:10], true},
+		"After":       {func(b Budget) ([]Message, bool, error) { return d.AfterWithin(ctx, gen.ID, id[10], 20, b) }, id[11:14], true},
+		"CrossAtEnd":  {func(b Budget) ([]Message, bool, error) { return d.AfterWithin(ctx, gen.ID, id[26], 20, b) }, id[27:], false},
+		"CrossAtHead": {func(b Budget) ([]Message, bool, error) { return d.BeforeWithin(ctx, gen.ID, id[3], 20, b) }, id[:3], false},
+		"FirstAlone":  {func(Budget) ([]Message, bool, error) { return d.AfterWithin(ctx, gen.ID, 0, 20, Budget{Bytes: 10}) }, id[:1], true},
+		"LimitFirst":  {func(b Budget) ([]Message, bool, error) { return d.LatestWithin(ctx, gen.ID, 2, b) }, id[28:], true},
+		"FitsWhole": {func(Budget) ([]Message, bool, error) {
+			return d.AfterWithin(ctx, gen.ID, id[20], 5, Budget{Bytes: 5 * size})
+		}, id[21:26], true},
+		"NoBudget": {func(Budget) ([]Message, bool, error) { return d.BeforeWithin(ctx, gen.ID, id[10], 20, Budget{}) }, id[:10], false},
+	} {
+		t.Run(name, func(t *testing.T) {
+			msgs, more, err := tc.page(b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := ids(msgs); fmt.Sprint(got) != fmt.Sprint(tc.want) || more != tc.wantMore {
+				t.Fatalf("got %v more %v, want %v more %v", got, more, tc.want, tc.wantMore)
+			}
+		})
+	}
+}
+
+// TestPageBudgetBoundsReading: a page of limit 60 over large messages
+// allocates about the budget's worth, not limit × size.
+func TestPageBudgetBoundsReading(t *testing.T) {
+	ctx := context.Background()
+	d := testOpen(t)
+	const n, size = 60, 8 << 10
+	gen, _ := bigSalon(t, d, n, size)
+	allocated := func(page func() ([]Message, bool, error)) (int, uint64) {
+		var got int
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		const runs = 3
+		for range runs {
+			msgs, _, err := page()
+			if err != nil {
+				t.Fatal(err)
+			}
+			got = len(msgs)
+		}
+		runtime.ReadMemStats(&after)
+		return got, (after.TotalAlloc - before.TotalAlloc) / runs
+	}
+	wholeN, whole := allocated(func() ([]Message, bool, error) { return d.Latest(ctx, gen.ID, n) })
+	budgetN, budget := allocated(func() ([]Message, bool, error) {
+		return d.LatestWithin(ctx, gen.ID, n, Budget{Bytes: 2 * size})
+	})
+	t.Logf("limit %d of %d-byte messages: whole %d messages, %d bytes allocated; budget %d: %d messages, %d bytes",
+		n, size, wholeN, whole, 2*size, budgetN, budget)
+	if wholeN != n || whole < n*size {
+		t.Fatalf("whole page: %d messages, %d bytes allocated: the measure is broken", wholeN, whole)
+	}
+	// 3 messages decrypted and one more row read: under 5 messages' worth
+	// of what a whole page costs per message.
+	if perMessage := whole / n; budgetN != 3 || budget > 5*perMessage {
+		t.Fatalf("budgeted page: %d messages, %d bytes allocated, want 3 and at most %d", budgetN, budget, 5*perMessage)
+	}
+}
+
+// BenchmarkFetchLarge: a fetch of limit 500 over 64 KiB messages, read
+// whole (then trimmed by the chat rules) or within the budget of a
+// default frame (1024 portions, about 196 KB of body).
+func BenchmarkFetchLarge(b *testing.B) {
+	ctx := context.Background()
+	d := testOpen(b)
+	const n, size = 500, 64 << 10
+	gen, _ := bigSalon(b, d, n, size)
+	for name, budget := range map[string]Budget{"Whole": {}, "Budget": {Bytes: 196_000, PerMessage: 60}} {
+		b.Run(name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, _, err := d.LatestWithin(ctx, gen.ID, n, budget); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
 }

@@ -1,6 +1,7 @@
 package chat
 
 import (
+	"context"
 	"math"
 	"strconv"
 	"strings"
@@ -28,13 +29,13 @@ func (h *Hub) fetch(s *Session, cred db.Credential, req *Request, reply Reply) {
 		return
 	}
 	if !req.HasAfter || req.WaitMS == 0 {
-		msgs, more, err := h.query(salon.ID, req, limit)
+		msgs, more, err := h.query(salon, req, limit)
 		h.answer(s, salon, req, msgs, more, err, reply)
 		return
 	}
 	// Watch before reading, so that a message stored in between wakes us.
 	woken := h.watch(salon.ID)
-	msgs, more, err := h.query(salon.ID, req, limit)
+	msgs, more, err := h.query(salon, req, limit)
 	if err != nil || len(msgs) > 0 {
 		h.answer(s, salon, req, msgs, more, err, reply)
 		return
@@ -88,7 +89,7 @@ func (h *Hub) answerParked(s *Session, cred db.Credential, req *Request, limit i
 	if !h.checkValid(s, cred, req.ID, reply) {
 		return true
 	}
-	msgs, more, err := h.query(salon.ID, req, limit)
+	msgs, more, err := h.query(salon, req, limit)
 	if err == nil && len(msgs) == 0 && onlyNew {
 		return false
 	}
@@ -96,16 +97,52 @@ func (h *Hub) answerParked(s *Session, cred db.Credential, req *Request, limit i
 	return true
 }
 
-// query reads the messages around the request's cursor.
-func (h *Hub) query(salonID int64, req *Request, limit int) ([]db.Message, bool, error) {
+// budgetStore is a Store whose page queries can stop reading once what
+// they read no longer fits in one answer (*db.DB). Without it, fetch
+// reads limit messages and trims them to the frame afterwards.
+type budgetStore interface {
+	LatestWithin(ctx context.Context, salonID int64, limit int, b db.Budget) ([]db.Message, bool, error)
+	BeforeWithin(ctx context.Context, salonID, id int64, limit int, b db.Budget) ([]db.Message, bool, error)
+	AfterWithin(ctx context.Context, salonID, id int64, limit int, b db.Budget) ([]db.Message, bool, error)
+}
+
+// query reads the messages around the request's cursor: at most limit,
+// and, when the store can stop early, little more than one answer holds
+// (messagesBody still trims to the frame).
+func (h *Hub) query(salon db.Salon, req *Request, limit int) ([]db.Message, bool, error) {
+	bs, ok := h.store.(budgetStore)
+	if !ok {
+		switch {
+		case req.HasAfter:
+			return h.store.After(h.ctx, salon.ID, req.After, limit)
+		case req.HasBefore:
+			return h.store.Before(h.ctx, salon.ID, req.Before, limit)
+		default:
+			return h.store.Latest(h.ctx, salon.ID, limit)
+		}
+	}
+	// Every item costs messagesBody at least minItem plus its text (JSON
+	// escaping only adds), so once the count passes the room left by the
+	// answer's fixed parts, the messages read cannot all go out.
+	b := db.Budget{Bytes: max(h.itemsRoom(req, salon.Name), 1), PerMessage: minItem}
 	switch {
 	case req.HasAfter:
-		return h.store.After(h.ctx, salonID, req.After, limit)
+		return bs.AfterWithin(h.ctx, salon.ID, req.After, limit, b)
 	case req.HasBefore:
-		return h.store.Before(h.ctx, salonID, req.Before, limit)
+		return bs.BeforeWithin(h.ctx, salon.ID, req.Before, limit, b)
 	default:
-		return h.store.Latest(h.ctx, salonID, limit)
+		return bs.LatestWithin(h.ctx, salon.ID, limit, b)
 	}
+}
+
+// minItem is the size of the shortest message item: one-digit id, no
+// pseudo, no text, not system.
+var minItem = len(encode(net.Message{ID: 1, At: TimeFormat}))
+
+// itemsRoom is how many bytes a messages answer to req has for its items
+// and the commas between them.
+func (h *Hub) itemsRoom(req *Request, salon string) int {
+	return h.cfg.MaxBody - (len(messagesHead(req.ID, salon)) + len("false") + len(messagesMid) + len(messagesTail))
 }
 
 // answer sends a fetch's messages, or the storage error that prevented
@@ -131,8 +168,8 @@ func (h *Hub) messagesBody(req *Request, salon string, msgs []db.Message, more b
 		}
 		items[i] = encode(net.Message{ID: m.ID, At: formatTime(m.At), Pseudo: pseudo, System: m.System, Text: m.Text})
 	}
-	head := messagesHead(req.ID, salon)
-	size := len(head) + len("false") + len(messagesMid) + len(messagesTail)
+	room := h.itemsRoom(req, salon)
+	size := 0 // of the items kept and their commas
 	keep := 0 // how many items fit, counted from the cursor
 	for keep < len(items) {
 		i := keep
@@ -143,10 +180,10 @@ func (h *Hub) messagesBody(req *Request, salon string, msgs []db.Message, more b
 		if keep > 0 {
 			add++ // comma
 		}
-		if size+add > h.cfg.MaxBody && keep > 0 {
+		if size+add > room && keep > 0 {
 			break
 		}
-		if size+add > h.cfg.MaxBody {
+		if size+add > room {
 			// Only a message stored under larger limits gets here; it
 			// goes out alone rather than never.
 			h.log.Warn("stored message larger than the frame limit", "msg", msgs[i].ID)
@@ -162,7 +199,8 @@ func (h *Hub) messagesBody(req *Request, salon string, msgs []db.Message, more b
 			items = items[len(items)-keep:]
 		}
 	}
-	b := make([]byte, 0, size)
+	head := messagesHead(req.ID, salon)
+	b := make([]byte, 0, len(head)+len("false")+len(messagesMid)+size+len(messagesTail))
 	b = append(b, head...)
 	b = strconv.AppendBool(b, more)
 	b = append(b, messagesMid...)
