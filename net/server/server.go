@@ -74,7 +74,7 @@ func CheckLimits(cfg Config) error {
 	case c.LoginLimit < 0:
 		return errors.New("--login-limit cannot be negative")
 	case c.SessionTimeout <= 0 || cfg.LoginTimeout <= 0 || cfg.WriteTimeout <= 0:
-		return errors.New("timeouts must be positive")
+		return errors.New("--session-timeout, --login-timeout and --write-timeout must be positive")
 	case c.LoginLimit > 0 && c.LoginWindow <= 0:
 		return errors.New("--login-window must be positive")
 	case c.Poll <= 0:
