@@ -13,7 +13,8 @@ import (
 	"golang.org/x/crypto/nacl/box"
 )
 
-// Sizes fixed by PROTOCOL.md section 2.
+// Envelope sizes, the protocol version byte and the envelope kinds
+// (first byte) fixed by PROTOCOL.md section 2.
 const (
 	ClientHelloSize  = 67
 	ServerHelloSize  = 163
