@@ -28,8 +28,13 @@ var ErrInterrupted = errors.New("interrupted")
 // text appears above the prompt and the line being typed stays intact.
 type Terminal interface {
 	// ReadLine shows prompt and returns the line typed, and the mark of
-	// its echo on screen. Ctrl-D on an empty line returns io.EOF.
+	// its echo on screen. Ctrl-D on an empty line returns io.EOF. The line
+	// is not added to the input history.
 	ReadLine(prompt string) (string, Mark, error)
+	// AddHistory adds a line to the input history (kept across runs).
+	// The chat adds messages and commands only: never an answer to a
+	// question, nor what may be a password.
+	AddHistory(line string)
 	// ReadPassword reads a line without echoing it.
 	ReadPassword(prompt string) (string, error)
 	// Print shows text (one or more lines) above the prompt.
@@ -157,8 +162,15 @@ type chat struct {
 	mu     sync.Mutex // guards salons for the completer (liner's goroutine)
 	salons []string
 
-	reqs      chan inputReq
-	cont      []string // lines of a message continued with a backslash
+	reqs chan inputReq
+	cont []string // lines of a message continued with a backslash
+	// lineSalon and linePrompt are what the prompt up showed: a message
+	// goes to the salon the person saw, even if it changed meanwhile.
+	lineSalon  string
+	linePrompt string
+	// joining: a /join waits for its answer; the next prompt comes then,
+	// with the new salon's name.
+	joining   bool
 	quitAsked bool
 	// awaitingLogin: a password was given and no prompt is up until the
 	// login's outcome is known.
@@ -181,6 +193,8 @@ func RunInteractive(ctx context.Context, cfg Config, dial Dialer, term Terminal)
 	e.showInitial = true
 	e.askPassword = c.askPassword
 	e.loginDone = c.loginDone
+	e.onSalons = c.setSalons
+	e.switchOnLoss = true
 	term.SetCompleter(func(line string) []string {
 		c.mu.Lock()
 		defer c.mu.Unlock()
@@ -192,7 +206,6 @@ func RunInteractive(ctx context.Context, cfg Config, dial Dialer, term Terminal)
 		return err
 	}
 	e.adopt(sess, info)
-	c.setSalons(info.Salons)
 	c.notice(fmt.Sprintf("connected to %s as %s", cfg.Addr, info.Pseudo))
 	salon := c.chooseSalon()
 	e.baseline()
@@ -204,6 +217,11 @@ func RunInteractive(ctx context.Context, cfg Config, dial Dialer, term Terminal)
 	c.requestLine()
 	err = e.loop()
 	e.finish(2 * time.Second)
+	if err != nil {
+		for _, it := range e.out.Items() {
+			c.notice("not sent: " + clean(strings.ReplaceAll(it.Text, "\n", " / ")))
+		}
+	}
 	return err
 }
 
@@ -326,21 +344,26 @@ func (c *chat) readInput() {
 }
 
 func (c *chat) requestLine() {
-	if c.e.done {
+	if c.e.done || c.joining {
 		return
 	}
 	if c.e.state == stNeedPassword {
 		c.reqs <- inputReq{password: true, prompt: "password for " + c.e.cfg.Addr + ": "}
 		return
 	}
-	c.reqs <- inputReq{prompt: c.prompt()}
+	if len(c.cont) == 0 {
+		c.lineSalon = c.e.salon
+	}
+	c.linePrompt = c.prompt()
+	c.reqs <- inputReq{prompt: c.linePrompt}
 }
 
 // askPassword is called by the engine when it needs the password again.
 // The line editor cannot be interrupted, so the person is asked to press
-// Enter; the password prompt comes then.
+// Enter; the password prompt comes then. Whatever is typed at the chat
+// prompt meanwhile is dropped (onLine): it may be the password.
 func (c *chat) askPassword() {
-	c.notice("press Enter to log in again")
+	c.notice("press Enter to log in again (until then, nothing you type is sent)")
 }
 
 func (c *chat) onPassword(pw string, err error) {
@@ -381,6 +404,22 @@ func (c *chat) onLine(line string, echo Mark, err error) {
 		e.quit(err)
 		return
 	}
+	if e.state == stNeedPassword {
+		// Typed at the chat prompt while logged out: the person may have
+		// typed the password there. Never send it, keep it or show it.
+		if strings.TrimSpace(line) != "" {
+			if echo != 0 {
+				c.term.Replace(echo, c.linePrompt+"(not sent)")
+			}
+			c.cont = nil
+			c.notice("that line was neither sent nor kept: you are logged out; type your password at the password prompt")
+		}
+		c.requestLine()
+		return
+	}
+	if strings.TrimSpace(line) != "" {
+		c.term.AddHistory(line)
+	}
 	if len(c.cont) > 0 || !strings.HasPrefix(line, "/") || strings.HasPrefix(line, "//") {
 		kept, more := Continues(line)
 		if more {
@@ -409,11 +448,11 @@ func (c *chat) onLine(line string, echo Mark, err error) {
 
 func (c *chat) sendText(text string, echo Mark) {
 	e := c.e
-	if e.salon == "" {
+	if c.lineSalon == "" {
 		c.notice("no salon is open: /join one first")
 		return
 	}
-	it := e.out.Add(e.salon, text)
+	it := e.out.Add(c.lineSalon, text)
 	pending := RenderPending(e.info.Pseudo, text, time.Now().In(e.cfg.Location))
 	if echo != 0 && c.term.Replace(echo, pending) {
 		it.mark = echo
@@ -564,28 +603,39 @@ func (c *chat) cmdJoin(arg string) {
 	if s := canonical(e.salons, arg); s != "" {
 		name = s
 	}
-	if name == e.salon {
+	if name == e.salon && e.pollCancel != nil {
 		c.notice("already in " + name)
 		return
 	}
 	// Check access first, so that a refused /join leaves the open salon
-	// as it was.
-	c.call(func(ctx context.Context, s Session) func() {
-		_, err := s.Fetch(ctx, client.FetchRequest{Salon: name, Limit: 1})
-		return func() {
+	// as it was. The next prompt waits for the answer, so that it names
+	// the salon open then.
+	c.joining = true
+	sess, ep := e.sess, e.epoch
+	go func() {
+		_, err := sess.Fetch(e.ctx, client.FetchRequest{Salon: name, Limit: 1})
+		e.post(func() {
+			c.joining = false
+			defer c.requestLine()
+			if e.revoked(sess, err) {
+				return
+			}
+			if ep != e.epoch {
+				c.notice("cannot open " + name + " now: the connection changed meanwhile; try again")
+				return
+			}
 			if err != nil {
 				c.failure("cannot open "+name, err)
 				return
 			}
 			if canonical(e.salons, name) == "" {
-				e.salons = append(e.salons, name)
-				c.setSalons(e.salons)
+				e.setSalons(append(e.salons, name))
 			}
 			c.notice("opening " + name)
 			e.opened[name] = false
 			e.open(name)
-		}
-	})
+		})
+	}()
 }
 
 func (c *chat) cmdWho(string) {
@@ -659,8 +709,7 @@ func (c *chat) cmdSalons(string) {
 				}
 			}
 			sort.Strings(names)
-			e.salons = names
-			c.setSalons(names)
+			e.setSalons(names)
 			if len(parts) == 0 {
 				c.notice("you may open no salon yet: ask the host to grant you one")
 				return

@@ -25,8 +25,9 @@ import (
 // LIBRECORD_E2E_DUMP may name a directory to write both terminals to.
 
 const (
-	alicePW = "alice-password-123"
-	bobPW   = "bob-password-4567"
+	alicePW    = "alice-password-123"
+	newAlicePW = "alice-new-password-789"
+	bobPW      = "bob-password-4567"
 )
 
 type e2e struct {
@@ -233,6 +234,41 @@ func TestChatInTmux(t *testing.T) {
 		e.assertOnceInOrder("alice", "bob: typed while the server is down 1", "bob: typed while the server is down 2")
 	})
 
+	t.Run("JoinThenRevoke", func(t *testing.T) {
+		e.run("", "salon", "add", "dev")
+		e.run("", "salon", "grant", "dev", "bob")
+		e.keys("bob", "/join dev", "Enter")
+		e.waitPane("bob", "opening dev")
+		// The prompt names the new salon at once, before anything is typed.
+		e.waitLastLine("bob", "dev>")
+		e.run("", "salon", "revoke", "dev", "bob")
+		e.waitPane("bob", "the host removed your access to salon dev; back to general")
+		e.keys("bob", "/join dev", "Enter")
+		e.waitPane("bob", "cannot open dev: no such salon, or you may not open it")
+		e.waitLastLine("bob", "general>")
+		e.keys("bob", "still in general", "Enter")
+		e.waitPane("alice", "bob: still in general")
+	})
+
+	t.Run("PasswordResetAsksPassword", func(t *testing.T) {
+		prompts := e.count("alice", "password for")
+		e.run(newAlicePW+"\n", "user", "reset-password", "alice", "--password-stdin")
+		e.waitPane("alice", "your password was changed or your account removed by the host: log in again")
+		e.waitPane("alice", "press Enter to log in again")
+		// alice types her new password at the chat prompt, as the
+		// newcomer did: it must go nowhere.
+		e.keys("alice", newAlicePW, "Enter")
+		e.waitPane("alice", "that line was neither sent nor kept")
+		e.waitMore("alice", "password for", prompts)
+		e.keys("alice", newAlicePW, "Enter")
+		e.waitPane("alice", "logged in again as alice")
+		e.keys("alice", "back after the reset", "Enter")
+		e.waitPane("bob", "alice: back after the reset")
+		if strings.Contains(e.pane("alice"), newAlicePW) || strings.Contains(e.pane("bob"), newAlicePW) {
+			t.Fatalf("the new password is on a screen:\n%s\n---\n%s", e.pane("alice"), e.pane("bob"))
+		}
+	})
+
 	if dump := os.Getenv("LIBRECORD_E2E_DUMP"); dump != "" {
 		for _, name := range []string{"alice", "bob"} {
 			os.WriteFile(filepath.Join(dump, name+".txt"), []byte(e.pane(name)), 0o644)
@@ -255,8 +291,14 @@ func TestChatInTmux(t *testing.T) {
 			t.Fatal(err)
 		}
 		h := string(hist)
-		if !strings.Contains(h, "hello bob\n") || strings.Contains(h, alicePW) || strings.Contains(h, "not-her-password") {
+		if !strings.Contains(h, "hello bob\n") || strings.Contains(h, alicePW) || strings.Contains(h, "not-her-password") ||
+			strings.Contains(h, newAlicePW) {
 			t.Errorf("history file:\n%s", h)
+		}
+		for _, line := range strings.Split(h, "\n") {
+			if line == "yes" {
+				t.Errorf("the answer to the trust question is in the history:\n%s", h)
+			}
 		}
 	})
 
@@ -280,6 +322,9 @@ func TestChatInTmux(t *testing.T) {
 	}
 	if strings.Contains(export, "never sent") {
 		t.Error("a line cleared with Ctrl-C was stored")
+	}
+	if strings.Contains(export, newAlicePW) {
+		t.Error("a password was stored as a message")
 	}
 }
 

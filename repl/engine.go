@@ -116,6 +116,7 @@ type engine struct {
 	epoch  int // bumped on every connection change; stale events are dropped
 	salons []string
 	salon  string
+	prev   string // the salon open before salon, to go back to
 
 	seen   map[string]int64 // per salon: newest message id seen
 	oldest map[string]int64 // per salon: oldest message id shown
@@ -149,6 +150,12 @@ type engine struct {
 	// loginDone is called when a login in the background ends, whatever
 	// its outcome.
 	loginDone func()
+	// onSalons is called when the list of salons the user may open
+	// changes.
+	onSalons func([]string)
+	// switchOnLoss: when access to the open salon is removed, open the
+	// previous or first salon left (interactive use).
+	switchOnLoss bool
 	// giveUp: stop trying to log in again after a reconnect window
 	// (scripted use), rather than trying for ever.
 	giveUp bool
@@ -265,9 +272,16 @@ func (e *engine) window() time.Duration {
 func (e *engine) adopt(sess Session, info client.LoginInfo) {
 	e.sess = sess
 	e.info = info
-	e.salons = append([]string(nil), info.Salons...)
 	e.state = stOnline
 	e.epoch++
+	e.setSalons(info.Salons)
+}
+
+func (e *engine) setSalons(list []string) {
+	e.salons = append([]string(nil), list...)
+	if e.onSalons != nil {
+		e.onSalons(e.salons)
+	}
 }
 
 // loginErrorFatal reports whether a login error should stop the program
@@ -309,6 +323,9 @@ func (e *engine) baseline() {
 // open makes salon the open one and (re)starts the poller on it.
 func (e *engine) open(salon string) {
 	e.flushHeld()
+	if salon != e.salon && e.salon != "" {
+		e.prev = e.salon
+	}
 	e.salon = salon
 	e.startPoller()
 }
@@ -341,7 +358,7 @@ func (e *engine) startPoller() {
 				return
 			}
 			first := initial
-			e.post(func() { e.onFetched(ep, salon, first, res, err) })
+			e.post(func() { e.onFetched(ep, sess, salon, first, res, err) })
 			if err != nil {
 				return
 			}
@@ -362,8 +379,15 @@ func (e *engine) startPoller() {
 	}()
 }
 
-func (e *engine) onFetched(ep int, salon string, initial bool, res client.Messages, err error) {
+func (e *engine) onFetched(ep int, sess Session, salon string, initial bool, res client.Messages, err error) {
+	if e.revoked(sess, err) {
+		return
+	}
 	if ep != e.epoch || salon != e.salon || e.done {
+		return
+	}
+	if client.IsCode(err, lnet.CodeForbidden) {
+		e.salonLost(salon)
 		return
 	}
 	if err != nil {
@@ -443,11 +467,14 @@ func (e *engine) pump() {
 	sess, ep := e.sess, e.epoch
 	go func() {
 		ack, err := sess.Send(e.ctx, it.Salon, it.Text, it.CID)
-		e.post(func() { e.onSent(ep, it, ack, err) })
+		e.post(func() { e.onSent(ep, sess, it, ack, err) })
 	}()
 }
 
-func (e *engine) onSent(ep int, it *Item, ack client.Ack, err error) {
+func (e *engine) onSent(ep int, sess Session, it *Item, ack client.Ack, err error) {
+	if e.revoked(sess, err) {
+		return // the item stays in the outbox, sent again after login
+	}
 	if ep != e.epoch || e.inFlight != it {
 		return // the connection changed meanwhile; the item is re-sent
 	}
@@ -490,15 +517,111 @@ func isConnErr(err error) bool {
 }
 
 // requestFailed handles the error of a request: a lost connection starts
-// the reconnect machine, anything else goes to other.
+// the reconnect machine, an auth error ends the session, anything else
+// goes to other.
 func (e *engine) requestFailed(err error, other func(error)) {
 	switch {
+	case e.revoked(e.sess, err):
 	case isConnErr(err):
 		e.connectionLost()
 	case errors.Is(err, context.Canceled), errors.Is(err, client.ErrClosed):
 	default:
 		other(err)
 	}
+}
+
+// revoked reports whether err is the server's auth answer to a request of
+// sess, the session in use: the host changed the password or removed the
+// account, and the server ended the session (PROTOCOL.md 3.7). It then
+// handles it with sessionRevoked. The epoch is not checked: the connection
+// the server closed after that answer may have been noticed first.
+func (e *engine) revoked(sess Session, err error) bool {
+	if !client.IsCode(err, lnet.CodeAuth) {
+		return false
+	}
+	if sess == e.sess {
+		e.sessionRevoked()
+	}
+	return true
+}
+
+// sessionRevoked ends a session the server no longer accepts: erase the
+// keys, say why, and log in again at once. The outbox is kept: its items
+// go out after login, with their cids.
+func (e *engine) sessionRevoked() {
+	if e.done || (e.state != stOnline && e.state != stResuming) {
+		return // already over, or logging in again
+	}
+	e.epoch++
+	e.inFlight = nil
+	if e.pollCancel != nil {
+		e.pollCancel()
+		e.pollCancel = nil
+	}
+	e.sess.Close()
+	e.front.status("")
+	msg := "your password was changed or your account removed by the host: log in again"
+	if e.cfg.Password != nil {
+		msg += " (with the password from " + e.cfg.PasswordSource + ")"
+	}
+	e.front.notice(msg)
+	e.relogin()
+}
+
+// salonLost handles a forbidden answer to the poll of the open salon: the
+// host revoked the user's access to it, or removed the user (then the
+// salons request gets auth, and the session is over).
+func (e *engine) salonLost(salon string) {
+	if e.pollCancel != nil {
+		e.pollCancel()
+		e.pollCancel = nil
+	}
+	e.opened[salon] = false // a later /join shows its last messages again
+	sess, ep := e.sess, e.epoch
+	go func() {
+		ctx, cancel := context.WithTimeout(e.ctx, 10*time.Second)
+		defer cancel()
+		infos, err := sess.Salons(ctx)
+		e.post(func() { e.onSalonLost(ep, sess, salon, infos, err) })
+	}()
+}
+
+func (e *engine) onSalonLost(ep int, sess Session, salon string, infos []lnet.SalonInfo, err error) {
+	if e.revoked(sess, err) || ep != e.epoch || e.done || e.salon != salon {
+		return
+	}
+	if err != nil {
+		e.requestFailed(err, func(err error) {
+			e.front.notice(fmt.Sprintf("cannot read salon %s: %v", salon, err))
+		})
+		return
+	}
+	var names []string
+	for _, in := range infos {
+		names = append(names, in.Name)
+		if _, ok := e.seen[in.Name]; !ok {
+			e.seen[in.Name] = in.Last
+		}
+	}
+	e.setSalons(names)
+	msg := "the host removed your access to salon " + salon
+	if !e.switchOnLoss {
+		e.front.notice(msg)
+		e.open("")
+		return
+	}
+	next := canonical(names, e.prev)
+	if next == "" && len(names) > 0 {
+		next = names[0]
+	}
+	switch {
+	case next != "":
+		msg += "; back to " + next + " (/salons lists your salons, /join SALON opens one)"
+	case len(names) == 0:
+		msg += "; no salon is open, and you may open none: ask the host to grant you one"
+	}
+	e.front.notice(msg)
+	e.open(next)
 }
 
 // connectionLost starts resuming, for up to the reconnect window.
@@ -555,7 +678,8 @@ func (e *engine) onResume(ep int, err error) {
 	if client.IsCode(err, lnet.CodeUnknownSession) || client.IsCode(err, lnet.CodeCrypto) {
 		// The server says it no longer has the session (restart, expiry):
 		// the relogin delay would only make the user wait.
-		e.front.notice("the server no longer knows this session (restarted or timed out); logging in again")
+		e.front.notice("the server no longer knows this session (it restarted, the session timed out, " +
+			"or the host changed your password or account); logging in again")
 		e.relogin()
 		return
 	}
@@ -627,9 +751,8 @@ func (e *engine) onLogin(ep int, pw string, sess Session, info client.LoginInfo,
 		e.adopt(sess, info)
 		e.gaveUpAt = time.Time{}
 		e.front.notice("logged in again as " + info.Pseudo)
-		if e.salon != "" && canonical(e.salons, e.salon) == "" {
-			e.front.notice("you may no longer open " + e.salon)
-		}
+		// A salon no longer allowed answers forbidden to the poll:
+		// salonLost says so and moves on.
 		e.pump()
 		e.startPoller()
 		return
@@ -640,7 +763,7 @@ func (e *engine) onLogin(ep int, pw string, sess Session, info client.LoginInfo,
 			e.quit(fmt.Errorf("the password from %s was refused", e.cfg.PasswordSource))
 			return
 		}
-		e.front.notice("wrong password")
+		e.front.notice("wrong password (or the host removed your account)")
 		e.state = stNeedPassword
 		if e.loginDone != nil {
 			e.loginDone()

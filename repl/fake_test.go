@@ -33,6 +33,8 @@ type hub struct {
 	logins    int
 	byes      int
 	stored    []string // texts in store order
+	attempts  []string // "cid text" of every send that reached the hub
+	gen       int      // bumped when alice's password changes: sessions end
 }
 
 func newHub() *hub {
@@ -85,6 +87,43 @@ func (h *hub) forget() {
 	h.live = map[*fakeSess]bool{}
 }
 
+// resetPassword is `librecord user reset-password alice`: her sessions
+// get auth at their next request, and end.
+func (h *hub) resetPassword(pw string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.password = pw
+	h.gen++
+	h.kick()
+}
+
+// removeUser is `librecord user remove alice`: no salon, no login.
+func (h *hub) removeUser() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.password = "\x00removed"
+	h.salons = nil
+	h.gen++
+	h.kick()
+}
+
+// setSalons is `librecord salon grant/revoke`: the salons alice may open.
+func (h *hub) setSalons(salons ...string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.salons = salons
+	h.kick()
+}
+
+// allowed reports whether alice may open salon. Call with mu held.
+func (h *hub) allowed(salon string) bool { return canonical(h.salons, salon) != "" }
+
+func (h *hub) sendAttempts() []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return append([]string(nil), h.attempts...)
+}
+
 func (h *hub) storedTexts() []string {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -107,6 +146,7 @@ type fakeSess struct {
 	connected bool
 	loggedIn  bool
 	closed    bool
+	gen       int
 }
 
 var errRefused = errors.New("connection refused")
@@ -121,9 +161,17 @@ func (s *fakeSess) check() error {
 		return client.ErrConnLost
 	case !s.h.live[s]:
 		return client.ErrConnLost
+	case s.loggedIn && s.gen != s.h.gen:
+		// The server ends the session and closes the connection.
+		delete(s.h.live, s)
+		s.connected = false
+		return &client.ServerError{Code: lnet.CodeAuth, Message: "your account or password changed: log in again"}
 	}
 	return nil
 }
+
+// forbidden is the answer to a salon alice may not open.
+var errForbidden = &client.ServerError{Code: lnet.CodeForbidden, Message: "no access to salon"}
 
 func (s *fakeSess) Login(ctx context.Context, password string) (client.LoginInfo, error) {
 	h := s.h
@@ -137,6 +185,7 @@ func (s *fakeSess) Login(ctx context.Context, password string) (client.LoginInfo
 	}
 	h.logins++
 	s.loggedIn = true
+	s.gen = h.gen
 	return client.LoginInfo{Pseudo: "alice", Salons: append([]string(nil), h.salons...),
 		SessionTimeout: 30 * time.Second, Poll: 3 * time.Second}, nil
 }
@@ -148,8 +197,9 @@ func (s *fakeSess) Send(ctx context.Context, salon, text, cid string) (client.Ac
 	if err := s.check(); err != nil {
 		return client.Ack{}, err
 	}
-	if h.forbidden[salon] {
-		return client.Ack{}, &client.ServerError{Code: lnet.CodeForbidden, Message: "no access to salon"}
+	h.attempts = append(h.attempts, cid+" "+text)
+	if h.forbidden[salon] || !h.allowed(salon) {
+		return client.Ack{}, errForbidden
 	}
 	id, dup := h.cids[cid]
 	if !dup {
@@ -171,9 +221,17 @@ func (s *fakeSess) Send(ctx context.Context, salon, text, cid string) (client.Ac
 func (s *fakeSess) Fetch(ctx context.Context, f client.FetchRequest) (client.Messages, error) {
 	h := s.h
 	deadline := time.Now().Add(f.Wait)
-	for {
+	for woken := false; ; woken = true {
 		h.mu.Lock()
-		if err := s.check(); err != nil {
+		// Like the server: a request checks the credential, then access;
+		// a parked fetch that wakes checks access first.
+		var err error
+		if woken && !h.allowed(f.Salon) && !s.closed && s.connected && !h.down && h.live[s] {
+			err = errForbidden
+		} else if err = s.check(); err == nil && !h.allowed(f.Salon) {
+			err = errForbidden
+		}
+		if err != nil {
 			h.mu.Unlock()
 			return client.Messages{}, err
 		}
@@ -294,6 +352,7 @@ type fakeTerm struct {
 	input     chan string
 	passwords chan string
 	prompts   []string
+	history   []string
 	completer func(string) []string
 }
 
@@ -372,6 +431,27 @@ func (f *fakeTerm) Replace(m Mark, text string) bool {
 	f.screen = append(append(f.screen[:start], lines...), rest...)
 	f.blocks[i].n = len(lines)
 	return true
+}
+
+func (f *fakeTerm) AddHistory(line string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.history = append(f.history, line)
+}
+
+func (f *fakeTerm) historyLines() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]string(nil), f.history...)
+}
+
+func (f *fakeTerm) lastPrompt() string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.prompts) == 0 {
+		return ""
+	}
+	return f.prompts[len(f.prompts)-1]
 }
 
 func (f *fakeTerm) SetCompleter(c func(string) []string) {

@@ -110,6 +110,7 @@ func (t *LinerTerminal) SetCompleter(f func(string) []string) {
 }
 
 // ReadLine implements Terminal. Ctrl-C clears the line and asks again.
+// The line is not added to the history: the caller decides (AddHistory).
 func (t *LinerTerminal) ReadLine(prompt string) (string, Mark, error) {
 	for {
 		t.mu.Lock()
@@ -133,11 +134,13 @@ func (t *LinerTerminal) ReadLine(prompt string) (string, Mark, error) {
 		// lines sideways); redrawn, it is cut to fit that row.
 		m := t.add(fit(prompt+line, t.cols()-1), 1)
 		t.mu.Unlock()
-		if strings.TrimSpace(line) != "" {
-			t.l.AppendHistory(line)
-		}
 		return line, m, nil
 	}
+}
+
+// AddHistory implements Terminal.
+func (t *LinerTerminal) AddHistory(line string) {
+	t.l.AppendHistory(line)
 }
 
 // ReadPassword implements Terminal. Nothing is printed while it is up
