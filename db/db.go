@@ -72,6 +72,11 @@ type Options struct {
 	// once (Authenticate, AddUser, ResetPassword), so that a burst of logins
 	// cannot eat the server's memory (default: the number of CPUs, at most 4).
 	MaxConcurrentHashes int
+	// MaxPageCount caps the file at this many pages for this handle's
+	// writes (SQLite's max_page_count, never below the size at open).
+	// Test-only: it makes the database run out of space exactly as a full
+	// disk does (SQLITE_FULL), unprivileged. 0 means no cap.
+	MaxPageCount int64
 }
 
 // DefaultBusyTimeout is long enough that an admin command never fails

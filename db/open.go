@@ -276,7 +276,11 @@ func OpenWith(ctx context.Context, path string, passphrase []byte, opts Options)
 		d.data.Erase()
 		return nil, err
 	}
-	d.w, err = sql.Open("sqlite", dsn(path, writerBusyTimeout, true))
+	wdsn := dsn(path, writerBusyTimeout, true)
+	if opts.MaxPageCount > 0 {
+		wdsn += fmt.Sprintf("&_pragma=max_page_count(%d)", opts.MaxPageCount)
+	}
+	d.w, err = sql.Open("sqlite", wdsn)
 	if err != nil {
 		d.data.Erase()
 		return nil, fmt.Errorf("open database: %w", err)
