@@ -126,8 +126,7 @@ type engine struct {
 	showInitial bool
 	fetchLimit  int
 
-	pollCancel context.CancelFunc
-	pollSalon  string
+	pollCancel context.CancelFunc // stops the poller; nil when none runs
 
 	out      Outbox
 	inFlight *Item           // the send waiting for its answer
@@ -215,9 +214,7 @@ func (e *engine) quit(err error) {
 	}
 	e.done = true
 	e.exitErr = err
-	if e.pollCancel != nil {
-		e.pollCancel()
-	}
+	e.stopPoller()
 }
 
 // finish says bye (when online) or just erases the keys.
@@ -330,12 +327,17 @@ func (e *engine) open(salon string) {
 	e.startPoller()
 }
 
-// startPoller (re)starts the goroutine that long-polls the open salon.
-func (e *engine) startPoller() {
+// stopPoller stops the goroutine that long-polls the open salon, if any.
+func (e *engine) stopPoller() {
 	if e.pollCancel != nil {
 		e.pollCancel()
 		e.pollCancel = nil
 	}
+}
+
+// startPoller (re)starts the goroutine that long-polls the open salon.
+func (e *engine) startPoller() {
+	e.stopPoller()
 	if e.state != stOnline || e.salon == "" {
 		return
 	}
@@ -393,10 +395,7 @@ func (e *engine) onFetched(ep int, sess Session, salon string, initial bool, res
 	if err != nil {
 		e.requestFailed(err, func(err error) {
 			e.front.notice(fmt.Sprintf("cannot read salon %s: %v", salon, err))
-			if e.pollCancel != nil {
-				e.pollCancel()
-				e.pollCancel = nil
-			}
+			e.stopPoller()
 		})
 		return
 	}
@@ -554,10 +553,7 @@ func (e *engine) sessionRevoked() {
 	}
 	e.epoch++
 	e.inFlight = nil
-	if e.pollCancel != nil {
-		e.pollCancel()
-		e.pollCancel = nil
-	}
+	e.stopPoller()
 	e.sess.Close()
 	e.front.status("")
 	msg := "your password was changed or your account removed by the host: log in again"
@@ -572,10 +568,7 @@ func (e *engine) sessionRevoked() {
 // host revoked the user's access to it, or removed the user (then the
 // salons request gets auth, and the session is over).
 func (e *engine) salonLost(salon string) {
-	if e.pollCancel != nil {
-		e.pollCancel()
-		e.pollCancel = nil
-	}
+	e.stopPoller()
 	e.opened[salon] = false // a later /join shows its last messages again
 	sess, ep := e.sess, e.epoch
 	go func() {
@@ -632,10 +625,7 @@ func (e *engine) connectionLost() {
 	e.state = stResuming
 	e.epoch++
 	e.inFlight = nil
-	if e.pollCancel != nil {
-		e.pollCancel()
-		e.pollCancel = nil
-	}
+	e.stopPoller()
 	e.deadline = time.Now().Add(e.window())
 	e.showCountdown()
 	sess, ep, deadline, retry := e.sess, e.epoch, e.deadline, e.cfg.RetryDelay
