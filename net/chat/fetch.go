@@ -47,6 +47,16 @@ func (h *Hub) fetch(s *Session, cred db.Credential, req *Request, reply Reply) {
 		defer s.unpark()
 		wait := time.NewTimer(time.Duration(req.WaitMS) * time.Millisecond)
 		defer wait.Stop()
+		// Fetches woken together answer one at a time as the peer reads.
+		answer := func(onlyNew bool) bool {
+			release := reply.Room()
+			if release == nil {
+				reply.Drop()
+				return true
+			}
+			defer release()
+			return h.answerParked(s, cred, req, limit, reply, onlyNew)
+		}
 		for {
 			select {
 			case <-reply.Done():
@@ -56,12 +66,12 @@ func (h *Hub) fetch(s *Session, cred db.Credential, req *Request, reply Reply) {
 			case <-h.stopping:
 			case <-woken:
 				woken = h.watch(salon.ID)
-				if !h.answerParked(s, cred, req, limit, reply, true) {
+				if !answer(true) {
 					continue // nothing for us after all: keep waiting
 				}
 				return
 			}
-			h.answerParked(s, cred, req, limit, reply, false)
+			answer(false)
 			return
 		}
 	}()

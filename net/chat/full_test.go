@@ -34,6 +34,7 @@ func (r *testReply) Send(body []byte)      { r.answers <- body }
 func (r *testReply) SendClose(body []byte) { r.answers <- body }
 func (r *testReply) Drop()                 { close(r.answers) }
 func (r *testReply) Done() <-chan struct{} { return nil }
+func (r *testReply) Room() func()          { return func() {} }
 
 type answer struct {
 	Op     string `json:"op"`

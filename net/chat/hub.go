@@ -59,12 +59,17 @@ type Conn interface {
 }
 
 // Reply carries the one answer of a request back to the connection the
-// request came on. Its methods never block.
+// request came on. Its methods never block, but Room.
 type Reply interface {
 	Send(body []byte)      // seal and send
 	SendClose(body []byte) // send, then close the connection
 	Drop()                 // no answer will come (the connection is going away)
 	Done() <-chan struct{} // closed when the connection closes
+	// Room waits until the connection can take a large answer (its peer
+	// has read enough of what it owes) and returns the function to call
+	// once the answer is sent; nil if the connection closed meanwhile.
+	// A parked fetch calls it before reading what it answers.
+	Room() (release func())
 }
 
 // Hub holds the sessions and applies the chat rules. Create it with New.

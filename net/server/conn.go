@@ -23,6 +23,12 @@ var errTooManyFiles = syscall.EMFILE
 // that does not read stops being read.
 const queueSize = 256
 
+// queueBytes bounds the answer bytes a connection owes its peer: past
+// it, the reader stops reading and woken parked fetches wait, so a peer
+// that asks for large answers and reads none costs about this much memory
+// (plus two answers being built), not queueSize large answers.
+const queueBytes = 1 << 20
+
 // brokenFramesLimit: the 3rd broken frame of a connection closes it.
 const brokenFramesLimit = 3
 
@@ -50,6 +56,11 @@ type conn struct {
 	writerDone chan struct{}
 	loginTimer *time.Timer
 
+	qmu    sync.Mutex
+	queued int           // body bytes in queue, the one being written included
+	room   chan struct{} // closed when queued drops from queueBytes or more
+	large  chan struct{} // held by the one woken parked fetch waiting for room
+
 	mu      sync.Mutex
 	sess    *chat.Session
 	pending bool // counted in Server.pending (guarded by Server.mu)
@@ -63,6 +74,8 @@ func newConn(s *Server, nc stdnet.Conn, addr string) *conn {
 		slots:      make(chan struct{}, queueSize),
 		closed:     make(chan struct{}),
 		writerDone: make(chan struct{}),
+		room:       make(chan struct{}),
+		large:      make(chan struct{}, 1),
 		pending:    true,
 	}
 }
@@ -176,6 +189,9 @@ func (c *conn) flushAndClose() {
 // connection closed or the server began shutting down while waiting for
 // one (answers owed may be parked fetches that only Shutdown wakes).
 func (c *conn) reserve() bool {
+	if !c.waitRoom(c.srv.stopping) {
+		return false
+	}
 	select {
 	case c.slots <- struct{}{}:
 		return true
@@ -199,10 +215,45 @@ func (c *conn) stopReason() error {
 // room for every slot plus the flush marker.
 func (c *conn) enqueue(o out) {
 	o.slot = true
+	c.qmu.Lock()
+	c.queued += len(o.body)
+	c.qmu.Unlock()
 	c.queue <- o
 }
 
 func (c *conn) release() { <-c.slots }
+
+// waitRoom waits until the connection owes less than queueBytes; false if
+// it closed or stop was closed first.
+func (c *conn) waitRoom(stop <-chan struct{}) bool {
+	for {
+		c.qmu.Lock()
+		if c.queued < queueBytes {
+			c.qmu.Unlock()
+			return true
+		}
+		room := c.room
+		c.qmu.Unlock()
+		select {
+		case <-room:
+		case <-c.closed:
+			return false
+		case <-stop:
+			return false
+		}
+	}
+}
+
+// written gives back the bytes of an answer once it is written.
+func (c *conn) written(n int) {
+	c.qmu.Lock()
+	defer c.qmu.Unlock()
+	if c.queued >= queueBytes {
+		close(c.room)
+		c.room = make(chan struct{})
+	}
+	c.queued -= n
+}
 
 // sendError answers with an error, sealed when the connection has a
 // session and plain otherwise (PROTOCOL.md 2.3).
@@ -242,6 +293,7 @@ func (c *conn) writeLoop() {
 				err = ew.WriteEnvelope(o.body)
 			}
 			if o.slot {
+				c.written(len(o.body))
 				c.release()
 			}
 			if err != nil {
@@ -420,3 +472,20 @@ func (r *reply) SendClose(body []byte) {
 func (r *reply) Drop() { r.once.Do(r.c.release) }
 
 func (r *reply) Done() <-chan struct{} { return r.c.closed }
+
+// Room lets one woken parked fetch at a time wait until the connection
+// owes less than queueBytes, so that fetches woken together do not all
+// queue a large answer at once.
+func (r *reply) Room() func() {
+	c := r.c
+	select {
+	case c.large <- struct{}{}:
+	case <-c.closed:
+		return nil
+	}
+	if !c.waitRoom(nil) {
+		<-c.large
+		return nil
+	}
+	return func() { <-c.large }
+}
