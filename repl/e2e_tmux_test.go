@@ -269,6 +269,41 @@ func TestChatInTmux(t *testing.T) {
 		}
 	})
 
+	// The host restores a backup while both chats stay open: ids restart
+	// from the backup's, below what the clients have seen.
+	t.Run("RestoreBackupWhileOpen", func(t *testing.T) {
+		bak := filepath.Join(e.dir, "backup.db")
+		e.run("", "backup", bak)
+		e.keys("bob", "after the backup, lost with the restore", "Enter")
+		e.waitPane("alice", "bob: after the backup, lost with the restore")
+		e.waitGone("bob", "(pending)")
+		enters := e.count("alice", "press Enter to log in again")
+		prompts := e.count("alice", "password for")
+		e.stopServer()
+		os.Remove(e.db + "-wal")
+		os.Remove(e.db + "-shm")
+		data, err := os.ReadFile(bak)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(e.db, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		e.startServer(e.srvAdr)
+		e.waitPane("bob", "the server's history of general went back")
+		e.keys("bob", "bob after the restore", "Enter")
+		e.waitMore("alice", "press Enter to log in again", enters)
+		e.keys("alice", "Enter")
+		e.waitMore("alice", "password for", prompts)
+		e.keys("alice", newAlicePW, "Enter")
+		e.waitPane("alice", "the server's history of general went back")
+		e.waitPane("alice", "bob: bob after the restore")
+		e.waitGone("bob", "(pending)")
+		e.keys("alice", "alice after the restore", "Enter")
+		e.waitPane("bob", "alice: alice after the restore")
+		e.waitGone("alice", "(pending)")
+	})
+
 	if dump := os.Getenv("LIBRECORD_E2E_DUMP"); dump != "" {
 		for _, name := range []string{"alice", "bob"} {
 			os.WriteFile(filepath.Join(dump, name+".txt"), []byte(e.pane(name)), 0o644)

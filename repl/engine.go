@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"sort"
 	"strings"
 	"time"
 
@@ -118,7 +120,10 @@ type engine struct {
 	salon  string
 	prev   string // the salon open before salon, to go back to
 
-	seen   map[string]int64 // per salon: newest message id seen
+	seen map[string]int64 // per salon: newest message id seen
+	// anchor is, per salon, the message at seen when it was fetched: after
+	// a new login it tells whether the server's history still has it.
+	anchor map[string]lnet.Message
 	oldest map[string]int64 // per salon: oldest message id shown
 	opened map[string]bool  // salon whose last messages were shown
 	// showInitial: show the last messages when a salon opens (scripted
@@ -127,6 +132,9 @@ type engine struct {
 	fetchLimit  int
 
 	pollCancel context.CancelFunc // stops the poller; nil when none runs
+	// unsynced: logged in again, and the cursors not yet compared with
+	// the server's history; nothing is sent or polled until they are.
+	unsynced bool
 
 	out      Outbox
 	inFlight *Item           // the send waiting for its answer
@@ -167,6 +175,7 @@ func newEngine(ctx context.Context, cfg Config, dial Dialer, f front) *engine {
 		events:     make(chan func(), 64),
 		stop:       make(chan struct{}),
 		seen:       map[string]int64{},
+		anchor:     map[string]lnet.Message{},
 		oldest:     map[string]int64{},
 		opened:     map[string]bool{},
 		acked:      map[int64]*Item{},
@@ -338,7 +347,7 @@ func (e *engine) stopPoller() {
 // startPoller (re)starts the goroutine that long-polls the open salon.
 func (e *engine) startPoller() {
 	e.stopPoller()
-	if e.state != stOnline || e.salon == "" {
+	if e.state != stOnline || e.unsynced || e.salon == "" {
 		return
 	}
 	ctx, cancel := context.WithCancel(e.ctx)
@@ -403,6 +412,7 @@ func (e *engine) onFetched(ep int, sess Session, salon string, initial bool, res
 	if n := len(msgs); n > 0 {
 		if msgs[n-1].ID > e.seen[salon] {
 			e.seen[salon] = msgs[n-1].ID
+			e.anchor[salon] = msgs[n-1]
 		}
 		if o := e.oldest[salon]; o == 0 || msgs[0].ID < o {
 			e.oldest[salon] = msgs[0].ID
@@ -452,7 +462,7 @@ func (e *engine) flushHeld() {
 // pump sends the outbox head if nothing is in flight. One message at a
 // time keeps them in order whatever the retries.
 func (e *engine) pump() {
-	if e.state != stOnline || e.inFlight != nil || e.retrying || e.done {
+	if e.state != stOnline || e.unsynced || e.inFlight != nil || e.retrying || e.done {
 		return
 	}
 	it := e.out.Head()
@@ -482,9 +492,7 @@ func (e *engine) onSent(ep int, sess Session, it *Item, ack client.Ack, err erro
 	case err == nil:
 		e.out.Remove(it)
 		e.acked[ack.Msg] = it
-		if e.onDone != nil {
-			e.onDone(it)
-		}
+		e.settled(it)
 	case client.IsCode(err, lnet.CodeRateLimited), client.IsCode(err, lnet.CodeUnavailable):
 		// Nothing was stored: wait and send the same message again.
 		e.retrying = true
@@ -502,12 +510,19 @@ func (e *engine) onSent(ep int, sess Session, it *Item, ack client.Ack, err erro
 		// would get the same answer.
 		e.out.Remove(it)
 		e.front.failed(it, err)
-		if e.onDone != nil {
-			e.onDone(it)
-		}
+		e.settled(it)
 	}
 	e.drain()
 	e.pump()
+}
+
+// settled calls onDone the first time it leaves the outbox (an item acked
+// again after a new login has left it before).
+func (e *engine) settled(it *Item) {
+	if e.onDone != nil && !it.settled {
+		it.settled = true
+		e.onDone(it)
+	}
 }
 
 func isConnErr(err error) bool {
@@ -659,6 +674,10 @@ func (e *engine) onResume(ep int, err error) {
 		e.state = stOnline
 		e.epoch++
 		e.front.notice("the connection was lost; reconnected")
+		if e.unsynced {
+			e.resync() // lost while comparing after a login: again
+			return
+		}
 		e.pump()
 		e.startPoller()
 		return
@@ -743,8 +762,8 @@ func (e *engine) onLogin(ep int, pw string, sess Session, info client.LoginInfo,
 		e.front.notice("logged in again as " + info.Pseudo)
 		// A salon no longer allowed answers forbidden to the poll:
 		// salonLost says so and moves on.
-		e.pump()
-		e.startPoller()
+		e.unsynced = true
+		e.resync()
 		return
 	}
 	switch {
@@ -776,6 +795,164 @@ func (e *engine) onLogin(ep int, pw string, sess Session, info client.LoginInfo,
 			e.startLogin(pw)
 		}
 	})
+}
+
+// rewound is a salon whose history went back, and where to read it from.
+type rewound struct {
+	salon string
+	after int64         // the new cursor
+	at    *lnet.Message // the message at after, when known
+	shown bool          // messages of it were shown: say so
+}
+
+// resync compares the cursors with the server's history after a new login,
+// then sends and polls. A host who restored a backup sent the server's
+// history back: its newest message in a salon may be older than the one
+// seen, and new messages reuse ids already seen, so a cursor kept as it was
+// would skip them.
+func (e *engine) resync() {
+	sess, ep := e.sess, e.epoch
+	seen, anchors, limit := maps.Clone(e.seen), maps.Clone(e.anchor), e.fetchLimit
+	go func() {
+		ctx, cancel := context.WithTimeout(e.ctx, 10*time.Second)
+		defer cancel()
+		infos, rw, err := checkHistory(ctx, sess, seen, anchors, limit)
+		e.post(func() { e.onResynced(ep, sess, infos, rw, err) })
+	}()
+}
+
+// checkHistory asks the server, for each salon with a cursor, whether its
+// history went back: its newest id is below the cursor, or the message at
+// the cursor is not the one seen there. The new cursor of such a salon is
+// its newest message stored no later than the one seen last (ids are not
+// to be trusted across a restore, the server's clock is), within the
+// latest page of limit messages.
+func checkHistory(ctx context.Context, sess Session, seen map[string]int64, anchors map[string]lnet.Message,
+	limit int) ([]lnet.SalonInfo, []rewound, error) {
+	infos, err := sess.Salons(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	var out []rewound
+	for _, in := range infos {
+		cur := seen[in.Name]
+		if cur == 0 {
+			continue // no cursor, or an empty salon: every id is new
+		}
+		a, anchored := anchors[in.Name]
+		anchored = anchored && a.ID == cur
+		back := in.Last < cur
+		if !back && anchored {
+			res, err := sess.Fetch(ctx, client.FetchRequest{Salon: in.Name, Before: cur + 1, Limit: 1})
+			if client.IsCode(err, lnet.CodeForbidden) {
+				continue
+			}
+			if err != nil {
+				return nil, nil, err
+			}
+			n := len(res.Messages)
+			back = n == 0 || res.Messages[n-1] != a
+		}
+		if !back {
+			continue
+		}
+		r := rewound{salon: in.Name, after: in.Last}
+		if anchored {
+			res, err := sess.Fetch(ctx, client.FetchRequest{Salon: in.Name, Limit: limit})
+			if client.IsCode(err, lnet.CodeForbidden) {
+				continue
+			}
+			if err != nil {
+				return nil, nil, err
+			}
+			r.shown, r.after = true, 0
+			if res.More && len(res.Messages) > 0 {
+				r.after = res.Messages[0].ID - 1
+			}
+			for i := len(res.Messages) - 1; i >= 0; i-- {
+				if m := res.Messages[i]; !storedAfter(m, a) {
+					r.after, r.at = m.ID, &m
+					break
+				}
+			}
+		}
+		out = append(out, r)
+	}
+	return infos, out, nil
+}
+
+// storedAfter reports whether the server stored m after a, by its clock.
+func storedAfter(m, a lnet.Message) bool {
+	tm, ta := parseAt(m.At), parseAt(a.At)
+	if tm.IsZero() || ta.IsZero() {
+		return m.At > a.At
+	}
+	return tm.After(ta)
+}
+
+func (e *engine) onResynced(ep int, sess Session, infos []lnet.SalonInfo, rw []rewound, err error) {
+	if e.revoked(sess, err) || ep != e.epoch || e.done {
+		return
+	}
+	if err != nil {
+		lost := true
+		e.requestFailed(err, func(err error) {
+			lost = false
+			e.front.notice(fmt.Sprintf("could not compare with the server's history (%v): "+
+				"messages may be missing if the host restored a backup", err))
+		})
+		if lost {
+			return // resuming compares again
+		}
+	}
+	for _, r := range rw {
+		if r.salon == e.heldFor {
+			// Fetched before the restore: show them as they were, with
+			// the acks of then.
+			e.flushHeld()
+		}
+	}
+	e.requeueAcked()
+	for _, r := range rw {
+		e.seen[r.salon] = r.after
+		delete(e.anchor, r.salon)
+		if r.at != nil {
+			e.anchor[r.salon] = *r.at
+		}
+		if o := e.oldest[r.salon]; o > r.after+1 {
+			e.oldest[r.salon] = r.after + 1
+		}
+		if r.shown {
+			e.front.notice(fmt.Sprintf("the server's history of %s went back (restored from a backup?): "+
+				"showing from message %d", r.salon, r.after+1))
+		}
+	}
+	for _, in := range infos {
+		if _, ok := e.seen[in.Name]; !ok {
+			e.seen[in.Name] = in.Last
+		}
+	}
+	e.unsynced = false
+	e.pump()
+	e.startPoller()
+}
+
+// requeueAcked puts the lines of the open salon that were acked but not
+// shown yet back at the head of the outbox. Their ack ids came from before
+// the new login: after a restore they may name someone else's message.
+// Sent again with the same cid, each gets the server's answer of now: the
+// same id if the message is still stored, else it is stored again. Acks of
+// other salons are dropped: nothing shows them any more.
+func (e *engine) requeueAcked() {
+	var items []*Item
+	for id, it := range e.acked {
+		delete(e.acked, id)
+		if it.Salon == e.salon {
+			items = append(items, it)
+		}
+	}
+	sort.Slice(items, func(i, j int) bool { return items[i].Line < items[j].Line })
+	e.out.Requeue(items)
 }
 
 // noRetryAfter reports whether the scripted chat should give up logging

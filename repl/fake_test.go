@@ -35,6 +35,8 @@ type hub struct {
 	stored    []string // texts in store order
 	attempts  []string // "cid text" of every send that reached the hub
 	gen       int      // bumped when alice's password changes: sessions end
+	hideAbove int64    // when set, fetches leave out messages with a higher id
+	lastAt    time.Time
 }
 
 func newHub() *hub {
@@ -60,8 +62,15 @@ func (h *hub) post(salon, pseudo, text string) int64 {
 
 func (h *hub) store(salon, pseudo, text string) int64 {
 	h.nextID++
+	// The server's clock, to the millisecond, never twice the same here
+	// (the tests tell messages apart by time across a restore).
+	at := time.Now().UTC().Truncate(time.Millisecond)
+	if !at.After(h.lastAt) {
+		at = h.lastAt.Add(time.Millisecond)
+	}
+	h.lastAt = at
 	h.msgs[salon] = append(h.msgs[salon], lnet.Message{
-		ID: h.nextID, At: time.Now().UTC().Format("2006-01-02T15:04:05.000Z"), Pseudo: pseudo, Text: text})
+		ID: h.nextID, At: at.Format("2006-01-02T15:04:05.000Z"), Pseudo: pseudo, Text: text})
 	if pseudo == "alice" {
 		h.stored = append(h.stored, text)
 	}
@@ -85,6 +94,61 @@ func (h *hub) forget() {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.live = map[*fakeSess]bool{}
+}
+
+// hubBackup is what `librecord backup` keeps: the messages, the id
+// sequence and the cids.
+type hubBackup struct {
+	msgs   map[string][]lnet.Message
+	nextID int64
+	cids   map[string]int64
+}
+
+func (h *hub) backup() hubBackup {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	b := hubBackup{msgs: map[string][]lnet.Message{}, nextID: h.nextID, cids: map[string]int64{}}
+	for k, v := range h.msgs {
+		b.msgs[k] = append([]lnet.Message(nil), v...)
+	}
+	for k, v := range h.cids {
+		b.cids[k] = v
+	}
+	return b
+}
+
+// restore is the host restoring b: the server stops (every session ends),
+// the older file goes in place, the server starts again. New messages get
+// ids from the backup's sequence on: ids the clients have already seen.
+func (h *hub) restore(b hubBackup) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.msgs = map[string][]lnet.Message{}
+	for k, v := range b.msgs {
+		h.msgs[k] = append([]lnet.Message(nil), v...)
+	}
+	h.cids = map[string]int64{}
+	for k, v := range b.cids {
+		h.cids[k] = v
+	}
+	h.nextID = b.nextID
+	h.hideAbove = 0
+	for s := range h.live {
+		s.connected = false
+	}
+	h.live = map[*fakeSess]bool{}
+	h.kick()
+}
+
+// texts returns the texts of salon's messages, oldest first.
+func (h *hub) texts(salon string) []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var out []string
+	for _, m := range h.msgs[salon] {
+		out = append(out, m.Text)
+	}
+	return out
 }
 
 // resetPassword is `librecord user reset-password alice`: her sessions
@@ -235,7 +299,12 @@ func (s *fakeSess) Fetch(ctx context.Context, f client.FetchRequest) (client.Mes
 			h.mu.Unlock()
 			return client.Messages{}, err
 		}
-		all := h.msgs[f.Salon]
+		var all []lnet.Message
+		for _, m := range h.msgs[f.Salon] {
+			if h.hideAbove == 0 || m.ID <= h.hideAbove {
+				all = append(all, m)
+			}
+		}
 		var out []lnet.Message
 		more := false
 		limit := f.Limit

@@ -12,6 +12,9 @@ type Item struct {
 	Salon string
 	Text  string
 	mark  Mark // the pending line on screen, if any
+	// settled: it left the outbox once (acked or refused); it may come
+	// back to be sent again after a new login.
+	settled bool
 }
 
 // Outbox keeps typed messages in order until each is acked, so that a
@@ -62,6 +65,12 @@ func (o *Outbox) Remove(it *Item) {
 			return
 		}
 	}
+}
+
+// Requeue puts items back at the head of the outbox, in the order given,
+// before the messages waiting: they were typed first.
+func (o *Outbox) Requeue(items []*Item) {
+	o.items = append(append([]*Item(nil), items...), o.items...)
 }
 
 // Len is how many messages wait.
