@@ -69,7 +69,8 @@ func owedBound(cfg server.Config) int {
 // once it owes about QueueBytes: the server's memory for it stays bounded
 // (before, it queued up to 256 answers of up to ~190 KB each).
 func TestOwedAnswersStopReading(t *testing.T) {
-	f := newFixture(t, nil)
+	// The peer does not read for a while on purpose: do not drop it.
+	f := newFixture(t, func(c *server.Config) { c.WriteTimeout = time.Minute })
 	c := f.dialPipe(t, "alice")
 	for range 3 {
 		c.send("dev", strings.Repeat("x", 60000))
@@ -84,10 +85,13 @@ func TestOwedAnswersStopReading(t *testing.T) {
 		frames[i] = net.AppendFrame(nil, env)
 	}
 	wrote := make(chan int, n)
+	var writeErr error // set before wrote closes
+	c.nc.SetWriteDeadline(time.Time{})
 	go func() {
 		defer close(wrote)
 		for i, fr := range frames {
 			if _, err := c.nc.Write(fr); err != nil {
+				writeErr = err
 				return
 			}
 			wrote <- i
@@ -97,6 +101,9 @@ func TestOwedAnswersStopReading(t *testing.T) {
 	for stalled := false; !stalled; {
 		select {
 		case _, ok := <-wrote:
+			if !ok && writeErr != nil {
+				t.Fatalf("write request: %v", writeErr)
+			}
 			if !ok {
 				t.Fatalf("the server read all %d requests of a peer that reads nothing (it owes %d bytes, bound %d)",
 					n, f.srv.Owed(), owedBound(f.cfg))
@@ -117,6 +124,9 @@ func TestOwedAnswersStopReading(t *testing.T) {
 	}
 	for range wrote {
 	}
+	if writeErr != nil {
+		t.Fatalf("write request: %v", writeErr)
+	}
 	if written >= n {
 		t.Fatalf("all requests were read before the peer read anything")
 	}
@@ -125,7 +135,8 @@ func TestOwedAnswersStopReading(t *testing.T) {
 // Parked fetches that all wake at once on a large message do not queue
 // their answers past the bound either.
 func TestOwedParkedAnswersBounded(t *testing.T) {
-	f := newFixture(t, nil)
+	// The peer does not read for a while on purpose: do not drop it.
+	f := newFixture(t, func(c *server.Config) { c.WriteTimeout = time.Minute })
 	c := f.dialPipe(t, "alice")
 	last := c.send("dev", "start")
 	const n = 40
