@@ -442,8 +442,24 @@ func (h *Hub) login(s *Session, req *Request, reply Reply) {
 		reply.Send(ErrorBody(req.ID, net.CodeRateLimited, "too many failed logins from your address: wait a minute"))
 		return
 	}
-	cred, err := h.store.Authenticate(h.ctx, req.Password)
+	// A login whose connection closes (the login timeout) is abandoned:
+	// it stops waiting for a password hash slot, and never logs in a
+	// session nobody will hear "connected" on.
+	ctx, cancel := context.WithCancel(h.ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-reply.Done():
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	cred, err := h.store.Authenticate(ctx, req.Password)
 	h.logins.end(host, errors.Is(err, db.ErrAuth), time.Now())
+	if closed(reply) {
+		reply.Drop()
+		return
+	}
 	if errors.Is(err, db.ErrAuth) {
 		h.log.Info("login failed", "addr", addr)
 		reply.Send(ErrorBody(req.ID, net.CodeAuth, "wrong password"))
@@ -453,8 +469,8 @@ func (h *Hub) login(s *Session, req *Request, reply Reply) {
 		reply.Send(h.storeError(req.ID, err, "login").Body())
 		return
 	}
-	salons, err := h.store.UserSalons(h.ctx, cred.UserID)
-	if err != nil {
+	salons, err := h.store.UserSalons(ctx, cred.UserID)
+	if err != nil && !closed(reply) {
 		reply.Send(h.storeError(req.ID, err, "list salons").Body())
 		return
 	}
@@ -463,7 +479,7 @@ func (h *Hub) login(s *Session, req *Request, reply Reply) {
 		names[i] = sa.Name
 	}
 	s.mu.Lock()
-	if s.ended {
+	if s.ended || err != nil || closed(reply) {
 		s.mu.Unlock()
 		reply.Drop()
 		return
@@ -477,6 +493,16 @@ func (h *Hub) login(s *Session, req *Request, reply Reply) {
 		Op: net.OpConnected, Re: req.ID, Status: net.StatusConnected, Pseudo: cred.Pseudo,
 		Salons: names, SessionTimeoutMS: h.cfg.SessionTimeout.Milliseconds(), PollMS: h.cfg.Poll.Milliseconds(),
 	}))
+}
+
+// closed reports whether the connection of reply has closed.
+func closed(reply Reply) bool {
+	select {
+	case <-reply.Done():
+		return true
+	default:
+		return false
+	}
 }
 
 // access returns the salon if the user may open it; a malformed name is

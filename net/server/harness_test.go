@@ -161,6 +161,34 @@ type faultyStore struct {
 	stored     int           // messages they carried
 	gate       chan struct{} // when set, InsertMessages waits for it to close
 	entered    chan struct{} // receives once per InsertMessages call held by gate
+	authGate   chan struct{} // when set, Authenticate waits for it or its ctx
+	authIn     chan struct{} // receives once per Authenticate call held by authGate
+}
+
+// holdLogins makes the next Authenticate calls wait, as for a password
+// hash slot, until the returned function is called or their context ends;
+// entered reports each call that waits.
+func (s *faultyStore) holdLogins() (entered <-chan struct{}, release func()) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.authGate, s.authIn = make(chan struct{}), make(chan struct{}, 100)
+	gate := s.authGate
+	return s.authIn, func() { close(gate) }
+}
+
+func (s *faultyStore) Authenticate(ctx context.Context, password string) (db.Credential, error) {
+	s.mu.Lock()
+	gate, entered := s.authGate, s.authIn
+	s.mu.Unlock()
+	if gate != nil {
+		entered <- struct{}{}
+		select {
+		case <-gate:
+		case <-ctx.Done():
+			return db.Credential{}, ctx.Err()
+		}
+	}
+	return s.Store.Authenticate(ctx, password)
 }
 
 // holdWrites makes the next InsertMessages calls wait until the returned
