@@ -92,6 +92,10 @@ type Hub struct {
 	stopping   chan struct{}
 	stopOnce   sync.Once
 	bg         sync.WaitGroup // parked fetches
+
+	// timedOut, when set (tests), runs in idle between its first look,
+	// which found the session's clock run out, and its locked decision.
+	timedOut func(*Session)
 }
 
 // Session is one session: the manual's "temporary file" (pseudo, address,
@@ -253,41 +257,61 @@ func (s *Session) erase() {
 	}
 }
 
-// end ends a session: it is forgotten at once (no resume), its clock
-// stops, "<pseudo> disconnected" is posted in its last active salon when it
-// was logged in, and its connection is closed when closeConn is set. It
-// reports whether this call ended it.
-func (h *Hub) end(s *Session, reason string, closeConn bool) bool {
-	h.mu.Lock()
-	s.mu.Lock()
+// ending is what forget saw of a session it ended.
+type ending struct {
+	conn   Conn // the connection the session lived on, nil if none
+	logged bool
+	pseudo string
+	salon  int64 // last active salon
+}
+
+// forget marks s ended, forgets it at once (no resume) and stops its
+// clock; h.mu and s.mu are held. It reports false if s had already ended.
+func (h *Hub) forget(s *Session) (ending, bool) {
 	if s.ended {
-		s.mu.Unlock()
-		h.mu.Unlock()
-		return false
+		return ending{}, false
 	}
 	s.ended = true
 	if h.sessions[s.signer] == s {
 		delete(h.sessions, s.signer)
 	}
-	h.mu.Unlock()
 	if s.timer != nil {
 		s.timer.Stop()
 	}
-	conn, logged, pseudo, salon := s.conn, s.loggedIn, s.cred.Pseudo, s.lastSalon
-	s.mu.Unlock()
+	return ending{conn: s.conn, logged: s.loggedIn, pseudo: s.cred.Pseudo, salon: s.lastSalon}, true
+}
 
-	if logged {
-		h.log.Info("session ended", "session", s.id, "pseudo", pseudo, "reason", reason)
-		if salon != 0 {
-			h.announce(salon, pseudo)
+// end ends a session: it is forgotten, "<pseudo> disconnected" is posted
+// in its last active salon when it was logged in, and its connection is
+// closed when closeConn is set. It reports whether this call ended it.
+func (h *Hub) end(s *Session, reason string, closeConn bool) bool {
+	h.mu.Lock()
+	s.mu.Lock()
+	e, ok := h.forget(s)
+	s.mu.Unlock()
+	h.mu.Unlock()
+	if ok {
+		h.finish(s, e, reason, closeConn)
+	}
+	return ok
+}
+
+// finish does what follows forget: log, post "<pseudo> disconnected",
+// and close the connection the session lived on when closeConn is set. A
+// session with no connection left has its keys erased now; otherwise
+// Detach erases them.
+func (h *Hub) finish(s *Session, e ending, reason string, closeConn bool) {
+	if e.logged {
+		h.log.Info("session ended", "session", s.id, "pseudo", e.pseudo, "reason", reason)
+		if e.salon != 0 {
+			h.announce(e.salon, e.pseudo)
 		}
 	}
-	if conn == nil {
+	if e.conn == nil {
 		s.erase()
 	} else if closeConn {
-		conn.Close()
+		e.conn.Close()
 	}
-	return true
 }
 
 // announce posts "<pseudo> disconnected" as a system message, without
@@ -304,25 +328,50 @@ func (h *Hub) announce(salonID int64, pseudo string) {
 	}
 }
 
-// idle is the session clock's timer function.
+// idle is the session clock's timer function. It decides and ends under
+// the hub's and the session's locks, so that a resume either finds the
+// session ended or keeps it alive (its clock restarted), never both.
 func (h *Hub) idle(s *Session) {
 	select {
 	case <-h.stopping:
 		return
 	default:
 	}
+	// A first look under the session's lock alone: most fires find a
+	// session active meanwhile, and re-arm without the hub's lock.
 	s.mu.Lock()
+	out := h.expired(s)
+	s.mu.Unlock()
+	if !out {
+		return
+	}
+	if h.timedOut != nil {
+		h.timedOut(s)
+	}
+	h.mu.Lock()
+	s.mu.Lock()
+	var e ending
+	if out = h.expired(s); out {
+		e, out = h.forget(s)
+	}
+	s.mu.Unlock()
+	h.mu.Unlock()
+	if out {
+		h.finish(s, e, "timeout", true)
+	}
+}
+
+// expired reports whether s's clock ran out; if it has not, it re-arms
+// the clock for the time left. s.mu is held.
+func (h *Hub) expired(s *Session) bool {
 	if s.ended || s.parked > 0 {
-		s.mu.Unlock()
-		return // unpark re-arms the clock
+		return false // unpark re-arms the clock
 	}
 	if left := h.cfg.SessionTimeout - time.Since(s.lastActive); left > 0 {
 		s.timer.Reset(left)
-		s.mu.Unlock()
-		return
+		return false
 	}
-	s.mu.Unlock()
-	h.end(s, "timeout", true)
+	return true
 }
 
 // park stops the session's clock while a fetch of it is parked.

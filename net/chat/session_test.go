@@ -1,0 +1,249 @@
+package chat
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"librecord/crypto"
+	"librecord/db"
+	"librecord/net"
+)
+
+// The session tests drive a hub on a real database through its methods,
+// with connections and replies that record what happens to them, and
+// force interleavings with the hub's hooks instead of waiting on timers
+// (the session timeout is an hour: no clock runs out by itself).
+
+// events records, in order, what happened to the test connections and
+// replies of one test.
+type events struct {
+	mu   sync.Mutex
+	list []string
+}
+
+func (e *events) add(ev string) {
+	e.mu.Lock()
+	e.list = append(e.list, ev)
+	e.mu.Unlock()
+}
+
+func (e *events) all() []string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return slices.Clone(e.list)
+}
+
+// recConn is a Conn named name that records Close and Finish.
+type recConn struct {
+	name string
+	log  *events
+}
+
+func (c *recConn) Close()  { c.log.add(c.name + " close") }
+func (c *recConn) Finish() { c.log.add(c.name + " finish") }
+
+// recReply is a testReply that also records SendClose.
+type recReply struct {
+	*testReply
+	log *events
+}
+
+func (r recReply) SendClose(body []byte) {
+	r.log.add("reply send+close")
+	r.testReply.SendClose(body)
+}
+
+// validStore is the database whose credential check can be made to fail,
+// as after a password change.
+type validStore struct {
+	Store
+	mu      sync.Mutex
+	invalid bool
+}
+
+func (s *validStore) Valid(ctx context.Context, c db.Credential) (bool, error) {
+	s.mu.Lock()
+	invalid := s.invalid
+	s.mu.Unlock()
+	if invalid {
+		return false, nil
+	}
+	return s.Store.Valid(ctx, c)
+}
+
+func (s *validStore) invalidate() {
+	s.mu.Lock()
+	s.invalid = true
+	s.mu.Unlock()
+}
+
+// sessionHub returns a hub over a fresh database where alice may open
+// general, and that salon.
+func sessionHub(t *testing.T) (*Hub, *validStore, db.Salon) {
+	t.Helper()
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "chat.db")
+	kdf := crypto.InsecureTestKDF()
+	pass := []byte("test passphrase")
+	if err := db.Create(ctx, path, pass, db.CreateOptions{KDF: &kdf}); err != nil {
+		t.Fatal(err)
+	}
+	d, err := db.Open(ctx, path, pass)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	if _, err := d.AddUser(ctx, "alice", alicePassword, []string{db.DefaultSalon}); err != nil {
+		t.Fatal(err)
+	}
+	general, err := d.Salon(ctx, db.DefaultSalon)
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := &validStore{Store: d}
+	h := New(store, Config{SessionTimeout: time.Hour, Poll: time.Second, MaxMessage: 4000,
+		MaxFetch: 100, MaxBody: 60000}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		h.Shutdown(ctx)
+	})
+	return h, store, general
+}
+
+// loginOn starts a session on conn and logs alice in; general is her last
+// active salon, so that her session's end is announced there.
+func loginOn(t *testing.T, h *Hub, conn Conn, general db.Salon) *Session {
+	t.Helper()
+	client, err := crypto.NewSessionKeys()
+	if err != nil {
+		t.Fatal(err)
+	}
+	peer, err := crypto.ParseClientHello(client.ClientHello())
+	if err != nil {
+		t.Fatal(err)
+	}
+	server, err := crypto.NewSessionKeys()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := h.NewSession(crypto.NewChannel(server, peer), "127.0.0.1:1", conn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := newReply()
+	h.Handle(s, &Request{Op: net.OpLogin, ID: 1, Password: alicePassword}, 1, r)
+	if a := r.wait(t); a.Op != net.OpConnected {
+		t.Fatalf("login answered %+v", a)
+	}
+	s.setLastSalon(general.ID)
+	return s
+}
+
+// flush waits until the writer has handled every job queued so far (the
+// announcements, the bye's turn).
+func flush(t *testing.T, h *Hub) {
+	t.Helper()
+	done := make(chan struct{})
+	if err := h.submit(job{done: func(db.Stored, error) { close(done) }}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("writer did not reach the marker within 10 s")
+	}
+}
+
+// announcements counts "alice disconnected" in the salon.
+func announcements(t *testing.T, h *Hub, salon db.Salon) int {
+	t.Helper()
+	flush(t, h)
+	msgs, _, err := h.store.Latest(context.Background(), salon.ID, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, m := range msgs {
+		if m.System && m.Text == "alice disconnected" {
+			n++
+		}
+	}
+	return n
+}
+
+// expire turns the session's clock back past its timeout.
+func expire(s *Session) {
+	s.mu.Lock()
+	s.lastActive = time.Now().Add(-2 * s.hub.cfg.SessionTimeout)
+	s.mu.Unlock()
+}
+
+// TestTimeoutRacesResume: a session whose clock runs out while a resume
+// lands either times out (the resume gets unknown_session) or is resumed
+// and keeps living — never both.
+func TestTimeoutRacesResume(t *testing.T) {
+	t.Run("ResumeAfterClockSeenOut", func(t *testing.T) {
+		h, _, general := sessionHub(t)
+		log := &events{}
+		a, b := &recConn{"a", log}, &recConn{"b", log}
+		s := loginOn(t, h, a, general)
+		expire(s)
+		// The resume lands after idle saw the clock run out, before it
+		// decides: the session must live on.
+		var old Conn
+		var rerr *Error
+		h.timedOut = func(*Session) { old, rerr = h.Resume(s, b, "127.0.0.1:2", 7) }
+		h.idle(s)
+		h.timedOut = nil
+		if rerr != nil {
+			t.Fatalf("resume answered %+v", rerr)
+		}
+		if old != a {
+			t.Fatalf("resume returned old connection %v, want a", old)
+		}
+		if ev := log.all(); len(ev) != 0 {
+			t.Fatalf("a resumed session closed connections: %v", ev)
+		}
+		if h.Lookup(s.signer) != s {
+			t.Fatal("resumed session forgotten")
+		}
+		if n := announcements(t, h, general); n != 0 {
+			t.Fatalf("%d disconnections posted for a resumed session", n)
+		}
+		r := newReply()
+		h.Handle(s, &Request{Op: net.OpSalons, ID: 8}, 1, r)
+		if a := r.wait(t); a.Op != net.OpSalons {
+			t.Fatalf("salons after the resume answered %+v", a)
+		}
+		// The clock was re-armed: it runs out again, and the session ends.
+		expire(s)
+		h.idle(s)
+		if h.Lookup(s.signer) != nil || !slices.Equal(log.all(), []string{"b close"}) {
+			t.Fatalf("after its next timeout: session %v, events %v", h.Lookup(s.signer), log.all())
+		}
+	})
+	t.Run("TimeoutThenResume", func(t *testing.T) {
+		h, _, general := sessionHub(t)
+		log := &events{}
+		a, b := &recConn{"a", log}, &recConn{"b", log}
+		s := loginOn(t, h, a, general)
+		expire(s)
+		h.idle(s)
+		if _, rerr := h.Resume(s, b, "127.0.0.1:2", 7); rerr == nil || rerr.Code != net.CodeUnknownSession {
+			t.Fatalf("resume of a timed out session answered %+v, want unknown_session", rerr)
+		}
+		if ev := log.all(); !slices.Equal(ev, []string{"a close"}) {
+			t.Fatalf("events %v, want only a closed", ev)
+		}
+		if n := announcements(t, h, general); n != 1 {
+			t.Fatalf("%d disconnections posted, want 1", n)
+		}
+	})
+}
