@@ -118,6 +118,9 @@ func runServe(ctx context.Context, d *db.DB, ln stdnet.Listener, cfg serveConfig
 	fingerprint := crypto.Fingerprint(d.Identity().Public().(ed25519.PublicKey))
 	fmt.Fprintf(stdout, "librecord: serving %s on %s\nlibrecord: identity fingerprint %s\n", d.Path(), ln.Addr(), fingerprint)
 	log.Info("serving", "addr", ln.Addr().String(), "fingerprint", fingerprint)
+	if msg, ok := fdShortage(cfg.Server.MaxConns); ok {
+		log.Warn(msg)
+	}
 	if d.WeakKDF() {
 		log.Warn("this database was created with the test-only --insecure-test-kdf: its passphrase and passwords are cheap to guess; do not use it for a real community")
 	}
@@ -144,4 +147,21 @@ func runServe(ctx context.Context, d *db.DB, ln stdnet.Listener, cfg serveConfig
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// fdReserve is what serve needs besides one descriptor per connection: the
+// SQLite file, its WAL and shared memory for each pooled connection, the
+// listener, logs.
+const fdReserve = 64
+
+// fdShortage says whether --max-conns connections would run the process out
+// of file descriptors first: then new clients hang in the kernel's accept
+// queue instead of getting a clear "unavailable".
+func fdShortage(maxConns int) (string, bool) {
+	limit, ok := openFileLimit()
+	if !ok || maxConns <= 0 || uint64(maxConns)+fdReserve <= limit {
+		return "", false
+	}
+	return fmt.Sprintf("--max-conns %d needs about %d open files but the limit is %d: raise it (systemd: LimitNOFILE=; shell: ulimit -n) or lower --max-conns to %d",
+		maxConns, maxConns+fdReserve, limit, max(0, int(limit)-fdReserve)), true
 }

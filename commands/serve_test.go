@@ -233,3 +233,21 @@ func TestServeRefusesBadLimits(t *testing.T) {
 		t.Fatalf("a refused start touched the database: %v", err)
 	}
 }
+
+func TestFDShortage(t *testing.T) {
+	limit, ok := openFileLimit()
+	if !ok {
+		t.Skip("no open-file limit on this system")
+	}
+	if msg, short := fdShortage(int(limit)); !short || !strings.Contains(msg, "LimitNOFILE") {
+		t.Errorf("max-conns at the limit should warn, got %q %v", msg, short)
+	}
+	if limit > fdReserve+10 {
+		if msg, short := fdShortage(int(limit - fdReserve - 10)); short {
+			t.Errorf("max-conns well under the limit should not warn: %q", msg)
+		}
+	}
+	if _, short := fdShortage(0); short {
+		t.Error("no connection limit: nothing to compare")
+	}
+}
