@@ -152,7 +152,7 @@ func (s *Server) Serve(ln stdnet.Listener) error {
 				return ErrServerClosed
 			}
 			var ne stdnet.Error
-			if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, errTooManyFiles) {
+			if errors.As(err, &ne) && ne.Timeout() || acceptRetryable(err) {
 				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
 				s.log.Error("accept", "err", err, "retry_in", backoff)
 				time.Sleep(backoff)
