@@ -64,7 +64,8 @@ func (r *testReply) wait(t *testing.T) answer {
 
 type nopConn struct{}
 
-func (nopConn) Close() {}
+func (nopConn) Close()  {}
+func (nopConn) Finish() {}
 
 // fullSetup makes a database with user alice in "general", 8 messages in
 // a salon "filler" (room to free later), then opens it capped and stores

@@ -54,8 +54,12 @@ const DefaultFetchLimit = 10
 
 // Conn is the connection a session is attached to, as chat sees it.
 type Conn interface {
-	// Close closes the connection; the server later calls Hub.Detach.
+	// Close closes the connection at once; the server later calls
+	// Hub.Detach.
 	Close()
+	// Finish closes the connection once the answers queued on it so far
+	// are written; the server later calls Hub.Detach.
+	Finish()
 }
 
 // Reply carries the one answer of a request back to the connection the
@@ -212,7 +216,7 @@ func (h *Hub) Resume(s *Session, conn Conn, addr string, re int64) (Conn, *Error
 			return nil, h.storeError(re, err, "check credential")
 		}
 		if !ok {
-			h.end(s, "credential no longer valid", true)
+			h.end(s, "credential no longer valid")
 			return nil, unknown
 		}
 	}
@@ -244,7 +248,7 @@ func (h *Hub) Detach(s *Session, conn Conn) {
 	case ended:
 		s.erase()
 	case !logged:
-		h.end(s, "connection closed before login", false)
+		h.end(s, "connection closed before login")
 	}
 }
 
@@ -282,34 +286,37 @@ func (h *Hub) forget(s *Session) (ending, bool) {
 }
 
 // end ends a session: it is forgotten, "<pseudo> disconnected" is posted
-// in its last active salon when it was logged in, and its connection is
-// closed when closeConn is set. It reports whether this call ended it.
-func (h *Hub) end(s *Session, reason string, closeConn bool) bool {
+// in its last active salon when it was logged in, and the connection it
+// lives on is closed at once. It reports whether this call ended it.
+func (h *Hub) end(s *Session, reason string) bool {
 	h.mu.Lock()
 	s.mu.Lock()
 	e, ok := h.forget(s)
 	s.mu.Unlock()
 	h.mu.Unlock()
 	if ok {
-		h.finish(s, e, reason, closeConn)
+		h.finish(s, e, reason, false)
 	}
 	return ok
 }
 
 // finish does what follows forget: log, post "<pseudo> disconnected",
-// and close the connection the session lived on when closeConn is set. A
-// session with no connection left has its keys erased now; otherwise
-// Detach erases them.
-func (h *Hub) finish(s *Session, e ending, reason string, closeConn bool) {
+// and close the connection the session lived on, at once or once the
+// answers queued on it are written (flush). A session with no connection
+// left has its keys erased now; otherwise Detach erases them.
+func (h *Hub) finish(s *Session, e ending, reason string, flush bool) {
 	if e.logged {
 		h.log.Info("session ended", "session", s.id, "pseudo", e.pseudo, "reason", reason)
 		if e.salon != 0 {
 			h.announce(e.salon, e.pseudo)
 		}
 	}
-	if e.conn == nil {
+	switch {
+	case e.conn == nil:
 		s.erase()
-	} else if closeConn {
+	case flush:
+		e.conn.Finish()
+	default:
 		e.conn.Close()
 	}
 }
@@ -357,7 +364,7 @@ func (h *Hub) idle(s *Session) {
 	s.mu.Unlock()
 	h.mu.Unlock()
 	if out {
-		h.finish(s, e, "timeout", true)
+		h.finish(s, e, "timeout", false)
 	}
 }
 
@@ -456,8 +463,18 @@ func (h *Hub) checkValid(s *Session, cred db.Credential, re int64, reply Reply) 
 		return false
 	}
 	if !ok {
-		h.end(s, "credential no longer valid", false)
+		// The answer goes on the connection the request came on; the
+		// session may have moved to another one since (resume), which
+		// closes too once its own answers are written.
+		h.mu.Lock()
+		s.mu.Lock()
+		e, ended := h.forget(s)
+		s.mu.Unlock()
+		h.mu.Unlock()
 		reply.SendClose(ErrorBody(re, net.CodeAuth, "your account or password changed: log in again"))
+		if ended {
+			h.finish(s, e, "credential no longer valid", true)
+		}
 		return false
 	}
 	return true
@@ -689,44 +706,38 @@ func (h *Hub) who(cred db.Credential, req *Request, reply Reply) {
 }
 
 // bye answers after the session's earlier sends are acked, closes the
-// connection, and posts "<pseudo> disconnected" (PROTOCOL.md 3.6).
+// connection, and posts "<pseudo> disconnected" (PROTOCOL.md 3.6). The
+// answer goes on the connection the bye came on; if a resume moved the
+// session to another connection meanwhile, that one closes too, once the
+// answers queued on it are written.
 func (h *Hub) bye(s *Session, req *Request, reply Reply) {
+	h.mu.Lock()
 	s.mu.Lock()
-	salon, pseudo := s.lastSalon, s.cred.Pseudo
+	e, ok := h.forget(s)
 	s.mu.Unlock()
-	if !h.endQuietly(s) {
+	h.mu.Unlock()
+	if !ok {
 		reply.Drop()
 		return
 	}
-	h.log.Info("session ended", "session", s.id, "pseudo", pseudo, "reason", "bye")
+	h.log.Info("session ended", "session", s.id, "pseudo", e.pseudo, "reason", "bye")
 	answer := encode(simpleBody{Op: net.OpBye, Re: req.ID})
-	j := job{done: func(db.Stored, error) { reply.SendClose(answer) }}
-	if salon != 0 {
-		j.msg = &db.NewMessage{SalonID: salon, Text: pseudo + " disconnected", System: true}
+	done := func() {
+		reply.SendClose(answer)
+		if e.conn == nil {
+			s.erase()
+		} else {
+			e.conn.Finish() // a no-op when it is the bye's own connection
+		}
+	}
+	j := job{done: func(db.Stored, error) { done() }}
+	if e.salon != 0 {
+		j.msg = &db.NewMessage{SalonID: e.salon, Text: e.pseudo + " disconnected", System: true}
 	}
 	// The job queues behind this session's sends, so their acks go first.
 	if err := h.submit(j); err != nil {
-		reply.SendClose(answer)
+		done()
 	}
-}
-
-// endQuietly marks s ended and forgets it without announcing or closing.
-func (h *Hub) endQuietly(s *Session) bool {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.ended {
-		return false
-	}
-	s.ended = true
-	if h.sessions[s.signer] == s {
-		delete(h.sessions, s.signer)
-	}
-	if s.timer != nil {
-		s.timer.Stop()
-	}
-	return true
 }
 
 // Sessions returns how many sessions are live, logged in or not.

@@ -247,3 +247,51 @@ func TestTimeoutRacesResume(t *testing.T) {
 		}
 	})
 }
+
+// TestEndClosesCurrentConnection: a session that ends on the connection a
+// resume just moved it from closes the connection it now lives on too;
+// the answer goes on the connection the request came on, before its close.
+func TestEndClosesCurrentConnection(t *testing.T) {
+	for name, tc := range map[string]struct {
+		resume bool // the request comes on a, after a resume moved s to b
+		op     string
+		want   string // answer op, or error code
+		closed string // the connection s lived on
+	}{
+		"ByeOnOldConnection":   {resume: true, op: net.OpBye, want: net.OpBye, closed: "b"},
+		"ByeOnSameConnection":  {op: net.OpBye, want: net.OpBye, closed: "a"},
+		"AuthOnOldConnection":  {resume: true, op: net.OpSalons, want: net.CodeAuth, closed: "b"},
+		"AuthOnSameConnection": {op: net.OpSalons, want: net.CodeAuth, closed: "a"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			h, store, general := sessionHub(t)
+			log := &events{}
+			a, b := &recConn{"a", log}, &recConn{"b", log}
+			s := loginOn(t, h, a, general)
+			if tc.resume {
+				if _, rerr := h.Resume(s, b, "127.0.0.1:2", 7); rerr != nil {
+					t.Fatalf("resume answered %+v", rerr)
+				}
+			}
+			if tc.op != net.OpBye {
+				store.invalidate()
+			}
+			r := recReply{newReply(), log}
+			h.Handle(s, &Request{Op: tc.op, ID: 9}, 1, r)
+			ans := r.wait(t)
+			if got := ans.Op; got != tc.want && ans.Code != tc.want {
+				t.Fatalf("%s answered %+v, want %s", tc.op, ans, tc.want)
+			}
+			if n := announcements(t, h, general); n != 1 { // also waits for the bye's turn
+				t.Fatalf("%d disconnections posted, want 1", n)
+			}
+			want := []string{"reply send+close", tc.closed + " finish"}
+			if ev := log.all(); !slices.Equal(ev, want) {
+				t.Fatalf("events %v, want %v", ev, want)
+			}
+			if _, rerr := h.Resume(s, a, "127.0.0.1:3", 10); rerr == nil || rerr.Code != net.CodeUnknownSession {
+				t.Fatalf("resume after the end answered %+v, want unknown_session", rerr)
+			}
+		})
+	}
+}

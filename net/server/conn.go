@@ -89,6 +89,10 @@ func (c *conn) Close() {
 	})
 }
 
+// Finish has the writer close the connection once every answer queued
+// so far is written. It implements chat.Conn.
+func (c *conn) Finish() { c.flushAndClose() }
+
 func (c *conn) session() *chat.Session {
 	c.mu.Lock()
 	defer c.mu.Unlock()
