@@ -748,9 +748,13 @@ func (h *Hub) Sessions() int {
 }
 
 // Shutdown stops the hub: session clocks stop, parked fetches are answered,
-// queued messages are committed and acked. Call it once no new request can
-// arrive. It returns ctx's error if that takes too long.
+// queued messages are committed and acked, then the sessions still live
+// end, unannounced. The keys of a session with no connection are erased
+// at once; those of a session on a connection are erased when the server
+// detaches it, once its last answers are written. Call it once no new
+// request can arrive. It returns ctx's error if that takes too long.
 func (h *Hub) Shutdown(ctx context.Context) error {
+	defer h.endAll()
 	h.stopOnce.Do(func() { close(h.stopping) })
 	h.mu.Lock()
 	for _, s := range h.sessions {
@@ -782,4 +786,21 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 	}
 	h.cancel()
 	return nil
+}
+
+// endAll ends every live session without announcing it (Shutdown).
+func (h *Hub) endAll() {
+	var detached []*Session
+	h.mu.Lock()
+	for _, s := range h.sessions {
+		s.mu.Lock()
+		if e, ok := h.forget(s); ok && e.conn == nil {
+			detached = append(detached, s)
+		}
+		s.mu.Unlock()
+	}
+	h.mu.Unlock()
+	for _, s := range detached {
+		s.erase()
+	}
 }

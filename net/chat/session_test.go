@@ -295,3 +295,39 @@ func TestEndClosesCurrentConnection(t *testing.T) {
 		})
 	}
 }
+
+// TestShutdownErasesKeys: Shutdown ends the live sessions; a session with
+// no connection has its keys erased at once, one on a connection when the
+// server detaches it, after its last answers are written.
+func TestShutdownErasesKeys(t *testing.T) {
+	h, _, general := sessionHub(t)
+	log := &events{}
+	a, b := &recConn{"a", log}, &recConn{"b", log}
+	attached := loginOn(t, h, a, general)
+	dropped := loginOn(t, h, b, general)
+	h.Detach(dropped, b) // resumable until its timeout
+	if dropped.Channel().Erased() || h.Sessions() != 2 {
+		t.Fatal("a dropped logged-in session ended before its timeout")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := h.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if !dropped.Channel().Erased() {
+		t.Fatal("keys of a session with no connection kept after Shutdown")
+	}
+	if attached.Channel().Erased() || attached.Channel().Seal([]byte(`{"op":"bye","re":3}`)) == nil {
+		t.Fatal("keys erased before the connection wrote its last answers")
+	}
+	if h.Sessions() != 0 || h.Lookup(attached.signer) != nil {
+		t.Fatal("sessions still live after Shutdown")
+	}
+	h.Detach(attached, a)
+	if !attached.Channel().Erased() {
+		t.Fatal("keys kept once the connection was detached")
+	}
+	if ev := log.all(); len(ev) != 0 {
+		t.Fatalf("Shutdown closed connections itself: %v", ev)
+	}
+}
