@@ -6,15 +6,12 @@ import (
 	"fmt"
 	stdnet "net"
 	"sync"
-	"syscall"
 	"time"
 
 	"librecord/crypto"
 	"librecord/net"
 	"librecord/net/chat"
 )
-
-var errTooManyFiles = syscall.EMFILE
 
 // queueSize bounds the answers a connection may owe at once. The reader
 // takes a slot before reading each frame's request and the writer gives it
