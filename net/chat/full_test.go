@@ -138,28 +138,7 @@ func fullHub(t *testing.T, d *db.DB) *Hub {
 // login starts a session and logs alice in.
 func login(t *testing.T, h *Hub) *Session {
 	t.Helper()
-	client, err := crypto.NewSessionKeys()
-	if err != nil {
-		t.Fatal(err)
-	}
-	peer, err := crypto.ParseClientHello(client.ClientHello())
-	if err != nil {
-		t.Fatal(err)
-	}
-	server, err := crypto.NewSessionKeys()
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := h.NewSession(crypto.NewChannel(server, peer), "127.0.0.1:1", nopConn{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := newReply()
-	h.Handle(s, &Request{Op: net.OpLogin, ID: 1, Password: alicePassword}, 1, r)
-	if a := r.wait(t); a.Op != net.OpConnected {
-		t.Fatalf("login answered %+v", a)
-	}
-	return s
+	return loginOn(t, h, nopConn{}, db.Salon{})
 }
 
 func sendReq(h *Hub, s *Session, id int64, cid string) *testReply {
