@@ -31,7 +31,9 @@ type ChatConfig struct {
 	ReconnectWindow time.Duration
 	ReloginDelay    time.Duration
 	ReplyTimeout    time.Duration
+	LoginTimeout    time.Duration
 	RetryDelay      time.Duration
+	ReloginJitter   time.Duration
 	// ConfigDir holds known_servers and the input history.
 	ConfigDir string
 }
@@ -53,7 +55,9 @@ func chatCommand() *cli.Command {
 			&cli.DurationFlag{Name: "reconnect-window", DefaultText: "the server's session timeout minus 5s", Usage: "try to resume a lost connection for this `DURATION`"},
 			&cli.DurationFlag{Name: "relogin-delay", Value: 7 * time.Second, Usage: "wait this `DURATION` before logging in again when resuming failed"},
 			&cli.DurationFlag{Name: "reply-timeout", Value: 5 * time.Second, Usage: "a request unanswered this `DURATION` (beyond a fetch's wait) means the connection is dead"},
+			&cli.DurationFlag{Name: "login-timeout", Value: client.DefaultLoginTimeout, Usage: "a login unanswered this `DURATION` means the connection is dead (the server may be hashing many passwords at once)"},
 			&cli.DurationFlag{Name: "retry-delay", Value: time.Second, Usage: "`DURATION` between reconnect attempts and before re-sending a rate-limited message"},
+			&cli.DurationFlag{Name: "relogin-jitter", Value: 3 * time.Second, Usage: "when the server forgot the session (it restarted), wait a random delay up to this `DURATION` before logging in again from the password file (0: none)"},
 		},
 		Action: func(c *cli.Context) error {
 			if c.NArg() > 0 {
@@ -74,7 +78,9 @@ func chatCommand() *cli.Command {
 				ReconnectWindow: c.Duration("reconnect-window"),
 				ReloginDelay:    c.Duration("relogin-delay"),
 				ReplyTimeout:    c.Duration("reply-timeout"),
+				LoginTimeout:    c.Duration("login-timeout"),
 				RetryDelay:      c.Duration("retry-delay"),
+				ReloginJitter:   c.Duration("relogin-jitter"),
 				ConfigDir:       dir,
 			}
 			in, out, errOut := c.App.Reader, c.App.Writer, c.App.ErrWriter
@@ -120,7 +126,8 @@ func (cfg ChatConfig) replConfig() (repl.Config, error) {
 		}
 	}
 	for name, d := range map[string]time.Duration{"--poll": cfg.Poll, "--reconnect-window": cfg.ReconnectWindow,
-		"--relogin-delay": cfg.ReloginDelay, "--reply-timeout": cfg.ReplyTimeout, "--retry-delay": cfg.RetryDelay} {
+		"--relogin-delay": cfg.ReloginDelay, "--reply-timeout": cfg.ReplyTimeout, "--retry-delay": cfg.RetryDelay,
+		"--login-timeout": cfg.LoginTimeout, "--relogin-jitter": cfg.ReloginJitter} {
 		if d < 0 {
 			return repl.Config{}, fmt.Errorf("%s must not be negative", name)
 		}
@@ -136,6 +143,7 @@ func (cfg ChatConfig) replConfig() (repl.Config, error) {
 		ReconnectWindow: cfg.ReconnectWindow,
 		ReloginDelay:    cfg.ReloginDelay,
 		RetryDelay:      cfg.RetryDelay,
+		ReloginJitter:   cfg.ReloginJitter,
 	}
 	switch {
 	case cfg.PasswordFile != "":
@@ -181,7 +189,8 @@ func (cfg ChatConfig) dialer() repl.Dialer {
 			return nil, err
 		}
 		trust := client.Trust{Known: known, Pinned: cfg.Trust, Ask: ask}
-		s, err := client.Dial(ctx, client.Config{Addr: addr, CheckIdentity: trust.Check, ReplyMargin: cfg.ReplyTimeout})
+		s, err := client.Dial(ctx, client.Config{Addr: addr, CheckIdentity: trust.Check,
+			ReplyMargin: cfg.ReplyTimeout, LoginTimeout: cfg.LoginTimeout})
 		if err != nil {
 			return nil, err
 		}

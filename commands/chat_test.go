@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"librecord/crypto"
 	"librecord/db"
@@ -79,6 +80,8 @@ func TestChatScriptedErrors(t *testing.T) {
 		"ErrWrongPassword": {"nope-nope-nope", []string{"chat", "--server", addr, "--trust", fp}, "password from LIBRECORD_PASSWORD was refused"},
 		"ErrBadTrust":      {"alice-password-123", []string{"chat", "--server", addr, "--trust", "SHA256:nope"}, "--trust"},
 		"ErrArgument":      {"alice-password-123", []string{"chat", "extra"}, "no arguments"},
+		"ErrLoginTimeout":  {"alice-password-123", []string{"chat", "--server", addr, "--trust", fp, "--login-timeout", "-1s"}, "--login-timeout must not be negative"},
+		"ErrReloginJitter": {"alice-password-123", []string{"chat", "--server", addr, "--trust", fp, "--relogin-jitter", "-1s"}, "--relogin-jitter must not be negative"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			// A known-servers file of its own: a subtest run before with
@@ -100,4 +103,20 @@ func mustSalon(t *testing.T, d *db.DB, name string) int64 {
 		t.Fatal(err)
 	}
 	return s.ID
+}
+
+// The new flags reach the REPL (jitter) and the client (login timeout).
+func TestChatTimeoutFlags(t *testing.T) {
+	addr, fp, _ := chatServer(t)
+	t.Setenv("LIBRECORD_CONFIG_DIR", t.TempDir())
+	t.Setenv("LIBRECORD_PASSWORD", "alice-password-123")
+	out, err := runChat(t, "with flags\n", "chat", "--server", addr, "--trust", fp,
+		"--login-timeout", "45s", "--relogin-jitter", "0")
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	rc, err := ChatConfig{Server: addr, ReloginJitter: 2 * time.Second, LoginTimeout: 45 * time.Second}.replConfig()
+	if err != nil || rc.ReloginJitter != 2*time.Second {
+		t.Errorf("repl config %+v, %v", rc, err)
+	}
 }

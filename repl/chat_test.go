@@ -5,6 +5,7 @@ import (
 	"errors"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -266,6 +267,62 @@ func TestReloginAfterUnknownSession(t *testing.T) {
 	waitUntil(t, "flushed", func() bool { return len(h.storedTexts()) == 1 })
 	h.post("general", "bob", "welcome back")
 	term.waitText(t, "bob: welcome back")
+}
+
+// After a restart, logging in again from the password source waits a
+// random part of ReloginJitter first, so that the server's clients do not
+// all log in in the same instant.
+func TestReloginAfterUnknownSessionIsSpread(t *testing.T) {
+	h := newHub()
+	var mu sync.Mutex
+	var asked []time.Duration
+	cfg := Config{Password: func() (string, error) { return "right", nil }, ReloginDelay: time.Hour,
+		ReloginJitter: 3 * time.Second}
+	cfg.jitter = func(max time.Duration) time.Duration {
+		mu.Lock()
+		defer mu.Unlock()
+		asked = append(asked, max)
+		return 400 * time.Millisecond
+	}
+	term, _, _ := startChat(t, h, cfg)
+	term.waitText(t, "your salons")
+	h.setDown(true)
+	term.waitText(t, "connection lost")
+	h.forget()
+	h.setDown(false)
+	term.waitText(t, "no longer knows this session")
+	told := time.Now()
+	waitUntil(t, "logged in again", func() bool {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		return h.logins == 2
+	})
+	if waited := time.Since(told); waited < 350*time.Millisecond {
+		t.Errorf("logged in again %v after the server forgot the session, want the drawn 400ms", waited)
+	}
+	term.waitText(t, "logged in again as alice")
+	mu.Lock()
+	defer mu.Unlock()
+	if len(asked) != 1 || asked[0] != 3*time.Second {
+		t.Errorf("jitter drawn with %v, want once with 3s", asked)
+	}
+}
+
+func TestUniformJitter(t *testing.T) {
+	if d := uniformJitter(0); d != 0 {
+		t.Errorf("no jitter: %v", d)
+	}
+	seen := map[bool]bool{}
+	for range 200 {
+		d := uniformJitter(time.Second)
+		if d < 0 || d > time.Second {
+			t.Fatalf("drew %v outside [0, 1s]", d)
+		}
+		seen[d < 500*time.Millisecond] = true
+	}
+	if len(seen) != 2 {
+		t.Error("200 draws all in one half of the range")
+	}
 }
 
 // The reconnect window runs out: erase the keys, wait the relogin delay,

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"math/rand/v2"
 	"sort"
 	"strings"
 	"time"
@@ -15,7 +16,9 @@ import (
 )
 
 // Session is what the REPL needs of a protocol session; *client.Session
-// implements it, tests use a fake.
+// implements it, tests use a fake. Its requests bound their own waits
+// (client.Config: the reply margin, the login timeout): the REPL does not
+// add deadlines of its own to a login.
 type Session interface {
 	Login(ctx context.Context, password string) (client.LoginInfo, error)
 	Send(ctx context.Context, salon, text, cid string) (client.Ack, error)
@@ -53,6 +56,15 @@ type Config struct {
 	// RetryDelay is the pause between resume or login attempts and before
 	// re-sending a message the server refused for now (default 1 s).
 	RetryDelay time.Duration
+	// ReloginJitter bounds the random wait before logging in again from
+	// the password source when the server answered that it no longer
+	// knows the session (it restarted): every client of that server learns
+	// it at about the same moment, and spreading their logins over this
+	// long keeps the server's password hashing from queueing them all.
+	// Unlike the other durations, 0 means no wait (commands sets 3 s).
+	ReloginJitter time.Duration
+	// jitter draws the wait in [0, upTo] (tests replace it); nil is uniform.
+	jitter func(upTo time.Duration) time.Duration
 	// Password reads the password without asking (password file or
 	// environment); nil means ask the person.
 	Password func() (string, error)
@@ -72,6 +84,20 @@ func (c *Config) defaults() {
 	if c.Location == nil {
 		c.Location = time.Local
 	}
+	if c.ReloginJitter < 0 {
+		c.ReloginJitter = 0
+	}
+	if c.jitter == nil {
+		c.jitter = uniformJitter
+	}
+}
+
+// uniformJitter draws a duration uniformly in [0, upTo].
+func uniformJitter(upTo time.Duration) time.Duration {
+	if upTo <= 0 {
+		return 0
+	}
+	return rand.N(upTo + 1)
 }
 
 // Connection states of the reconnect state machine.
@@ -689,7 +715,7 @@ func (e *engine) onResume(ep int, err error) {
 		// the relogin delay would only make the user wait.
 		e.front.notice("the server no longer knows this session (it restarted, the session timed out, " +
 			"or the host changed your password or account); logging in again")
-		e.relogin()
+		e.reloginSpread()
 		return
 	}
 	e.state = stReloginWait
@@ -698,6 +724,32 @@ func (e *engine) onResume(ep int, err error) {
 	e.showCountdown()
 	e.after(e.cfg.ReloginDelay, func() {
 		if e.state == stReloginWait {
+			e.relogin()
+		}
+	})
+}
+
+// reloginSpread logs in anew after the server forgot the session. From a
+// password source, it first waits a random part of ReloginJitter: after a
+// restart every client learns it at once, and would otherwise all hash
+// their passwords on the server in the same instant. A person typing the
+// password spreads the logins anyway: they are asked at once.
+func (e *engine) reloginSpread() {
+	if e.cfg.Password == nil || e.cfg.ReloginJitter <= 0 {
+		e.relogin()
+		return
+	}
+	d := e.cfg.jitter(e.cfg.ReloginJitter)
+	if d <= 0 {
+		e.relogin()
+		return
+	}
+	e.state = stReloginWait
+	e.deadline = time.Now().Add(d)
+	e.showCountdown()
+	ep := e.epoch
+	e.after(d, func() {
+		if e.state == stReloginWait && ep == e.epoch && !e.done {
 			e.relogin()
 		}
 	})
@@ -732,7 +784,10 @@ func (e *engine) startLogin(pw string) {
 	e.epoch++
 	ep := e.epoch
 	go func() {
-		ctx, cancel := context.WithTimeout(e.ctx, e.window())
+		// The session bounds the dial and the login itself; the login may
+		// take longer than the reconnect window when the server is hashing
+		// a burst of passwords.
+		ctx, cancel := context.WithCancel(e.ctx)
 		defer cancel()
 		sess, err := e.dial(ctx, nil)
 		var info client.LoginInfo

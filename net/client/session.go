@@ -19,10 +19,18 @@ import (
 // DefaultPort is the protocol's TCP port (PROTOCOL.md section 1).
 const DefaultPort = "7447"
 
+// DefaultLoginTimeout is how long a login waits for its answer by
+// default. It is longer than the reply margin: the server hashes the
+// password with Argon2id (tens of milliseconds each, a few at a time), so
+// when hundreds of clients log in at once (after a restart) the last ones
+// wait seconds in its queue. PROTOCOL.md 5 only bounds fetches.
+const DefaultLoginTimeout = 30 * time.Second
+
 // ErrConnLost is returned for a request whose connection died before its
 // answer came, or that went unanswered past its deadline (PROTOCOL.md 5:
 // a fetch unanswered within its wait plus the reply margin means the
-// connection is dead). The session may be resumed.
+// connection is dead; a login has Config.LoginTimeout). The session may
+// be resumed.
 var ErrConnLost = errors.New("connection lost")
 
 // ErrNotConnected is returned for a request made while the session has no
@@ -69,8 +77,13 @@ type Config struct {
 	// DialTimeout bounds the TCP connect and the hello exchange.
 	DialTimeout time.Duration
 	// ReplyMargin is how long an answer may take beyond a fetch's wait
-	// before the connection counts as dead (PROTOCOL.md 5: 5 s).
+	// before the connection counts as dead (PROTOCOL.md 5: 5 s). It
+	// bounds every request but login.
 	ReplyMargin time.Duration
+	// LoginTimeout is how long a login waits for its answer before the
+	// connection counts as dead (default DefaultLoginTimeout; never less
+	// than ReplyMargin).
+	LoginTimeout time.Duration
 }
 
 func (c *Config) defaults() {
@@ -83,6 +96,10 @@ func (c *Config) defaults() {
 	if c.ReplyMargin <= 0 {
 		c.ReplyMargin = 5 * time.Second
 	}
+	if c.LoginTimeout <= 0 {
+		c.LoginTimeout = DefaultLoginTimeout
+	}
+	c.LoginTimeout = max(c.LoginTimeout, c.ReplyMargin)
 }
 
 // LoginInfo is what the server announced at login (PROTOCOL.md 3.1).
@@ -381,9 +398,9 @@ func encode(v any) []byte {
 }
 
 // do sends req on the current connection and waits for its answer, for at
-// most wait plus the reply margin; past that the connection is dropped as
-// dead and ErrConnLost returned.
-func (s *Session) do(ctx context.Context, req request, wait time.Duration) (response, error) {
+// most timeout; past that the connection is dropped as dead and
+// ErrConnLost returned.
+func (s *Session) do(ctx context.Context, req request, timeout time.Duration) (response, error) {
 	s.mu.Lock()
 	cn := s.conn
 	s.mu.Unlock()
@@ -394,7 +411,6 @@ func (s *Session) do(ctx context.Context, req request, wait time.Duration) (resp
 		return response{}, ErrNotConnected
 	}
 	ch := make(chan response, 1)
-	timeout := wait + s.cfg.ReplyMargin
 
 	s.wmu.Lock()
 	s.nextID++
@@ -459,8 +475,10 @@ func expectOp(r response, op string) error {
 
 // Login logs the session in (PROTOCOL.md 3.1). A wrong password is a
 // ServerError of code "auth"; the session stays usable for another try.
+// The answer may take up to Config.LoginTimeout (the server may be hashing
+// many passwords at once), not only the reply margin.
 func (s *Session) Login(ctx context.Context, password string) (LoginInfo, error) {
-	r, err := s.do(ctx, request{Op: lnet.OpLogin, Password: password}, 0)
+	r, err := s.do(ctx, request{Op: lnet.OpLogin, Password: password}, s.cfg.LoginTimeout)
 	if err != nil {
 		return LoginInfo{}, err
 	}
@@ -486,7 +504,7 @@ func (s *Session) Login(ctx context.Context, password string) (LoginInfo, error)
 // Send sends text to salon with the client message id cid (PROTOCOL.md
 // 3.2). Re-sending the same cid after a lost answer is safe.
 func (s *Session) Send(ctx context.Context, salon, text, cid string) (Ack, error) {
-	r, err := s.do(ctx, request{Op: lnet.OpSend, Salon: salon, Text: text, CID: cid}, 0)
+	r, err := s.do(ctx, request{Op: lnet.OpSend, Salon: salon, Text: text, CID: cid}, s.cfg.ReplyMargin)
 	if err != nil {
 		return Ack{}, err
 	}
@@ -509,7 +527,7 @@ func (s *Session) Fetch(ctx context.Context, f FetchRequest) (Messages, error) {
 		req.WaitMS = f.Wait.Milliseconds()
 		wait = f.Wait
 	}
-	r, err := s.do(ctx, req, wait)
+	r, err := s.do(ctx, req, wait+s.cfg.ReplyMargin)
 	if err != nil {
 		return Messages{}, err
 	}
@@ -521,7 +539,7 @@ func (s *Session) Fetch(ctx context.Context, f FetchRequest) (Messages, error) {
 
 // Salons lists the salons the user may open with their newest message id.
 func (s *Session) Salons(ctx context.Context) ([]lnet.SalonInfo, error) {
-	r, err := s.do(ctx, request{Op: lnet.OpSalons}, 0)
+	r, err := s.do(ctx, request{Op: lnet.OpSalons}, s.cfg.ReplyMargin)
 	if err != nil {
 		return nil, err
 	}
@@ -539,7 +557,7 @@ func (s *Session) Salons(ctx context.Context) ([]lnet.SalonInfo, error) {
 
 // Who lists the users with a live session who may open salon.
 func (s *Session) Who(ctx context.Context, salon string) ([]string, error) {
-	r, err := s.do(ctx, request{Op: lnet.OpWho, Salon: salon}, 0)
+	r, err := s.do(ctx, request{Op: lnet.OpWho, Salon: salon}, s.cfg.ReplyMargin)
 	if err != nil {
 		return nil, err
 	}
@@ -623,7 +641,7 @@ func (s *Session) Resume(ctx context.Context) error {
 // Bye ends the session (PROTOCOL.md 3.6) and erases its keys, whether or
 // not the server answered.
 func (s *Session) Bye(ctx context.Context) error {
-	_, err := s.do(ctx, request{Op: lnet.OpBye}, 0)
+	_, err := s.do(ctx, request{Op: lnet.OpBye}, s.cfg.ReplyMargin)
 	s.Close()
 	if errors.Is(err, ErrNotConnected) {
 		return nil

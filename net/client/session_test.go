@@ -351,6 +351,75 @@ func TestSilentFetchIsLostConnection(t *testing.T) {
 	}
 }
 
+// A login answered later than the reply margin but within the login
+// timeout succeeds: the server may be hashing a burst of passwords (after
+// a restart). Other requests keep the reply margin.
+func TestSlowLoginWithinLoginTimeout(t *testing.T) {
+	s := newFakeServer(t)
+	s.handle = func(req map[string]any, reply func(map[string]any)) {
+		switch req["op"] {
+		case "login":
+			time.AfterFunc(300*time.Millisecond, func() { s.defaultHandle(req, reply) })
+		case "who":
+			// never answered
+		default:
+			s.defaultHandle(req, reply)
+		}
+	}
+	sess := dialFake(t, s, Config{ReplyMargin: 50 * time.Millisecond, LoginTimeout: 5 * time.Second})
+	start := time.Now()
+	info, err := sess.Login(context.Background(), "right")
+	if err != nil {
+		t.Fatalf("slow login: %v", err)
+	}
+	if took := time.Since(start); took < 300*time.Millisecond || info.Pseudo != "alice" {
+		t.Errorf("login took %v, info %+v", took, info)
+	}
+	if _, err := sess.Who(context.Background(), "general"); !errors.Is(err, ErrConnLost) {
+		t.Errorf("silent who: %v, want ErrConnLost after the reply margin", err)
+	}
+}
+
+// A login unanswered past the login timeout means a dead connection.
+func TestSilentLoginIsLostConnection(t *testing.T) {
+	s := newFakeServer(t)
+	s.handle = func(req map[string]any, reply func(map[string]any)) {
+		if req["op"] != "login" {
+			s.defaultHandle(req, reply)
+		}
+	}
+	sess := dialFake(t, s, Config{ReplyMargin: 20 * time.Millisecond, LoginTimeout: 150 * time.Millisecond})
+	start := time.Now()
+	_, err := sess.Login(context.Background(), "right")
+	if !errors.Is(err, ErrConnLost) {
+		t.Fatalf("got %v, want ErrConnLost", err)
+	}
+	if took := time.Since(start); took < 150*time.Millisecond {
+		t.Errorf("gave up after %v, before the login timeout", took)
+	}
+	if sess.Connected() {
+		t.Error("still connected after a silent login")
+	}
+}
+
+// The login timeout defaults to 30 s and is never shorter than the reply
+// margin.
+func TestLoginTimeoutDefaults(t *testing.T) {
+	for _, tc := range []struct{ in, want Config }{
+		{Config{}, Config{ReplyMargin: 5 * time.Second, LoginTimeout: DefaultLoginTimeout}},
+		{Config{ReplyMargin: time.Minute}, Config{ReplyMargin: time.Minute, LoginTimeout: time.Minute}},
+		{Config{LoginTimeout: time.Second}, Config{ReplyMargin: 5 * time.Second, LoginTimeout: 5 * time.Second}},
+		{Config{ReplyMargin: time.Second, LoginTimeout: 2 * time.Second}, Config{ReplyMargin: time.Second, LoginTimeout: 2 * time.Second}},
+	} {
+		got := tc.in
+		got.defaults()
+		if got.ReplyMargin != tc.want.ReplyMargin || got.LoginTimeout != tc.want.LoginTimeout {
+			t.Errorf("%+v: got margin %v login %v, want %v %v", tc.in, got.ReplyMargin, got.LoginTimeout,
+				tc.want.ReplyMargin, tc.want.LoginTimeout)
+		}
+	}
+}
+
 // An envelope failing the crypto checks is dropped and the connection
 // closed (PROTOCOL.md 2.2).
 func TestForgedEnvelopeClosesConnection(t *testing.T) {
