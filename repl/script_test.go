@@ -11,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"librecord/net/client"
 )
 
 func scriptConfig() Config {
@@ -60,27 +62,60 @@ func TestScriptSendsInOrderAndExits(t *testing.T) {
 	}
 }
 
+// followingSession tells, once, when its session first fetches after a
+// cursor: from then on a new message counts as new, not as history.
+type followingSession struct {
+	Session
+	once      *sync.Once
+	following chan struct{}
+}
+
+func (s followingSession) Fetch(ctx context.Context, f client.FetchRequest) (client.Messages, error) {
+	if f.HasAfter {
+		s.once.Do(func() { close(s.following) })
+	}
+	return s.Session.Fetch(ctx, f)
+}
+
 func TestScriptWritesIncoming(t *testing.T) {
 	h := newHub()
 	h.post("general", "bob", "old, not shown")
 	pr, pw := io.Pipe()
 	var errOut syncBuffer
 	outR, outW := io.Pipe()
+	following, once := make(chan struct{}), new(sync.Once)
+	dial := func(ctx context.Context, ask AskTrust) (Session, error) {
+		s, err := h.dial(ctx, ask)
+		if err != nil {
+			return nil, err
+		}
+		return followingSession{Session: s, once: once, following: following}, nil
+	}
 	done := make(chan error, 1)
 	go func() {
-		done <- RunScript(context.Background(), scriptConfig(), h.dial, pr, outW, &errOut)
+		done <- RunScript(context.Background(), scriptConfig(), dial, pr, outW, &errOut)
 		outW.Close()
 	}()
-	lines := bufio.NewScanner(outR)
-	// Wait until the script follows the salon, then post.
-	waitUntil(t, "script logged in", func() bool {
-		h.mu.Lock()
-		defer h.mu.Unlock()
-		return h.logins == 1
-	})
+	// Post only once the script follows the salon: a message posted before
+	// its first look is history, which scripts do not print.
+	select {
+	case <-following:
+	case err := <-done:
+		t.Fatalf("script ended before following the salon: %v (stderr %s)", err, errOut.String())
+	case <-time.After(30 * time.Second):
+		t.Fatal("script did not follow the salon within 30 s")
+	}
 	h.post("general", "bob", "hi\nthere")
-	if !lines.Scan() {
-		t.Fatal("no output line")
+	scanned := make(chan bool, 1)
+	lines := bufio.NewScanner(outR)
+	go func() { scanned <- lines.Scan() }()
+	select {
+	case ok := <-scanned:
+		if !ok {
+			t.Fatal("no output line")
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the new message was not written within 30 s")
 	}
 	got := lines.Text()
 	if !strings.HasSuffix(got, ` general bob: hi\nthere`) {
