@@ -109,8 +109,13 @@ func TestChatInTmux(t *testing.T) {
 	}
 	e.keys("alice", "yes", "Enter")
 	e.waitPane("alice", "password for")
+	// She types slowly: the server closes a connection not logged in
+	// after its --login-timeout (e2eLoginTimeout here), and the client
+	// logs in on a new one, at the first try and when asked again.
+	time.Sleep(e2eLoginTimeout + 500*time.Millisecond)
 	e.keys("alice", "not-her-password", "Enter")
 	e.waitPane("alice", "wrong password, try again")
+	time.Sleep(e2eLoginTimeout + 500*time.Millisecond)
 	e.keys("alice", alicePW, "Enter")
 	e.waitPane("alice", "your salons: general")
 	e.waitPane("alice", "bob: seed 16")
@@ -395,12 +400,17 @@ func (e *e2e) run(stdin string, args ...string) string {
 	return string(out)
 }
 
+// e2eLoginTimeout is the server's --login-timeout: short, so that a slow
+// typist outlasts it cheaply.
+const e2eLoginTimeout = 2 * time.Second
+
 var servingRE = regexp.MustCompile(`serving .* on (\S+)`)
 
 // startServer starts `librecord serve` on addr and waits until it listens.
 func (e *e2e) startServer(addr string) {
 	e.t.Helper()
-	c := e.cmd("", "serve", "--listen", addr, "--session-timeout", "20s", "--poll", "1s")
+	c := e.cmd("", "serve", "--listen", addr, "--session-timeout", "20s", "--poll", "1s",
+		"--login-timeout", e2eLoginTimeout.String())
 	e.srvOut = &syncBuffer{}
 	c.Stdout, c.Stderr = e.srvOut, e.srvOut
 	if err := c.Start(); err != nil {

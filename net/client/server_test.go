@@ -5,10 +5,12 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"io"
+	stdnet "net"
 	"path/filepath"
 	"reflect"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -270,3 +272,158 @@ func TestScriptRateLimitedAgainstRealServer(t *testing.T) {
 		t.Errorf("stored %q", got)
 	}
 }
+
+// trustAll is a known-servers file that trusts a first contact, counting
+// how often the person was asked.
+func trustAll(t *testing.T, asked *atomic.Int32) client.Trust {
+	t.Helper()
+	known, err := crypto.LoadKnownServers(filepath.Join(t.TempDir(), "known_servers"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return client.Trust{Known: known, Ask: func(string, string) (bool, error) {
+		asked.Add(1)
+		return true, nil
+	}}
+}
+
+// A person may take longer to type the password than the server waits for
+// a login (PROTOCOL.md 4): the login goes out on a new connection, after a
+// new hello, without asking about the server again.
+func TestLoginAfterServerClosedConnection(t *testing.T) {
+	s := startServer(t, func(c *server.Config) { c.LoginTimeout = 200 * time.Millisecond })
+	ctx := context.Background()
+	var asked atomic.Int32
+	tr := trustAll(t, &asked)
+	sess, err := client.Dial(ctx, client.Config{Addr: s.addr, CheckIdentity: tr.Check})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sess.Close()
+	waitFor(t, func() bool { return !sess.Connected() }) // the server gave up
+	if _, err := sess.Login(ctx, "nope"); !client.IsCode(err, lnet.CodeAuth) {
+		t.Fatalf("wrong password: got %v", err)
+	}
+	// Asked again, the person is slow again.
+	waitFor(t, func() bool { return !sess.Connected() })
+	info, err := sess.Login(ctx, "alice-password")
+	if err != nil {
+		t.Fatalf("login after the server closed the connection: %v", err)
+	}
+	if info.Pseudo != "alice" {
+		t.Errorf("info %+v", info)
+	}
+	// Logged in: the server keeps the connection past its login timeout.
+	time.Sleep(300 * time.Millisecond)
+	if _, err := sess.Send(ctx, "general", "late but in", repl.NewCID()); err != nil {
+		t.Fatal(err)
+	}
+	if n := asked.Load(); n != 1 {
+		t.Errorf("asked to trust the server %d times, want 1", n)
+	}
+}
+
+// A connection older than FreshFor is replaced before the login, even
+// while the server still holds it: it might close it mid-login.
+func TestLoginReplacesStaleConnection(t *testing.T) {
+	s := startServer(t)
+	ctx := context.Background()
+	var asked atomic.Int32
+	tr := trustAll(t, &asked)
+	var checks atomic.Int32
+	check := func(addr string, id ed25519.PublicKey) error {
+		checks.Add(1)
+		return tr.Check(addr, id)
+	}
+	sess, err := client.Dial(ctx, client.Config{Addr: s.addr, CheckIdentity: check, FreshFor: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sess.Close()
+	if _, err := sess.Login(ctx, "alice-password"); err != nil {
+		t.Fatal(err)
+	}
+	if n := checks.Load(); n != 1 {
+		t.Errorf("fresh connection: %d identity checks, want 1", n)
+	}
+
+	sess2, err := client.Dial(ctx, client.Config{Addr: s.addr, CheckIdentity: check, FreshFor: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sess2.Close()
+	time.Sleep(150 * time.Millisecond)
+	if _, err := sess2.Login(ctx, "bob-password"); err != nil {
+		t.Fatal(err)
+	}
+	if n := checks.Load(); n != 3 {
+		t.Errorf("stale connection: %d identity checks in all, want 3 (a new hello)", n)
+	}
+}
+
+// The new hello before a late login checks the server's identity against
+// the key pinned at first contact: another key is refused.
+func TestLoginAfterServerClosedRefusesChangedKey(t *testing.T) {
+	a := startServer(t, func(c *server.Config) { c.LoginTimeout = 200 * time.Millisecond })
+	b := startServer(t)
+	p := newSwitchProxy(t, a.addr)
+	ctx := context.Background()
+	var asked atomic.Int32
+	tr := trustAll(t, &asked)
+	sess, err := client.Dial(ctx, client.Config{Addr: p.addr(), CheckIdentity: tr.Check})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sess.Close()
+	p.target.Store(b.addr) // another server, another identity key
+	waitFor(t, func() bool { return !sess.Connected() })
+	_, err = sess.Login(ctx, "alice-password")
+	var mismatch *crypto.KeyMismatchError
+	if !errors.As(err, &mismatch) {
+		t.Fatalf("login with a changed server key: got %v, want a key mismatch", err)
+	}
+	if !strings.Contains(err.Error(), "known_servers") {
+		t.Errorf("the warning does not say how to remove the old entry: %v", err)
+	}
+	if n := asked.Load(); n != 1 {
+		t.Errorf("asked to trust a server %d times, want 1", n)
+	}
+}
+
+// switchProxy forwards every new connection to target.
+type switchProxy struct {
+	ln     stdnet.Listener
+	target atomic.Value // string
+}
+
+func newSwitchProxy(t *testing.T, target string) *switchProxy {
+	t.Helper()
+	ln, err := stdnet.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &switchProxy{ln: ln}
+	p.target.Store(target)
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				up, err := stdnet.Dial("tcp", p.target.Load().(string))
+				if err != nil {
+					return
+				}
+				defer up.Close()
+				go func() { io.Copy(up, c); up.Close() }()
+				io.Copy(c, up)
+			}()
+		}
+	}()
+	return p
+}
+
+func (p *switchProxy) addr() string { return p.ln.Addr().String() }

@@ -37,6 +37,10 @@ var ErrConnLost = errors.New("connection lost")
 // connection (after a loss, before Resume).
 var ErrNotConnected = errors.New("not connected")
 
+// errClosedByPeer is how a connection the server closed (or that broke
+// while reading) ends; requests on it fail with ErrConnLost.
+var errClosedByPeer = fmt.Errorf("%w: closed by the server", ErrConnLost)
+
 // ErrClosed is returned once the session's keys are erased (Bye or Close).
 var ErrClosed = errors.New("session closed")
 
@@ -84,7 +88,18 @@ type Config struct {
 	// connection counts as dead (default DefaultLoginTimeout; never less
 	// than ReplyMargin).
 	LoginTimeout time.Duration
+	// FreshFor is how long after its hello a connection not logged in yet
+	// is still used for a login (default DefaultFreshFor). The server
+	// closes such a connection after its login timeout (PROTOCOL.md 4:
+	// 10 s), while the person may take any time to answer the trust
+	// question and type the password: an older one, or one the server
+	// already closed, is replaced by a new connection and hello first.
+	FreshFor time.Duration
 }
+
+// DefaultFreshFor is Config.FreshFor by default: half the server's
+// default login timeout, leaving it time to hash the password.
+const DefaultFreshFor = 5 * time.Second
 
 func (c *Config) defaults() {
 	if c.MaxPortions <= 0 {
@@ -100,6 +115,9 @@ func (c *Config) defaults() {
 		c.LoginTimeout = DefaultLoginTimeout
 	}
 	c.LoginTimeout = max(c.LoginTimeout, c.ReplyMargin)
+	if c.FreshFor <= 0 {
+		c.FreshFor = DefaultFreshFor
+	}
 }
 
 // LoginInfo is what the server announced at login (PROTOCOL.md 3.1).
@@ -154,6 +172,12 @@ type Session struct {
 
 	mu   sync.Mutex
 	conn *conn // nil while disconnected
+
+	// loginMu serialises Login; loggedIn is set once one succeeded, and
+	// helloAt is when the current connection was opened (before login).
+	loginMu  sync.Mutex
+	loggedIn bool
+	helloAt  time.Time
 }
 
 // conn is one TCP connection carrying the session, with its reader
@@ -193,20 +217,37 @@ func (r *response) asError() error {
 }
 
 // Dial connects to cfg.Addr, exchanges hellos and checks the server's
-// identity with cfg.CheckIdentity. The session is not logged in yet.
+// identity with cfg.CheckIdentity. The session is not logged in yet; Login
+// may be called any time later (it opens a new connection if the server
+// closed this one meanwhile, see Config.FreshFor).
 func Dial(ctx context.Context, cfg Config) (*Session, error) {
 	cfg.defaults()
 	if cfg.CheckIdentity == nil {
 		return nil, errors.New("client: no identity check configured")
 	}
-	keys, err := crypto.NewSessionKeys()
+	// The server's login clock starts when the connection opens, before
+	// the identity check (which may wait for the person's answer).
+	start := time.Now()
+	c, fr, ch, err := handshake(ctx, cfg)
 	if err != nil {
 		return nil, err
+	}
+	s := &Session{cfg: cfg, ch: ch, helloAt: start}
+	s.attach(c, fr)
+	return s, nil
+}
+
+// handshake opens a connection with fresh session keys, exchanges hellos
+// and checks the server's identity.
+func handshake(ctx context.Context, cfg Config) (stdnet.Conn, *lnet.FrameReader, *crypto.Channel, error) {
+	keys, err := crypto.NewSessionKeys()
+	if err != nil {
+		return nil, nil, nil, err
 	}
 	c, err := dialTCP(ctx, cfg)
 	if err != nil {
 		keys.Erase()
-		return nil, err
+		return nil, nil, nil, err
 	}
 	ok := false
 	defer func() {
@@ -216,30 +257,63 @@ func Dial(ctx context.Context, cfg Config) (*Session, error) {
 		}
 	}()
 	c.SetDeadline(time.Now().Add(cfg.DialTimeout))
+	stop := context.AfterFunc(ctx, func() { c.SetDeadline(time.Now()) })
+	defer stop()
 	hello := keys.ClientHello()
 	if err := lnet.WriteFrame(c, hello); err != nil {
-		return nil, fmt.Errorf("connect to %s: %w", cfg.Addr, err)
+		return nil, nil, nil, fmt.Errorf("connect to %s: %w", cfg.Addr, err)
 	}
 	fr := lnet.NewFrameReader(bufio.NewReader(c), cfg.MaxPortions)
 	payload, _, err := fr.Next()
 	if err != nil {
-		return nil, fmt.Errorf("connect to %s: read server hello: %w", cfg.Addr, err)
+		return nil, nil, nil, fmt.Errorf("connect to %s: read server hello: %w", cfg.Addr, err)
 	}
 	if kind, err := crypto.EnvelopeKind(payload); err == nil && kind == crypto.KindPlainError {
-		return nil, plainError(payload)
+		return nil, nil, nil, plainError(payload)
 	}
 	peer, identity, err := crypto.ParseServerHello(payload, hello)
 	if err != nil {
-		return nil, fmt.Errorf("connect to %s: %w", cfg.Addr, err)
+		return nil, nil, nil, fmt.Errorf("connect to %s: %w", cfg.Addr, err)
 	}
 	if err := cfg.CheckIdentity(cfg.Addr, identity); err != nil {
-		return nil, err
+		return nil, nil, nil, err
+	}
+	if !stop() {
+		return nil, nil, nil, ctx.Err()
 	}
 	c.SetDeadline(time.Time{})
-	s := &Session{cfg: cfg, ch: crypto.NewChannel(keys, peer)}
-	s.attach(c, fr)
 	ok = true
-	return s, nil
+	return c, fr, crypto.NewChannel(keys, peer), nil
+}
+
+// rehello replaces the connection of a session not logged in yet with a
+// new one: new session keys, new hellos, the server's identity checked
+// again (it is pinned by now: a different key is refused). The old keys
+// are erased.
+func (s *Session) rehello(ctx context.Context) error {
+	s.Disconnect()
+	if s.isErased() {
+		return ErrClosed
+	}
+	start := time.Now()
+	c, fr, ch, err := handshake(ctx, s.cfg)
+	if err != nil {
+		return err
+	}
+	s.keyMu.Lock()
+	if s.erased {
+		s.keyMu.Unlock()
+		ch.Erase()
+		c.Close()
+		return ErrClosed
+	}
+	old := s.ch
+	s.ch = ch
+	s.keyMu.Unlock()
+	old.Erase()
+	s.helloAt = start
+	s.attach(c, fr)
+	return nil
 }
 
 func dialTCP(ctx context.Context, cfg Config) (stdnet.Conn, error) {
@@ -275,7 +349,7 @@ func (s *Session) read(cn *conn, fr *lnet.FrameReader) {
 	for {
 		payload, _, err := fr.Next()
 		if err != nil {
-			s.drop(cn, ErrConnLost)
+			s.drop(cn, errClosedByPeer)
 			return
 		}
 		if kind, err := crypto.EnvelopeKind(payload); err != nil || kind != crypto.KindSealed {
@@ -477,7 +551,55 @@ func expectOp(r response, op string) error {
 // ServerError of code "auth"; the session stays usable for another try.
 // The answer may take up to Config.LoginTimeout (the server may be hashing
 // many passwords at once), not only the reply margin.
+//
+// Login may come long after Dial (a person answering prompts): when the
+// connection is gone or older than Config.FreshFor, the server has closed
+// it or soon will (its login timeout), so Login first opens a new one with
+// new keys and checks the server's identity again. It does so once more if
+// the server closes the connection before answering.
 func (s *Session) Login(ctx context.Context, password string) (LoginInfo, error) {
+	s.loginMu.Lock()
+	defer s.loginMu.Unlock()
+	if s.loggedIn {
+		return s.login(ctx, password)
+	}
+	rehelloed := false
+	s.mu.Lock()
+	cn := s.conn
+	s.mu.Unlock()
+	if cn == nil || time.Since(s.helloAt) >= s.cfg.FreshFor {
+		if err := s.rehello(ctx); err != nil {
+			return LoginInfo{}, err
+		}
+		rehelloed = true
+	}
+	for {
+		s.mu.Lock()
+		cn = s.conn
+		s.mu.Unlock()
+		info, err := s.login(ctx, password)
+		if err == nil {
+			s.loggedIn = true
+			return info, nil
+		}
+		if rehelloed || cn == nil || !errors.Is(err, ErrConnLost) && !errors.Is(err, ErrNotConnected) {
+			return info, err
+		}
+		cn.mu.Lock()
+		byPeer := cn.err == errClosedByPeer
+		cn.mu.Unlock()
+		if !byPeer {
+			return info, err
+		}
+		// The login timeout struck as the password went out.
+		if err := s.rehello(ctx); err != nil {
+			return LoginInfo{}, err
+		}
+		rehelloed = true
+	}
+}
+
+func (s *Session) login(ctx context.Context, password string) (LoginInfo, error) {
 	r, err := s.do(ctx, request{Op: lnet.OpLogin, Password: password}, s.cfg.LoginTimeout)
 	if err != nil {
 		return LoginInfo{}, err
