@@ -88,10 +88,7 @@ func TestPassphraseChange(t *testing.T) {
 	orders(t, func(t *testing.T, after bool) {
 		ctx := context.Background()
 		e := newInitEnv(t)
-		e.mustRun("alice's password\n", false, "user", "add", "alice", "--salon", "general", "--password-stdin")
-		d := e.open()
-		gen, _ := d.Salon(ctx, "general")
-		alice, _ := d.Authenticate(ctx, "alice's password")
+		d, gen, alice := e.aliceInGeneral(false)
 		d.InsertMessages(ctx, []db.NewMessage{{SalonID: gen.ID, UserID: alice.UserID, Cid: "1", Pseudo: "alice", Text: "before the change", Portions: 1}})
 		fp := e.mustRun("", false, "fingerprint")
 

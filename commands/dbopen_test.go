@@ -92,6 +92,24 @@ func (e *adminEnv) open() *db.DB {
 	return d
 }
 
+// aliceInGeneral adds alice to general with `user add` (flags after the
+// pseudo when after) and returns an open handle, the salon and her login.
+func (e *adminEnv) aliceInGeneral(after bool) (*db.DB, db.Salon, db.Credential) {
+	e.t.Helper()
+	ctx := context.Background()
+	e.mustRun("alice's password\n", after, "user", "add", "alice", "--salon", "general", "--password-stdin")
+	d := e.open()
+	gen, err := d.Salon(ctx, "general")
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	alice, err := d.Authenticate(ctx, "alice's password")
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return d, gen, alice
+}
+
 // orders runs f for both places of the flags.
 func orders(t *testing.T, f func(t *testing.T, after bool)) {
 	t.Run("FlagsBefore", func(t *testing.T) { f(t, false) })

@@ -47,10 +47,7 @@ func TestExport(t *testing.T) {
 	orders(t, func(t *testing.T, after bool) {
 		ctx := context.Background()
 		e := newInitEnv(t)
-		e.mustRun("alice's password\n", after, "user", "add", "alice", "--salon", "general", "--password-stdin")
-		d := e.open()
-		gen, _ := d.Salon(ctx, "general")
-		alice, _ := d.Authenticate(ctx, "alice's password")
+		d, gen, alice := e.aliceInGeneral(after)
 		if _, err := d.InsertMessages(ctx, []db.NewMessage{
 			{SalonID: gen.ID, UserID: alice.UserID, Cid: "1", Pseudo: "alice", Text: "bonjour", Portions: 1},
 			{SalonID: gen.ID, Text: "bob disconnected", System: true},

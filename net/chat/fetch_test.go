@@ -42,16 +42,22 @@ func (s *countingStore) AfterWithin(ctx context.Context, salonID, id int64, limi
 	return msgs, more, err
 }
 
-func testDB(t *testing.T) *db.DB {
+// createTestDB creates a database with cheap KDF parameters in a temp dir.
+func createTestDB(t *testing.T) (path string, pass []byte) {
 	t.Helper()
-	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "chat.db")
+	path = filepath.Join(t.TempDir(), "chat.db")
 	kdf := crypto.InsecureTestKDF()
-	pass := []byte("test passphrase")
-	if err := db.Create(ctx, path, pass, db.CreateOptions{KDF: &kdf}); err != nil {
+	pass = []byte("test passphrase")
+	if err := db.Create(context.Background(), path, pass, db.CreateOptions{KDF: &kdf}); err != nil {
 		t.Fatal(err)
 	}
-	d, err := db.Open(ctx, path, pass)
+	return path, pass
+}
+
+func testDB(t *testing.T) *db.DB {
+	t.Helper()
+	path, pass := createTestDB(t)
+	d, err := db.Open(context.Background(), path, pass)
 	if err != nil {
 		t.Fatal(err)
 	}

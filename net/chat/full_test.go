@@ -7,12 +7,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"librecord/crypto"
 	"librecord/db"
 	"librecord/net"
 )
@@ -74,12 +72,7 @@ func (nopConn) Finish() {}
 func fullSetup(t *testing.T) (*db.DB, db.Salon, db.User, int) {
 	t.Helper()
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "chat.db")
-	kdf := crypto.InsecureTestKDF()
-	pass := []byte("test passphrase")
-	if err := db.Create(ctx, path, pass, db.CreateOptions{KDF: &kdf}); err != nil {
-		t.Fatal(err)
-	}
+	path, pass := createTestDB(t)
 	setup, err := db.Open(ctx, path, pass)
 	if err != nil {
 		t.Fatal(err)
