@@ -122,6 +122,7 @@ func runServe(ctx context.Context, d *db.DB, ln stdnet.Listener, cfg serveConfig
 		handler = slog.NewJSONHandler(stderr, nil)
 	}
 	log := slog.New(handler)
+	d.SetLogger(log) // messages that fail to decrypt are skipped and logged once
 	srv, err := server.New(d, d.Identity(), cfg.Server, log)
 	if err != nil {
 		ln.Close()

@@ -16,7 +16,9 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"log/slog"
 	"runtime"
+	"sync"
 	"time"
 
 	"librecord/crypto"
@@ -110,6 +112,11 @@ type DB struct {
 	pwKDF     crypto.KDFParams
 	pwSalt    []byte
 	hashSlots chan struct{}
+
+	unreadMu   sync.Mutex
+	log        *slog.Logger       // SetLogger; nil logs nothing
+	unreadSeen map[int64]struct{} // unreadable rows already logged
+	unreadFull bool               // unreadSeen reached maxReported
 }
 
 // Create makes a new database at path: salt, KDF parameters, wrapped data
