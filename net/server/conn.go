@@ -102,7 +102,7 @@ func (c *conn) session() *chat.Session {
 // limit unless it carries a logged-in session.
 func (c *conn) logf(level slog.Level, msg string, args ...any) {
 	if s := c.session(); s != nil && s.LoggedIn() {
-		c.srv.log.Log(context.Background(), level, msg, args...)
+		c.srv.log.Log(context.Background(), level, msg, append(args, "pseudo", s.Pseudo())...)
 		return
 	}
 	c.srv.hub.LogStranger(c.peer.Source, level, msg, args...)
