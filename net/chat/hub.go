@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"sort"
 	"strings"
 	"sync"
@@ -39,7 +40,11 @@ type Config struct {
 	LoginBlock     int           // failed logins per IPv6 /48 within LoginWindow; 0 = no limit
 	LoginWindow    time.Duration
 	MaxSessions    int // logged-in sessions per user; 0 = no limit
-	MaxParked      int // parked fetches per session; past it the oldest answers early; 0 = no limit
+	// LoginHashes is how many password checks run at once, those from
+	// sources with no recent failure first; 0 means the store's default
+	// bound (db.Options.MaxConcurrentHashes: min(CPUs, 4)).
+	LoginHashes int
+	MaxParked   int // parked fetches per session; past it the oldest answers early; 0 = no limit
 	// LogPerSource and LogTotal bound the log lines a minute that peers
 	// not logged in can cause, per source and in total; 0 = no limit.
 	LogPerSource int
@@ -100,6 +105,7 @@ type Hub struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	logins *loginLimiter
+	hashes *hashGate
 	quiet  *quietLog
 
 	mu       sync.Mutex
@@ -149,10 +155,14 @@ func New(store Store, cfg Config, log *slog.Logger) *Hub {
 	if cfg.MaxBatch <= 0 {
 		cfg.MaxBatch = 500
 	}
+	if cfg.LoginHashes <= 0 {
+		cfg.LoginHashes = min(runtime.NumCPU(), 4)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	h := &Hub{
 		store: store, cfg: cfg, log: log, ctx: ctx, cancel: cancel,
 		logins:     newLoginLimiter(cfg.LoginLimit, cfg.LoginBlock, cfg.LoginWindow),
+		hashes:     newHashGate(cfg.LoginHashes),
 		quiet:      newQuietLog(log, cfg.LogPerSource, cfg.LogTotal, cfg.LogSummary),
 		sessions:   map[[8]byte]*Session{},
 		perUser:    map[int64]int{},
@@ -542,7 +552,8 @@ func (h *Hub) login(s *Session, req *Request, reply Reply) {
 	s.mu.Lock()
 	peer := s.peer
 	s.mu.Unlock()
-	if !h.logins.begin(peer.Source, time.Now) {
+	allowed, clean := h.logins.begin(peer.Source, time.Now)
+	if !allowed {
 		h.quiet.emit(peer.Source, slog.LevelWarn, "login refused: too many failures", "addr", peer.Addr, "source", peer.Source.String())
 		reply.Send(ErrorBody(req.ID, net.CodeRateLimited, "too many failed logins from your address: wait a minute"))
 		return
@@ -559,7 +570,13 @@ func (h *Hub) login(s *Session, req *Request, reply Reply) {
 		case <-ctx.Done():
 		}
 	}()
+	if !h.hashes.acquire(clean, ctx.Done()) {
+		h.logins.end(peer.Source, false, time.Now())
+		reply.Drop()
+		return
+	}
 	cred, err := h.store.Authenticate(ctx, req.Password)
+	h.hashes.release()
 	h.logins.end(peer.Source, errors.Is(err, db.ErrAuth), time.Now())
 	if closed(reply) {
 		reply.Drop()

@@ -107,31 +107,33 @@ func (l *loginLimiter) keys(src net.Source) []counted {
 }
 
 // begin reports whether src may try a password now; if so, end must
-// follow. It may wait for attempts of the same source in progress.
-func (l *loginLimiter) begin(src net.Source, now func() time.Time) bool {
+// follow. It may wait for attempts of the same source in progress. clean
+// says src (and its block) had no failure in the window.
+func (l *loginLimiter) begin(src net.Source, now func() time.Time) (ok, clean bool) {
 	ks := l.keys(src)
 	if len(ks) == 0 {
-		return true
+		return true, true
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	for {
 		t := now()
-		room := true
+		room, clean := true, true
 		for _, k := range ks {
 			recent := len(l.prune(k.key, t))
 			if recent >= k.limit {
-				return false
+				return false, false
 			}
 			if recent+l.inflight[k.key] >= k.limit {
 				room = false
 			}
+			clean = clean && recent == 0
 		}
 		if room {
 			for _, k := range ks {
 				l.inflight[k.key]++
 			}
-			return true
+			return true, clean
 		}
 		l.changed.Wait()
 	}
@@ -204,4 +206,72 @@ func (l *loginLimiter) tracked() int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return len(l.failures)
+}
+
+// hashGate admits password checks (one Argon2id hash each) a few at a
+// time, first those from sources with no failed login in the window, in
+// arrival order: a flood of guesses, which fail, queues behind the first
+// attempt of any source, so a user's login waits for a few hashes rather
+// than for the whole flood. It sits in front of the store's own bound on
+// concurrent hashes and admits as many at once.
+type hashGate struct {
+	mu      sync.Mutex
+	free    int
+	waiting [2][]chan struct{} // clean sources first, then the others; FIFO each
+}
+
+func newHashGate(n int) *hashGate { return &hashGate{free: n} }
+
+// acquire waits for a slot; clean says the attempt's source has no
+// recent failure. It returns false if done closed first.
+func (g *hashGate) acquire(clean bool, done <-chan struct{}) bool {
+	class := 1
+	if clean {
+		class = 0
+	}
+	g.mu.Lock()
+	if g.free > 0 && len(g.waiting[0]) == 0 && (class == 0 || len(g.waiting[1]) == 0) {
+		g.free--
+		g.mu.Unlock()
+		return true
+	}
+	ch := make(chan struct{})
+	g.waiting[class] = append(g.waiting[class], ch)
+	g.mu.Unlock()
+	select {
+	case <-ch:
+		return true
+	case <-done:
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	q := g.waiting[class]
+	for i, w := range q {
+		if w == ch {
+			g.waiting[class] = append(q[:i], q[i+1:]...)
+			return false
+		}
+	}
+	// Granted meanwhile: hand the slot on.
+	g.releaseLocked()
+	return false
+}
+
+// release gives a slot back, to the first waiter of the best class.
+func (g *hashGate) release() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.releaseLocked()
+}
+
+func (g *hashGate) releaseLocked() {
+	for class := range g.waiting {
+		if q := g.waiting[class]; len(q) > 0 {
+			close(q[0])
+			q[0] = nil
+			g.waiting[class] = q[1:]
+			return
+		}
+	}
+	g.free++
 }

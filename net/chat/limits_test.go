@@ -182,3 +182,67 @@ func TestQuietLog(t *testing.T) {
 	}
 	q.stop()
 }
+
+// TestHashGate: with every slot taken, a waiting attempt from a clean
+// source gets the next free slot before attempts from sources with
+// failures that waited longer; within a class, first come first served;
+// a waiter that gives up takes no slot.
+func TestHashGate(t *testing.T) {
+	g := newHashGate(1)
+	never := make(chan struct{})
+	if !g.acquire(false, never) {
+		t.Fatal("a free slot refused")
+	}
+	order := make(chan string, 4)
+	started := make(chan struct{}, 4)
+	waiting := 0
+	wait := func(name string, clean bool, done <-chan struct{}) {
+		waiting++
+		go func() {
+			started <- struct{}{}
+			if g.acquire(clean, done) {
+				order <- name
+				return
+			}
+			order <- name + " gave up"
+		}()
+		<-started
+		waitUntil(t, func() bool {
+			g.mu.Lock()
+			defer g.mu.Unlock()
+			return len(g.waiting[0])+len(g.waiting[1]) == waiting
+		})
+	}
+	quit := make(chan struct{})
+	wait("guess 1", false, never)
+	wait("guess 2", false, never)
+	wait("quitter", true, quit)
+	wait("user", true, never)
+	close(quit)
+	if got := <-order; got != "quitter gave up" {
+		t.Fatalf("first out: %s", got)
+	}
+	for _, want := range []string{"user", "guess 1", "guess 2"} {
+		g.release()
+		if got := <-order; got != want {
+			t.Fatalf("got %s, want %s", got, want)
+		}
+	}
+	g.release()
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.free != 1 {
+		t.Fatalf("%d free slots, want 1", g.free)
+	}
+}
+
+func waitUntil(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met in 10 s")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
