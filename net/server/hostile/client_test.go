@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	stdnet "net"
-	"strings"
 	"time"
 
 	"librecord/crypto"
@@ -176,9 +175,4 @@ func code(a answer) string {
 		return ""
 	}
 	return a.str("code")
-}
-
-func isClosed(err error) bool {
-	var ne stdnet.Error
-	return err != nil && !(errors.As(err, &ne) && ne.Timeout()) || err != nil && strings.Contains(err.Error(), "reset")
 }
