@@ -17,9 +17,6 @@ func salonListCommand() *cli.Command {
 		Usage: "list salons, their message counts and who may open them",
 		Flags: []cli.Flag{&cli.BoolFlag{Name: "json", Usage: "print a JSON array"}},
 		Action: func(c *cli.Context) error {
-			if err := noArgs(c); err != nil {
-				return err
-			}
 			return withDB(c, func(d *db.DB) error {
 				return SalonList(c.Context, d, c.App.Writer, c.Bool("json"))
 			})

@@ -16,9 +16,6 @@ func userListCommand() *cli.Command {
 		Usage: "list users and the salons each may open",
 		Flags: []cli.Flag{&cli.BoolFlag{Name: "json", Usage: "print a JSON array"}},
 		Action: func(c *cli.Context) error {
-			if err := noArgs(c); err != nil {
-				return err
-			}
 			return withDB(c, func(d *db.DB) error {
 				return UserList(c.Context, d, c.App.Writer, c.Bool("json"))
 			})

@@ -15,11 +15,11 @@ const lastID = `coalesce((SELECT max(m.id) FROM messages m WHERE m.salon_id = s.
 func salonByName(ctx context.Context, q querier, name string) (Salon, error) {
 	var s Salon
 	if !ValidName(name) {
-		return s, fmt.Errorf("salon %q: %w", name, ErrNotFound)
+		return s, &NotFoundError{Kind: KindSalon, Name: name}
 	}
 	err := q.QueryRowContext(ctx, `SELECT s.id, s.name, `+lastID+` FROM salons s WHERE s.name = ?`, name).Scan(&s.ID, &s.Name, &s.Last)
 	if isNoRows(err) {
-		return s, fmt.Errorf("salon %q: %w", name, ErrNotFound)
+		return s, &NotFoundError{Kind: KindSalon, Name: name}
 	}
 	return s, storageErr(err)
 }

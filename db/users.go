@@ -162,11 +162,11 @@ func passwordFree(ctx context.Context, tx *sql.Tx, id []byte, except int64) erro
 func userByName(ctx context.Context, q querier, pseudo string) (User, error) {
 	var u User
 	if !ValidName(pseudo) {
-		return u, fmt.Errorf("user %q: %w", pseudo, ErrNotFound)
+		return u, &NotFoundError{Kind: KindUser, Name: pseudo}
 	}
 	err := q.QueryRowContext(ctx, `SELECT id, pseudo FROM users WHERE pseudo = ?`, pseudo).Scan(&u.ID, &u.Pseudo)
 	if isNoRows(err) {
-		return u, fmt.Errorf("user %q: %w", pseudo, ErrNotFound)
+		return u, &NotFoundError{Kind: KindUser, Name: pseudo}
 	}
 	return u, storageErr(err)
 }
