@@ -11,13 +11,17 @@ import (
 // the (salon_id, id) index.
 const lastID = `coalesce((SELECT max(m.id) FROM messages m WHERE m.salon_id = s.id), 0)`
 
+// querySalonByName reads a salon and its last id (plan_test.go checks its
+// plan).
+const querySalonByName = `SELECT s.id, s.name, ` + lastID + ` FROM salons s WHERE s.name = ?`
+
 // salonByName finds a salon by name, ignoring case.
 func salonByName(ctx context.Context, q querier, name string) (Salon, error) {
 	var s Salon
 	if !ValidName(name) {
 		return s, &NotFoundError{Kind: KindSalon, Name: name}
 	}
-	err := q.QueryRowContext(ctx, `SELECT s.id, s.name, `+lastID+` FROM salons s WHERE s.name = ?`, name).Scan(&s.ID, &s.Name, &s.Last)
+	err := q.QueryRowContext(ctx, querySalonByName, name).Scan(&s.ID, &s.Name, &s.Last)
 	if isNoRows(err) {
 		return s, &NotFoundError{Kind: KindSalon, Name: name}
 	}

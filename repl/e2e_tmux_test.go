@@ -16,6 +16,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"librecord/net/testkit"
 )
 
 // The end-to-end test of `librecord chat`: the real binary, a real server
@@ -38,7 +40,7 @@ type e2e struct {
 	pass   string
 	sock   string
 	srvCmd *exec.Cmd
-	srvOut *syncBuffer
+	srvOut *testkit.Buffer
 	srvAdr string
 	proxy  *proxy
 	fp     string
@@ -411,7 +413,7 @@ func (e *e2e) startServer(addr string) {
 	e.t.Helper()
 	c := e.cmd("", "serve", "--listen", addr, "--session-timeout", "20s", "--poll", "1s",
 		"--login-timeout", e2eLoginTimeout.String())
-	e.srvOut = &syncBuffer{}
+	e.srvOut = &testkit.Buffer{}
 	c.Stdout, c.Stderr = e.srvOut, e.srvOut
 	if err := c.Start(); err != nil {
 		e.t.Fatal(err)
