@@ -104,6 +104,8 @@ func TestChatInTmux(t *testing.T) {
 	})
 
 	// alice: asked to trust the server and for her password.
+	timedOut := func() int { return strings.Count(e.srvOut.String(), "not logged in in time") }
+	before := timedOut()
 	e.startPane("alice", "chat", "--server", e.proxy.addr(), "--relogin-delay", "1s")
 	e.waitPane("alice", "Trust this server and connect? (yes/no)")
 	if !strings.Contains(e.pane("alice"), e.fp) {
@@ -114,10 +116,10 @@ func TestChatInTmux(t *testing.T) {
 	// She types slowly: the server closes a connection not logged in
 	// after its --login-timeout (e2eLoginTimeout here), and the client
 	// logs in on a new one, at the first try and when asked again.
-	time.Sleep(e2eLoginTimeout + 500*time.Millisecond)
+	testkit.WaitFor(t, "the server closing alice's first connection", func() bool { return timedOut() >= before+1 })
 	e.keys("alice", "not-her-password", "Enter")
 	e.waitPane("alice", "wrong password, try again")
-	time.Sleep(e2eLoginTimeout + 500*time.Millisecond)
+	testkit.WaitFor(t, "the server closing alice's second connection", func() bool { return timedOut() >= before+2 })
 	e.keys("alice", alicePW, "Enter")
 	e.waitPane("alice", "your salons: general")
 	e.waitPane("alice", "bob: seed 16")
