@@ -18,6 +18,7 @@ type UsageError struct {
 	Err     error
 }
 
+// Error names the command and what is wrong with the command line.
 func (e *UsageError) Error() string {
 	if e.Command == "" {
 		return e.Err.Error()
@@ -25,6 +26,7 @@ func (e *UsageError) Error() string {
 	return e.Command + ": " + e.Err.Error()
 }
 
+// Unwrap returns what urfave/cli or the argument check reported.
 func (e *UsageError) Unwrap() error { return e.Err }
 
 // Hint names the help of the command that was typed.
@@ -124,7 +126,8 @@ func checkArgs(argsUsage string, action cli.ActionFunc) cli.ActionFunc {
 }
 
 // arity reads the count of positional arguments a command takes from its
-// ArgsUsage, the one place help shows them: each word is one argument,
+// ArgsUsage, the one place help shows them (so it names positional
+// arguments only, never flags): each word is one argument,
 // "[WORD]" an optional one, and a word ending in "..." (inside brackets or
 // not) any number more. max is -1 when there is no upper bound.
 func arity(argsUsage string) (min, max int) {

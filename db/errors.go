@@ -44,6 +44,7 @@ type NotFoundError struct {
 	Name string // as it was asked for
 }
 
+// Error reads like `salon "dev": not found`.
 func (e *NotFoundError) Error() string { return fmt.Sprintf("%s %q: %v", e.Kind, e.Name, ErrNotFound) }
 
 // Unwrap makes errors.Is(err, ErrNotFound) hold.
