@@ -23,6 +23,8 @@ type serveConfig struct {
 	LogFormat       string // text or json
 	ShutdownTimeout time.Duration
 	Server          server.Config
+	PruneEvery      time.Duration // delete messages past their salon's retention this often; 0: never
+	prune           pruneHooks    // tests: the pruner's clock and a report of each pass
 }
 
 func serveCommand() *cli.Command {
@@ -50,6 +52,7 @@ func serveCommand() *cli.Command {
 			&cli.IntFlag{Name: "max-fetch", Value: d.Chat.MaxFetch, Usage: "largest fetch limit"},
 			&cli.DurationFlag{Name: "shutdown-timeout", Value: 15 * time.Second, Usage: "on SIGINT/SIGTERM, wait this long for answers to go out"},
 			&cli.StringFlag{Name: "log-format", Value: "text", Usage: "log format on stderr: text or json"},
+			&cli.DurationFlag{Name: "prune-every", Value: DefaultPruneEvery, Usage: "delete messages older than their salon's retention at start and this often (0: never; see salon retain)"},
 		},
 		Action: func(c *cli.Context) error {
 			cfg := serveConfig{
@@ -57,6 +60,7 @@ func serveCommand() *cli.Command {
 				LogFormat:       c.String("log-format"),
 				ShutdownTimeout: c.Duration("shutdown-timeout"),
 				Server:          d,
+				PruneEvery:      c.Duration("prune-every"),
 			}
 			s := &cfg.Server
 			s.Chat.SessionTimeout = c.Duration("session-timeout")
@@ -81,6 +85,9 @@ func serveCommand() *cli.Command {
 			}
 			if cfg.ShutdownTimeout <= 0 {
 				return errors.New("--shutdown-timeout must be positive")
+			}
+			if cfg.PruneEvery < 0 {
+				return errors.New("--prune-every must be 0 (never) or positive")
 			}
 			ln, err := stdnet.Listen("tcp", cfg.Listen)
 			if err != nil {
@@ -124,6 +131,9 @@ func runServe(ctx context.Context, d *db.DB, ln stdnet.Listener, cfg serveConfig
 	if d.WeakKDF() {
 		log.Warn("this database was created with the test-only --insecure-test-kdf: its passphrase and passwords are cheap to guess; do not use it for a real community")
 	}
+
+	stopPruner := startPruner(d, cfg.PruneEvery, log, cfg.prune)
+	defer stopPruner() // before the database closes
 
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()

@@ -521,7 +521,8 @@ func (h *Hub) login(s *Session, req *Request, reply Reply) {
 		}
 	}()
 	cred, err := h.store.Authenticate(ctx, req.Password)
-	h.logins.end(host, errors.Is(err, db.ErrAuth), time.Now())
+	// A disabled user's login is answered auth but is no failed login (PROTOCOL.md 4).
+	h.logins.end(host, errors.Is(err, db.ErrAuth) && !errors.Is(err, db.ErrDisabled), time.Now())
 	if closed(reply) {
 		reply.Drop()
 		return
