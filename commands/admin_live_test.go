@@ -9,6 +9,7 @@ import (
 	"fmt"
 	stdnet "net"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -495,5 +496,39 @@ func TestServeRefusesNegativePruneEvery(t *testing.T) {
 	_, _, err := e.run("", false, "serve", "--listen", "127.0.0.1:0", "--prune-every", "-1s")
 	if err == nil || !strings.Contains(err.Error(), "--prune-every") {
 		t.Fatalf("err = %v", err)
+	}
+}
+
+// TestServeNotifiesSystemd: with NOTIFY_SOCKET set (systemd Type=notify),
+// serve says READY=1 once it listens and STOPPING=1 when it stops.
+func TestServeNotifiesSystemd(t *testing.T) {
+	e := newInitEnv(t)
+	sock := filepath.Join(t.TempDir(), "notify")
+	ln, err := stdnet.ListenUnixgram("unixgram", &stdnet.UnixAddr{Name: sock, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	t.Setenv("NOTIFY_SOCKET", sock)
+	read := func() string {
+		t.Helper()
+		ln.SetReadDeadline(time.Now().Add(20 * time.Second))
+		buf := make([]byte, 4096)
+		n, err := ln.Read(buf)
+		if err != nil {
+			t.Fatalf("no notification: %v", err)
+		}
+		return string(buf[:n])
+	}
+	addr, fp, _, stop := startServe(t, []string{"librecord", "--db", e.db, "--passphrase-file", e.passFile, "serve", "--listen", "127.0.0.1:0"})
+	if got := read(); !strings.HasPrefix(got, "READY=1\n") || !strings.Contains(got, addr) {
+		t.Fatalf("first notification %q", got)
+	}
+	helloAndLogin(t, addr, fp, "") // it does listen
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if got := read(); got != "STOPPING=1" {
+		t.Fatalf("second notification %q", got)
 	}
 }

@@ -137,12 +137,18 @@ func runServe(ctx context.Context, d *db.DB, ln stdnet.Listener, cfg serveConfig
 
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
+	if err := sdNotify("READY=1\nSTATUS=serving on " + ln.Addr().String()); err != nil {
+		log.Warn("systemd notification", "err", err)
+	}
 	var serveErr error
 	select {
 	case <-ctx.Done():
 		log.Info("shutting down")
 	case serveErr = <-served:
 		log.Error("accept failed, shutting down", "err", serveErr)
+	}
+	if err := sdNotify("STOPPING=1"); err != nil {
+		log.Warn("systemd notification", "err", err)
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
