@@ -108,7 +108,7 @@ func TestUserDisableLive(t *testing.T) {
 		e := newInitEnv(t)
 		e.mustRun("alice's password\n", after, "user", "add", "alice", "--salon", "general", "--password-stdin")
 		e.mustRun("bob's password!\n", after, "user", "add", "bob", "--salon", "general", "--password-stdin")
-		addr, fp, logs := e.liveServe(t, "--login-limit", "2", "--login-window", "1h")
+		addr, fp, logs := e.liveServe(t, "--login-limit", "2", "--login-window", "1h", "--metrics", "127.0.0.1:0")
 
 		alice := mustLogin(t, addr, fp, "alice's password")
 		mustSend(t, alice, "general", "before the disable")
@@ -163,6 +163,12 @@ func TestUserDisableLive(t *testing.T) {
 		}
 		if strings.Contains(logs.String(), "alice's password") {
 			t.Fatal("a password in the log")
+		}
+		_, body := scrape(t, "http://"+metricsAddr.FindStringSubmatch(logs.String())[1]+"/metrics")
+		for result, want := range map[string]float64{"disabled": 4, "failed": 2, "rate_limited": 1, "ok": 3} {
+			if got := sample(body, `librecord_logins_total{result="`+result+`"}`); got != want {
+				t.Errorf("logins %s: %v, want %v", result, got, want)
+			}
 		}
 		if _, _, err := e.run("", after, "user", "disable", "nobody"); err == nil || Hint(err) == "" {
 			t.Fatalf("unknown user: %v", err)

@@ -8,12 +8,14 @@ import (
 	"io"
 	"log/slog"
 	stdnet "net"
+	"runtime"
 	"time"
 
 	"github.com/urfave/cli/v2"
 
 	"librecord/crypto"
 	"librecord/db"
+	"librecord/net/metrics"
 	"librecord/net/server"
 )
 
@@ -24,6 +26,7 @@ type serveConfig struct {
 	ShutdownTimeout time.Duration
 	Server          server.Config
 	PruneEvery      time.Duration // delete messages past their salon's retention this often; 0: never
+	Metrics         stdnet.Listener // serve /metrics and /healthz on it; nil: none
 	prune           pruneHooks    // tests: the pruner's clock and a report of each pass
 }
 
@@ -52,6 +55,7 @@ func serveCommand() *cli.Command {
 			&cli.IntFlag{Name: "max-fetch", Value: d.Chat.MaxFetch, Usage: "largest fetch limit"},
 			&cli.DurationFlag{Name: "shutdown-timeout", Value: 15 * time.Second, Usage: "on SIGINT/SIGTERM, wait this long for answers to go out"},
 			&cli.StringFlag{Name: "log-format", Value: "text", Usage: "log format on stderr: text or json"},
+			&cli.StringFlag{Name: "metrics", Usage: "serve Prometheus /metrics and /healthz over HTTP on this `ADDRESS` (e.g. 127.0.0.1:9447; off by default)"},
 			&cli.DurationFlag{Name: "prune-every", Value: DefaultPruneEvery, Usage: "delete messages older than their salon's retention at start and this often (0: never; see salon retain)"},
 		},
 		Action: func(c *cli.Context) error {
@@ -93,9 +97,18 @@ func serveCommand() *cli.Command {
 			if err != nil {
 				return withHint(fmt.Errorf("listen: %w", err), "choose another address with --listen (e.g. --listen :7448)")
 			}
+			if addr := c.String("metrics"); addr != "" {
+				if cfg.Metrics, err = stdnet.Listen("tcp", addr); err != nil {
+					ln.Close()
+					return withHint(fmt.Errorf("metrics: listen: %w", err), "choose another address with --metrics (e.g. --metrics 127.0.0.1:9448)")
+				}
+			}
 			d, err := openOrCreateDB(c)
 			if err != nil {
 				ln.Close()
+				if cfg.Metrics != nil {
+					cfg.Metrics.Close()
+				}
 				return err
 			}
 			return runServe(c.Context, d, ln, cfg, c.App.Writer, c.App.ErrWriter)
@@ -117,10 +130,23 @@ func runServe(ctx context.Context, d *db.DB, ln stdnet.Listener, cfg serveConfig
 		handler = slog.NewJSONHandler(stderr, nil)
 	}
 	log := slog.New(handler)
+	var m *metrics.Metrics
+	if cfg.Metrics != nil {
+		m = metrics.New(moduleVersion(), vcsRevision(), runtime.Version())
+		cfg.Server.Chat.Observer = m
+	}
 	srv, err := server.New(d, d.Identity(), cfg.Server, log)
 	if err != nil {
 		ln.Close()
+		if cfg.Metrics != nil {
+			cfg.Metrics.Close()
+		}
 		return err
+	}
+	if m != nil {
+		m.Watch(srv, d)
+		stopMetrics := serveMetrics(cfg.Metrics, m.Handler(), log)
+		defer stopMetrics() // before the database closes
 	}
 	fingerprint := crypto.Fingerprint(d.Identity().Public().(ed25519.PublicKey))
 	fmt.Fprintf(stdout, "librecord: serving %s on %s\nlibrecord: identity fingerprint %s\n", d.Path(), ln.Addr(), fingerprint)

@@ -37,6 +37,18 @@ func moduleVersion() string {
 	return "(unknown)"
 }
 
+// vcsRevision is the commit the binary was built from, "" if unknown.
+func vcsRevision() string {
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" {
+				return s.Value
+			}
+		}
+	}
+	return ""
+}
+
 // writeVersion writes the module version, the VCS revision (with its
 // commit time, and "modified" when the tree had uncommitted changes) and
 // the Go version the binary was built with, from runtime/debug.

@@ -330,3 +330,15 @@ func FormatRetention(d time.Duration) string {
 	}
 	return d.String()
 }
+
+// Healthy reports whether the database answers a read (serve's /healthz).
+func (d *DB) Healthy(ctx context.Context) error {
+	var n int64
+	if err := d.r.QueryRowContext(ctx, `SELECT count(*) FROM meta`).Scan(&n); err != nil {
+		return storageErr(err)
+	}
+	if n == 0 {
+		return errors.New("corrupt database: no settings")
+	}
+	return nil
+}

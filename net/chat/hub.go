@@ -47,6 +47,9 @@ type Config struct {
 	MaxBody int
 	// MaxBatch bounds how many messages one group commit stores.
 	MaxBatch int
+	// Observer is told of logins, acks, commits, fetches and storage
+	// errors (serve --metrics); nil: nobody. Not a flag.
+	Observer Observer
 }
 
 // DefaultFetchLimit is a fetch's limit when the request has none.
@@ -129,6 +132,9 @@ type Session struct {
 func New(store Store, cfg Config, log *slog.Logger) *Hub {
 	if cfg.MaxBatch <= 0 {
 		cfg.MaxBatch = 500
+	}
+	if cfg.Observer == nil {
+		cfg.Observer = nopObserver{}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	h := &Hub{
@@ -483,6 +489,7 @@ func (h *Hub) checkValid(s *Session, cred db.Credential, re int64, reply Reply) 
 // storeError turns a storage error into an answer: unavailable when
 // storage is busy or full (retry), internal otherwise (logged).
 func (h *Hub) storeError(re int64, err error, what string) *Error {
+	h.cfg.Observer.StorageError()
 	if errors.Is(err, db.ErrBusy) {
 		h.log.Warn("storage unavailable", "op", what, "err", err)
 		return &Error{Re: re, Code: net.CodeUnavailable, Message: "storage unavailable, nothing was stored: retry"}
@@ -504,6 +511,7 @@ func (h *Hub) login(s *Session, req *Request, reply Reply) {
 	s.mu.Unlock()
 	host := hostOf(addr)
 	if !h.logins.begin(host, time.Now) {
+		h.cfg.Observer.Login(LoginRateLimited)
 		h.log.Warn("login refused: too many failures", "addr", addr)
 		reply.Send(ErrorBody(req.ID, net.CodeRateLimited, "too many failed logins from your address: wait a minute"))
 		return
@@ -528,6 +536,7 @@ func (h *Hub) login(s *Session, req *Request, reply Reply) {
 		return
 	}
 	if errors.Is(err, db.ErrAuth) {
+		h.cfg.Observer.Login(refusedLogin(err))
 		h.log.Info("login failed", "addr", addr)
 		reply.Send(ErrorBody(req.ID, net.CodeAuth, "wrong password"))
 		return
@@ -555,6 +564,7 @@ func (h *Hub) login(s *Session, req *Request, reply Reply) {
 	s.lastActive = time.Now()
 	s.timer = time.AfterFunc(h.cfg.SessionTimeout, func() { h.idle(s) })
 	s.mu.Unlock()
+	h.cfg.Observer.Login(LoginOK)
 	h.log.Info("login", "session", s.id, "pseudo", cred.Pseudo, "addr", addr)
 	reply.Send(encode(connectedBody{
 		Op: net.OpConnected, Re: req.ID, Status: net.StatusConnected, Pseudo: cred.Pseudo,
@@ -607,6 +617,7 @@ func (h *Hub) send(s *Session, cred db.Credential, req *Request, portions int, r
 	}
 	ack := func(st db.Stored) {
 		s.setLastSalon(salon.ID)
+		h.cfg.Observer.Acked()
 		reply.Send(encode(ackBody{Op: net.OpAck, Re: req.ID, Msg: st.ID, Portions: st.Portions}))
 	}
 	prev, found, err := h.store.LookupCid(h.ctx, cred.UserID, req.Cid)
