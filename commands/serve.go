@@ -25,9 +25,9 @@ type serveConfig struct {
 	LogFormat       string // text or json
 	ShutdownTimeout time.Duration
 	Server          server.Config
-	PruneEvery      time.Duration // delete messages past their salon's retention this often; 0: never
+	PruneEvery      time.Duration   // delete messages past their salon's retention this often; 0: never
 	Metrics         stdnet.Listener // serve /metrics and /healthz on it; nil: none
-	prune           pruneHooks    // tests: the pruner's clock and a report of each pass
+	prune           pruneHooks      // tests: the pruner's clock and a report of each pass
 }
 
 func serveCommand() *cli.Command {
