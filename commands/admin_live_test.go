@@ -462,9 +462,8 @@ func TestRetentionLive(t *testing.T) {
 	}()
 	fp := crypto.Fingerprint(d.Identity().Public().(ed25519.PublicKey))
 	alice := mustLogin(t, ln.Addr().String(), fp, "alice's password")
-	var old []int64
 	for i := 0; i < 5; i++ {
-		old = append(old, mustSend(t, alice, "general", fmt.Sprintf("old %d", i)))
+		mustSend(t, alice, "general", fmt.Sprintf("old %d", i))
 	}
 	m, _ := alice.Fetch(tctx(t), client.FetchRequest{Salon: "general", Limit: 1})
 	boundary := m.Messages[0].At // the newest old message's time, to the ms
