@@ -95,7 +95,7 @@ func (h *Hub) insert(msgs []db.NewMessage) ([]db.Stored, []error) {
 	}
 	start := time.Now()
 	stored, err := h.store.InsertMessages(h.ctx, msgs)
-	h.cfg.Observer.Committed(len(msgs), time.Since(start), err)
+	h.observer().Committed(len(msgs), time.Since(start), err)
 	if err == nil && len(stored) != len(msgs) {
 		err = errors.New("storage returned a result per message count that does not match")
 	}

@@ -133,9 +133,6 @@ func New(store Store, cfg Config, log *slog.Logger) *Hub {
 	if cfg.MaxBatch <= 0 {
 		cfg.MaxBatch = 500
 	}
-	if cfg.Observer == nil {
-		cfg.Observer = nopObserver{}
-	}
 	ctx, cancel := context.WithCancel(context.Background())
 	h := &Hub{
 		store: store, cfg: cfg, log: log, ctx: ctx, cancel: cancel,
@@ -489,7 +486,7 @@ func (h *Hub) checkValid(s *Session, cred db.Credential, re int64, reply Reply) 
 // storeError turns a storage error into an answer: unavailable when
 // storage is busy or full (retry), internal otherwise (logged).
 func (h *Hub) storeError(re int64, err error, what string) *Error {
-	h.cfg.Observer.StorageError()
+	h.observer().StorageError()
 	if errors.Is(err, db.ErrBusy) {
 		h.log.Warn("storage unavailable", "op", what, "err", err)
 		return &Error{Re: re, Code: net.CodeUnavailable, Message: "storage unavailable, nothing was stored: retry"}
@@ -511,7 +508,7 @@ func (h *Hub) login(s *Session, req *Request, reply Reply) {
 	s.mu.Unlock()
 	host := hostOf(addr)
 	if !h.logins.begin(host, time.Now) {
-		h.cfg.Observer.Login(LoginRateLimited)
+		h.observer().Login(LoginRateLimited)
 		h.log.Warn("login refused: too many failures", "addr", addr)
 		reply.Send(ErrorBody(req.ID, net.CodeRateLimited, "too many failed logins from your address: wait a minute"))
 		return
@@ -536,7 +533,7 @@ func (h *Hub) login(s *Session, req *Request, reply Reply) {
 		return
 	}
 	if errors.Is(err, db.ErrAuth) {
-		h.cfg.Observer.Login(refusedLogin(err))
+		h.observer().Login(refusedLogin(err))
 		h.log.Info("login failed", "addr", addr)
 		reply.Send(ErrorBody(req.ID, net.CodeAuth, "wrong password"))
 		return
@@ -564,7 +561,7 @@ func (h *Hub) login(s *Session, req *Request, reply Reply) {
 	s.lastActive = time.Now()
 	s.timer = time.AfterFunc(h.cfg.SessionTimeout, func() { h.idle(s) })
 	s.mu.Unlock()
-	h.cfg.Observer.Login(LoginOK)
+	h.observer().Login(LoginOK)
 	h.log.Info("login", "session", s.id, "pseudo", cred.Pseudo, "addr", addr)
 	reply.Send(encode(connectedBody{
 		Op: net.OpConnected, Re: req.ID, Status: net.StatusConnected, Pseudo: cred.Pseudo,
@@ -617,7 +614,7 @@ func (h *Hub) send(s *Session, cred db.Credential, req *Request, portions int, r
 	}
 	ack := func(st db.Stored) {
 		s.setLastSalon(salon.ID)
-		h.cfg.Observer.Acked()
+		h.observer().Acked()
 		reply.Send(encode(ackBody{Op: net.OpAck, Re: req.ID, Msg: st.ID, Portions: st.Portions}))
 	}
 	prev, found, err := h.store.LookupCid(h.ctx, cred.UserID, req.Cid)

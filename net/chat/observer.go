@@ -48,3 +48,11 @@ func refusedLogin(err error) string {
 	}
 	return LoginFailed
 }
+
+// observer is the hub's Observer, or one that ignores everything.
+func (h *Hub) observer() Observer {
+	if h.cfg.Observer == nil {
+		return nopObserver{}
+	}
+	return h.cfg.Observer
+}
