@@ -537,3 +537,32 @@ func TestServeNotifiesSystemd(t *testing.T) {
 		t.Fatalf("second notification %q", got)
 	}
 }
+
+// TestPruneBesideServe: `librecord prune` from cron while serve runs on
+// the same file (as of a later day here): the expired messages go, the
+// WAL is truncated despite the server, and the server goes on serving.
+func TestPruneBesideServe(t *testing.T) {
+	e := newInitEnv(t)
+	e.mustRun("alice's password\n", false, "user", "add", "alice", "--salon", "general", "--password-stdin")
+	addr, fp, _ := e.liveServe(t, "--prune-every", "0")
+	alice := mustLogin(t, addr, fp, "alice's password")
+	for i := 0; i < 3; i++ {
+		mustSend(t, alice, "general", fmt.Sprintf("soon expired %d", i))
+	}
+	e.mustRun("", true, "salon", "retain", "general", "1h")
+	if out := e.mustRun("", true, "prune"); out != "deleted 0 messages older than their salon's retention\n" {
+		t.Fatalf("prune now said %q", out)
+	}
+	var out bytes.Buffer
+	if err := Prune(context.Background(), e.open(), &out, time.Now().Add(2*time.Hour)); err != nil || out.String() != "deleted 3 messages older than their salon's retention\n" {
+		t.Fatalf("prune later: %q %v", out.String(), err)
+	}
+	if fi, err := os.Stat(e.db + "-wal"); err == nil && fi.Size() != 0 {
+		t.Fatalf("WAL not truncated beside serve: %d bytes", fi.Size())
+	}
+	m, err := alice.Fetch(tctx(t), client.FetchRequest{Salon: "general"})
+	if err != nil || len(m.Messages) != 0 {
+		t.Fatalf("after prune: %q %v", texts(m), err)
+	}
+	mustSend(t, alice, "general", "still serving")
+}
