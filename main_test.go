@@ -76,11 +76,13 @@ type usageCase struct {
 // extraUsageCases are the usage errors the walk of the command tree cannot
 // derive, keyed by command path.
 var extraUsageCases = map[string][][]string{
-	"":       {{"help"}},
-	"user":   {{"user", "help", "bogus"}},
-	"export": {{"export"}, {"export", "--format", "json"}}, // no --salon
-	"chat":   {{"chat", "--poll", "soon"}},
-	"serve":  {{"serve", "--max-conns", "many"}},
+	"":               {{"help"}},
+	"user":           {{"user", "help", "bogus"}},
+	"export":         {{"export"}, {"export", "--format", "json"}}, // no --salon
+	"chat":           {{"chat", "--poll", "soon"}},
+	"message remove": {{"message", "remove", "7"}, {"message", "remove", "--salon"}}, // no --salon; no value
+	"salon retain":   {{"salon", "retain", "general", "soon"}},
+	"serve":          {{"serve", "--max-conns", "many"}},
 }
 
 // usageCases walks the app's command tree: for each command an unknown

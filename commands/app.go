@@ -19,6 +19,7 @@ func NewApp() *cli.App {
 		HideHelpCommand:      true,
 		EnableBashCompletion: false,
 		Flags:                globalFlags(),
+		Version:              moduleVersion(), // --version: see version.go
 	}
 	app.Commands = allCommands()
 	guardUsage(app)

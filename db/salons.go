@@ -193,8 +193,9 @@ func (d *DB) changeAccess(ctx context.Context, salon string, pseudos []string, s
 // SalonInfo is a salon as the admin lists it.
 type SalonInfo struct {
 	Salon
-	Messages int64    // how many messages it holds
-	Members  []string // pseudos with access, sorted
+	Messages  int64         // how many messages it holds
+	Members   []string      // pseudos with access, sorted
+	Retention time.Duration // messages older than this are deleted; 0 keeps them
 }
 
 // Salons lists every salon with its message count and members, by name.
@@ -202,7 +203,7 @@ func (d *DB) Salons(ctx context.Context) ([]SalonInfo, error) {
 	rows, err := d.r.QueryContext(ctx, `
 		SELECT s.id, s.name, `+lastID+`,
 		       (SELECT count(*) FROM messages m WHERE m.salon_id = s.id),
-		       u.pseudo
+		       s.retain_ms, u.pseudo
 		FROM salons s
 		LEFT JOIN grants g ON g.salon_id = s.id
 		LEFT JOIN users u ON u.id = g.user_id
@@ -215,9 +216,11 @@ func (d *DB) Salons(ctx context.Context) ([]SalonInfo, error) {
 	for rows.Next() {
 		var si SalonInfo
 		var member sql.NullString
-		if err := rows.Scan(&si.ID, &si.Name, &si.Last, &si.Messages, &member); err != nil {
+		var retainMS int64
+		if err := rows.Scan(&si.ID, &si.Name, &si.Last, &si.Messages, &retainMS, &member); err != nil {
 			return nil, storageErr(err)
 		}
+		si.Retention = time.Duration(retainMS) * time.Millisecond
 		if len(out) == 0 || out[len(out)-1].ID != si.ID {
 			si.Members = []string{}
 			out = append(out, si)
