@@ -121,7 +121,6 @@ type DB struct {
 	// ring holds the data key and, during a key rotation, the other key
 	// (see keys.go). It is read, and replaced, by the writer's transactions.
 	ring     atomic.Pointer[keyring]
-	wrapped  []byte      // the wrapped data key as read at open
 	pwKey    *crypto.Key // keys the password identifiers (passwordID)
 	pwLegacy bool        // pwKey derived from the data key, not yet stored
 	identity ed25519.PrivateKey

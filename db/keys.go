@@ -31,6 +31,8 @@ type keyring struct {
 	// began before the swap may still hand it old blobs).
 	other    *crypto.Key
 	rotating bool
+	// wrapped is the wrapped data key this handle read or wrote last.
+	wrapped []byte
 }
 
 func (r *keyring) open(blob, ad []byte) ([]byte, error) {
@@ -57,7 +59,7 @@ func (d *DB) checkWrapped(ctx context.Context, tx *sql.Tx) error {
 	if err != nil {
 		return storageErr(err)
 	}
-	if !bytes.Equal(wrapped, d.wrapped) {
+	if !bytes.Equal(wrapped, d.ring.Load().wrapped) {
 		return ErrKeyChanged
 	}
 	return nil
@@ -124,16 +126,15 @@ func (d *DB) ChangePassphrase(ctx context.Context, newPassphrase []byte) error {
 	if rotation != nil {
 		return ErrRotationUnfinished
 	}
-	wrapped := kek.Wrap(d.ring.Load().data)
+	ring := d.ring.Load()
+	wrapped := kek.Wrap(ring.data)
 	if err := setMeta(ctx, tx, metaPassphraseSalt, salt, metaWrappedKey, wrapped); err != nil {
 		return err
 	}
-	old := d.wrapped
-	d.wrapped = wrapped
 	if err := tx.Commit(); err != nil {
-		d.wrapped = old
 		return storageErr(err)
 	}
+	d.ring.Store(&keyring{data: ring.data, other: ring.other, rotating: ring.rotating, wrapped: wrapped})
 	return d.scrub(ctx, false)
 }
 
@@ -285,7 +286,7 @@ func (d *DB) startRotation(ctx context.Context) (*keyring, bool, error) {
 		next.Erase()
 		return nil, false, storageErr(err)
 	}
-	ring = &keyring{data: ring.data, other: next, rotating: true}
+	ring = &keyring{data: ring.data, other: next, rotating: true, wrapped: ring.wrapped}
 	d.ring.Store(ring)
 	return ring, false, nil
 }
@@ -427,11 +428,8 @@ func (d *DB) finishRotation(ctx context.Context, ring *keyring, kek *crypto.Key,
 	}
 	// Swapped inside the transaction: this handle's writes all go through
 	// the one writer connection, so none seals with the old key after it.
-	oldWrapped := d.wrapped
-	d.wrapped = wrapped
-	d.ring.Store(&keyring{data: ring.other, other: ring.data})
+	d.ring.Store(&keyring{data: ring.other, other: ring.data, wrapped: wrapped})
 	if err := tx.Commit(); err != nil {
-		d.wrapped = oldWrapped
 		d.ring.Store(ring)
 		return 0, nil, storageErr(err)
 	}

@@ -269,7 +269,7 @@ func (d *DB) unlock(ctx context.Context, q querier, passphrase []byte) error {
 	if err != nil {
 		return ErrWrongPassphrase
 	}
-	ring := &keyring{data: data}
+	ring := &keyring{data: data, wrapped: wrapped}
 	fail := func(msg string) error {
 		ring.erase()
 		d.pwKey.Erase()
@@ -294,7 +294,6 @@ func (d *DB) unlock(ctx context.Context, q querier, passphrase []byte) error {
 		}
 		ring.rotating = true
 	}
-	d.wrapped = wrapped
 	d.ring.Store(ring)
 	return nil
 }
@@ -311,7 +310,7 @@ func (d *DB) stillCurrent(ctx context.Context, q querier) error {
 	if err != nil {
 		return err
 	}
-	if !bytes.Equal(wrapped, d.wrapped) || (rotation != nil) != d.ring.Load().rotating {
+	if !bytes.Equal(wrapped, d.ring.Load().wrapped) || (rotation != nil) != d.ring.Load().rotating {
 		return ErrKeyChanged
 	}
 	return nil
