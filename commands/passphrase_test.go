@@ -274,3 +274,37 @@ func TestRotateKeyKilled(t *testing.T) {
 		t.Fatalf("export after the second run: %q", got)
 	}
 }
+
+// TestRotateKeyOnMainFixture: the commands on a database made by main's
+// binary before schema 2 (db/testdata/README.md): export reads it as it
+// was, passphrase --rotate-key rotates it, and the users' old passwords
+// still log them in.
+func TestRotateKeyOnMainFixture(t *testing.T) {
+	e := newAdminEnv(t)
+	b, err := os.ReadFile(filepath.Join("..", "db", "testdata", "main-4e23b48.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(e.db, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	e.usePass("fixture passphrase two")
+	want := []string{"bonjour from alice", "second line, with accents: élève ☕", "salut alice"}
+	if got := e.exportTexts(); strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Fatalf("export of the fixture: %q", got)
+	}
+	out := e.mustRun("", true, "passphrase", "--rotate-key", "--batch", "2", "--new-passphrase-file", e.newPassFile())
+	if !strings.Contains(out, "7 messages re-encrypted") {
+		t.Fatalf("output: %s", out)
+	}
+	e.usePass(rotatedPass)
+	if got := e.exportTexts(); strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Fatalf("export after rotation: %q", got)
+	}
+	d := e.open2(rotatedPass)
+	for pw, pseudo := range map[string]string{"alice old password": "alice", "bob's old password": "bob"} {
+		if c, err := d.Authenticate(context.Background(), pw); err != nil || c.Pseudo != pseudo {
+			t.Fatalf("login of %s: %+v %v", pseudo, c, err)
+		}
+	}
+}
