@@ -54,6 +54,11 @@ func passphraseCommand() *cli.Command {
 			if d.RotationUnfinished() && !c.Bool("rotate-key") {
 				return adminHint(db.ErrRotationUnfinished)
 			}
+			if c.Bool("rotate-key") {
+				if err := d.CheckAlone(); err != nil {
+					return adminHint(err)
+				}
+			}
 			var newPass []byte
 			if file := c.String("new-passphrase-file"); file != "" {
 				newPass, err = readSecretFile(file, "--new-passphrase-file")
@@ -106,7 +111,7 @@ func rotateKey(c *cli.Context, d *db.DB, newPass []byte) error {
 	res, err := d.RotateKey(c.Context, newPass, opts)
 	if err != nil {
 		if errors.Is(err, db.ErrInUse) {
-			return withHint(err, "nothing was changed; stop `librecord serve` (and any other librecord command) on this database, then run this again")
+			return adminHint(err)
 		}
 		return withHint(err, "the database still opens with the current passphrase and reads as before; run this command again to finish the rotation")
 	}

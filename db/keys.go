@@ -149,6 +149,16 @@ func setMeta(ctx context.Context, tx *sql.Tx, kv ...any) error {
 	return nil
 }
 
+// CheckAlone returns ErrInUse if another handle, in any process, has the
+// database open, so that a command can refuse before asking for anything.
+// RotateKey checks again for itself.
+func (d *DB) CheckAlone() error {
+	if err := d.inUse.exclusive(); err != nil {
+		return fmt.Errorf("%s: %w", d.path, err)
+	}
+	return d.inUse.shared()
+}
+
 // RotateOptions tune RotateKey. The zero value is production.
 type RotateOptions struct {
 	// BatchSize is how many messages one transaction re-encrypts

@@ -203,11 +203,21 @@ func TestRotateKey(t *testing.T) {
 
 	t.Run("ErrInUse", func(t *testing.T) {
 		other := openPass(t, path, testPass)
+		if err := d.CheckAlone(); !errors.Is(err, ErrInUse) {
+			t.Fatalf("CheckAlone with another handle open: %v", err)
+		}
 		_, err := d.RotateKey(ctx, newPass, RotateOptions{})
 		if !errors.Is(err, ErrInUse) {
 			t.Fatalf("rotate while another handle is open: %v", err)
 		}
 		other.Close()
+		if err := d.CheckAlone(); err != nil {
+			t.Fatalf("CheckAlone alone: %v", err)
+		}
+		// Still holding its shared lock: a rotation elsewhere is refused.
+		if err := openPass(t, path, testPass).CheckAlone(); !errors.Is(err, ErrInUse) {
+			t.Fatalf("CheckAlone of a second handle: %v", err)
+		}
 		if !bytes.Equal(rawMeta(t, path, metaWrappedKey), oldWrapped) {
 			t.Fatal("refused rotation changed the wrapped key")
 		}
@@ -517,4 +527,17 @@ func TestUpgradeFromMain(t *testing.T) {
 	}
 	d.Close()
 	check(openPass(t, path, newPass))
+}
+
+// TestWrongPassphraseWritesNothing: a refused open leaves no lock file
+// (nor anything else) behind.
+func TestWrongPassphraseWritesNothing(t *testing.T) {
+	path := testCreate(t)
+	before := fileBytes(t, path)
+	if _, err := Open(context.Background(), path, []byte("wrong")); !errors.Is(err, ErrWrongPassphrase) {
+		t.Fatal(err)
+	}
+	if got := dirNames(t, filepath.Dir(path)); len(got) != 1 || !bytes.Equal(before, fileBytes(t, path)) {
+		t.Fatalf("files after a wrong passphrase: %v", got)
+	}
 }
