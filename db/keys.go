@@ -22,6 +22,9 @@ const (
 	rotationLabel   = "rotation"
 )
 
+// inUsePath is the file whose lock says who has the database open (useLock).
+func inUsePath(dbPath string) string { return dbPath + ".inuse" }
+
 // keyring is the data key and, around a key rotation, one other key. A
 // blob opens with either; new blobs are sealed with data.
 type keyring struct {

@@ -76,8 +76,6 @@ type useLock struct {
 	f    *os.File
 }
 
-func inUsePath(dbPath string) string { return dbPath + ".inuse" }
-
 // lockInUse takes the shared lock, or returns ErrRotating at once if a
 // rotation holds it exclusively.
 func lockInUse(dbPath string) (*useLock, error) {
