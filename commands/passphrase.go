@@ -77,6 +77,9 @@ func passphraseCommand() *cli.Command {
 				return rotateKey(c, d, newPass)
 			}
 			if err := d.ChangePassphrase(c.Context, newPass); err != nil {
+				if errors.Is(err, db.ErrNotScrubbed) {
+					return withHint(err, "the NEW passphrase is in force; the old wrapped key may remain in the WAL until serve's next checkpoint: run this again when the server is less busy, or stop serve (a clean stop removes the WAL)")
+				}
 				return adminHint(err)
 			}
 			_, err = fmt.Fprintf(c.App.Writer, "passphrase of %s changed; update LIBRECORD_PASSPHRASE or --passphrase-file where serve is started; backups made before still open with the old one\n", d.Path())
@@ -112,6 +115,9 @@ func rotateKey(c *cli.Context, d *db.DB, newPass []byte) error {
 	if err != nil {
 		if errors.Is(err, db.ErrInUse) {
 			return adminHint(err)
+		}
+		if errors.Is(err, db.ErrNotScrubbed) {
+			return withHint(err, "the data key was replaced and the NEW passphrase is in force; old ciphertexts may remain in the file's free space: free some disk space (the rebuild needs about the size of the database) and run `librecord passphrase --rotate-key` again")
 		}
 		return withHint(err, "the database still opens with the current passphrase and reads as before; run this command again to finish the rotation")
 	}

@@ -62,6 +62,11 @@ var (
 	// ErrRotationUnfinished: ChangePassphrase found an interrupted key
 	// rotation, which only RotateKey may finish; nothing was changed.
 	ErrRotationUnfinished = errors.New("an interrupted key rotation is unfinished")
+	// ErrNotScrubbed: a passphrase change or key rotation was committed
+	// (the new passphrase is in force) but the old wrapped key or old
+	// ciphertexts could not be cleared from the file or its WAL (busy, or
+	// no space to rebuild the file). Running the command again clears them.
+	ErrNotScrubbed = errors.New("the change is done, but old key material may remain on disk")
 	// ErrKeyChanged: another process changed the passphrase or the data key
 	// since this handle opened the database; nothing was changed.
 	ErrKeyChanged = errors.New("the passphrase or data key was changed since the database was opened")

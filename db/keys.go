@@ -103,7 +103,8 @@ func (d *DB) RotationUnfinished() bool { return d.ring.Load().rotating }
 // returns nil the old wrapped key is gone from the database file and its
 // WAL (overwritten, then checkpointed). Backups taken before keep opening
 // with the old passphrase, and hold the same data key. It returns
-// ErrRotationUnfinished or ErrKeyChanged, changing nothing.
+// ErrRotationUnfinished or ErrKeyChanged, changing nothing, or
+// ErrNotScrubbed once the change is made.
 func (d *DB) ChangePassphrase(ctx context.Context, newPassphrase []byte) error {
 	if len(newPassphrase) == 0 {
 		return errors.New("change passphrase: empty passphrase")
@@ -138,7 +139,10 @@ func (d *DB) ChangePassphrase(ctx context.Context, newPassphrase []byte) error {
 		return storageErr(err)
 	}
 	d.ring.Store(&keyring{data: ring.data, other: ring.other, rotating: ring.rotating, wrapped: wrapped})
-	return d.scrub(ctx, false)
+	if err := d.scrub(ctx, false); err != nil {
+		return fmt.Errorf("%w: %v", ErrNotScrubbed, err)
+	}
+	return nil
 }
 
 // setMeta updates meta rows, given as key, value pairs.
@@ -203,7 +207,8 @@ type Rotation struct {
 // process, has it open (serve, an admin command); while it runs, Open
 // elsewhere returns ErrRotating. When it returns nil the old wrapped key
 // and the old message ciphertexts are gone from the file and its WAL
-// (rewritten with secure_delete, vacuumed, checkpointed).
+// (rewritten with secure_delete, vacuumed, checkpointed); ErrNotScrubbed
+// means the rotation is done but that last step failed.
 func (d *DB) RotateKey(ctx context.Context, newPassphrase []byte, opts RotateOptions) (Rotation, error) {
 	var res Rotation
 	if len(newPassphrase) == 0 {
@@ -261,7 +266,10 @@ func (d *DB) RotateKey(ctx context.Context, newPassphrase []byte, opts RotateOpt
 	}
 	res.Reencrypted += int64(n)
 	res.Unreadable = append(res.Unreadable, unreadable...)
-	return res, d.scrub(ctx, true)
+	if err := d.scrub(ctx, true); err != nil {
+		return res, fmt.Errorf("%w: %v", ErrNotScrubbed, err)
+	}
+	return res, nil
 }
 
 // startRotation records a new data key (wrapped by the current one) and a

@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 var newPass = []byte("battery staple")
@@ -544,4 +545,37 @@ func TestWrongPassphraseWritesNothing(t *testing.T) {
 	if _, err := os.Stat(inUsePath(path)); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("lock file after a wrong passphrase: %v", err)
 	}
+}
+
+// TestChangePassphraseNotScrubbed: a reader that never ends keeps the WAL
+// from being truncated: the change is made (the new passphrase opens the
+// file) and ErrNotScrubbed says the old key may remain.
+func TestChangePassphraseNotScrubbed(t *testing.T) {
+	ctx := context.Background()
+	path := testCreate(t)
+	d, err := OpenWith(ctx, path, testPass, Options{BusyTimeout: 300 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	fill(t, d, 5)
+	reader, err := sql.Open("sqlite", dsn(path, time.Second, false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reader.Close()
+	tx, err := reader.Begin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	var n int
+	if err := tx.QueryRow(`SELECT count(*) FROM messages`).Scan(&n); err != nil || n != 5 {
+		t.Fatalf("reader: %d %v", n, err)
+	}
+	if err := d.ChangePassphrase(ctx, newPass); !errors.Is(err, ErrNotScrubbed) {
+		t.Fatalf("change with a reader holding the WAL: %v", err)
+	}
+	tx.Rollback()
+	openPass(t, path, newPass)
 }

@@ -273,6 +273,7 @@ func (d *DB) unlock(ctx context.Context, q querier, passphrase []byte) error {
 	fail := func(msg string) error {
 		ring.erase()
 		d.pwKey.Erase()
+		clear(d.identity)
 		return errors.New("corrupt database: " + msg)
 	}
 	seed, err := data.Open(sealed, identityAD(pub))
