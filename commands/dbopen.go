@@ -37,7 +37,19 @@ func openDB(c *cli.Context) (*db.DB, error) {
 	}
 	defer clear(pass)
 	d, err := db.Open(c.Context, path, pass)
-	return d, dbHint(err)
+	if err != nil {
+		return nil, dbHint(err)
+	}
+	warnRotation(c, d)
+	return d, nil
+}
+
+// warnRotation says so when the database holds an interrupted key
+// rotation (it works meanwhile; passphrase --rotate-key finishes it).
+func warnRotation(c *cli.Context, d *db.DB) {
+	if d.RotationUnfinished() && c.Command.Name != "passphrase" {
+		fmt.Fprintf(c.App.ErrWriter, "librecord: warning: the key rotation of %s was interrupted; stop serve and run `librecord passphrase --rotate-key` to finish it\n", d.Path())
+	}
 }
 
 // withDB opens --db as openDB does, runs f on it and closes it. Errors of f
@@ -200,6 +212,14 @@ func dbHint(err error) error {
 		return withHint(err, "this database was written by a newer librecord: install it")
 	case errors.Is(err, db.ErrExists):
 		return withHint(err, "nothing was changed; to create another database, choose its file with --db")
+	case errors.Is(err, db.ErrRotating):
+		return withHint(err, "`librecord passphrase --rotate-key` is re-encrypting it: wait for it to finish, then use the new passphrase")
+	case errors.Is(err, db.ErrKeyChanged):
+		return withHint(err, "nothing was changed; another librecord process changed the passphrase meanwhile: run this again (with the new passphrase)")
+	case errors.Is(err, db.ErrRotationUnfinished):
+		return withHint(err, "nothing was changed; stop serve and run `librecord passphrase --rotate-key` to finish the rotation")
+	case errors.Is(err, db.ErrInUse):
+		return withHint(err, "nothing was changed; stop `librecord serve` (and any other librecord command) on this database, then run this again")
 	}
 	return err
 }

@@ -160,7 +160,7 @@ func (d *DB) InsertMessages(ctx context.Context, msgs []NewMessage) ([]Stored, e
 		if m.Cid != "" {
 			cid = m.Cid
 		}
-		blob := d.data.Seal(encodeBody(m.Pseudo, m.Text, m.System), messageAD(last, m.SalonID, atMs, m.UserID, m.Cid, m.Portions))
+		blob := d.ring.Load().data.Seal(encodeBody(m.Pseudo, m.Text, m.System), messageAD(last, m.SalonID, atMs, m.UserID, m.Cid, m.Portions))
 		if _, err := insert.ExecContext(ctx, last, m.SalonID, atMs, m.UserID, cid, m.Portions, blob); err != nil {
 			return nil, storageErr(err)
 		}
@@ -296,7 +296,7 @@ func (d *DB) scanMessage(rows *sql.Rows) (Message, error) {
 	if err := rows.Scan(&m.ID, &salonID, &m.Salon, &at, &userID, &cid, &portions, &blob); err != nil {
 		return m, storageErr(err)
 	}
-	pt, err := d.data.Open(blob, messageAD(m.ID, salonID, at, userID, cid, portions))
+	pt, err := d.ring.Load().open(blob, messageAD(m.ID, salonID, at, userID, cid, portions))
 	if err != nil {
 		return m, fmt.Errorf("message %d: %w", m.ID, crypto.ErrDecrypt)
 	}

@@ -13,8 +13,10 @@ import (
 
 // passwordID computes a password's identifier: Argon2id with the
 // install-wide salt (at most MaxConcurrentHashes at once), then an HMAC
-// under the data key, so that a stolen file without the passphrase gives
-// an offline guesser nothing to test guesses against.
+// under the password key (stored wrapped by the data key), so that a
+// stolen file without the passphrase gives an offline guesser nothing to
+// test guesses against. The password key survives a key rotation: users
+// keep their passwords.
 func (d *DB) passwordID(ctx context.Context, password string) ([]byte, error) {
 	select {
 	case d.hashSlots <- struct{}{}:
@@ -24,7 +26,7 @@ func (d *DB) passwordID(ctx context.Context, password string) ([]byte, error) {
 	h := crypto.HashPassword(password, d.pwSalt, d.pwKDF)
 	<-d.hashSlots
 	defer clear(h)
-	return d.data.Tag("password-id", h), nil
+	return d.pwKey.MAC(h), nil
 }
 
 // Authenticate hashes password (Argon2id, bounded concurrency) and returns
