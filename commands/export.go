@@ -39,12 +39,12 @@ func exportCommand() *cli.Command {
 			"with) is skipped: every other one is written, the unreadable ids are named on\n" +
 			"stderr and the command exits 1.",
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "salon", Required: true, Usage: "the `SALON` to export"},
+			&cli.StringFlag{Name: "salon", Usage: "the `SALON` to export (required)"},
 			&cli.StringFlag{Name: "format", Value: "text", Usage: "`text` or json"},
 			&cli.StringFlag{Name: "out", Usage: "write to `FILE` (must not exist) instead of stdout"},
 		},
 		Action: func(c *cli.Context) error {
-			if err := noArgs(c); err != nil {
+			if err := requireFlags(c, "salon"); err != nil {
 				return err
 			}
 			cfg := ExportConfig{Salon: c.String("salon"), Format: c.String("format")}
