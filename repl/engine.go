@@ -319,7 +319,7 @@ func (e *engine) setSalons(list []string) {
 // loginErrorFatal reports whether a login error should stop the program
 // rather than be retried.
 func loginErrorFatal(err error) bool {
-	var changed *crypto.KeyMismatchError
+	var changed *client.KeyMismatchError
 	var pinned *client.PinnedMismatchError
 	var unknown *client.UnknownServerError
 	var proto *client.ProtocolError

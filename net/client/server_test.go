@@ -50,7 +50,7 @@ func startServer(t *testing.T, mutate ...func(*server.Config)) *realServer {
 
 func login(t *testing.T, s *realServer, user string) *client.Session {
 	t.Helper()
-	known, err := crypto.LoadKnownServers(filepath.Join(t.TempDir(), "known_servers"))
+	known, err := client.LoadKnownServers(filepath.Join(t.TempDir(), "known_servers"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,7 +69,7 @@ func login(t *testing.T, s *realServer, user string) *client.Session {
 func TestAgainstRealServer(t *testing.T) {
 	s := startServer(t)
 	ctx := context.Background()
-	known, err := crypto.LoadKnownServers(filepath.Join(t.TempDir(), "known_servers"))
+	known, err := client.LoadKnownServers(filepath.Join(t.TempDir(), "known_servers"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -154,7 +154,7 @@ func TestScriptAgainstRealServer(t *testing.T) {
 	s := startServer(t)
 	dir := t.TempDir()
 	dial := func(ctx context.Context, ask repl.AskTrust) (repl.Session, error) {
-		known, err := crypto.LoadKnownServers(filepath.Join(dir, "known_servers"))
+		known, err := client.LoadKnownServers(filepath.Join(dir, "known_servers"))
 		if err != nil {
 			return nil, err
 		}
@@ -232,7 +232,7 @@ func TestScriptRateLimitedAgainstRealServer(t *testing.T) {
 	dir := t.TempDir()
 	fp := crypto.Fingerprint(s.db.Identity().Public().(ed25519.PublicKey))
 	dial := func(ctx context.Context, ask repl.AskTrust) (repl.Session, error) {
-		known, err := crypto.LoadKnownServers(filepath.Join(dir, "known_servers"))
+		known, err := client.LoadKnownServers(filepath.Join(dir, "known_servers"))
 		if err != nil {
 			return nil, err
 		}
@@ -277,7 +277,7 @@ func TestScriptRateLimitedAgainstRealServer(t *testing.T) {
 // how often the person was asked.
 func trustAll(t *testing.T, asked *atomic.Int32) client.Trust {
 	t.Helper()
-	known, err := crypto.LoadKnownServers(filepath.Join(t.TempDir(), "known_servers"))
+	known, err := client.LoadKnownServers(filepath.Join(t.TempDir(), "known_servers"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -378,7 +378,7 @@ func TestLoginAfterServerClosedRefusesChangedKey(t *testing.T) {
 	p.target.Store(b.addr) // another server, another identity key
 	waitFor(t, func() bool { return !sess.Connected() })
 	_, err = sess.Login(ctx, "alice-password")
-	var mismatch *crypto.KeyMismatchError
+	var mismatch *client.KeyMismatchError
 	if !errors.As(err, &mismatch) {
 		t.Fatalf("login with a changed server key: got %v, want a key mismatch", err)
 	}

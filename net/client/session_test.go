@@ -202,7 +202,7 @@ func mustJSON(v any) []byte {
 }
 
 func trustAll(t *testing.T) func(string, ed25519.PublicKey) error {
-	known, err := crypto.LoadKnownServers(filepath.Join(t.TempDir(), "known_servers"))
+	known, err := LoadKnownServers(filepath.Join(t.TempDir(), "known_servers"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -497,8 +497,8 @@ func TestTrust(t *testing.T) {
 	other, _ := crypto.NewIdentity()
 	otherFP := crypto.Fingerprint(other.Public().(ed25519.PublicKey))
 	path := filepath.Join(t.TempDir(), "known_servers")
-	load := func() *crypto.KnownServers {
-		k, err := crypto.LoadKnownServers(path)
+	load := func() *KnownServers {
+		k, err := LoadKnownServers(path)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -549,7 +549,7 @@ func TestTrust(t *testing.T) {
 			t.Fatal(err)
 		}
 		err := dial(Trust{Known: load(), Ask: func(string, string) (bool, error) { return true, nil }})
-		var km *crypto.KeyMismatchError
+		var km *KeyMismatchError
 		if !errors.As(err, &km) || !strings.Contains(err.Error(), path) {
 			t.Fatalf("got %v", err)
 		}
