@@ -314,7 +314,10 @@ func (c *chat) chooseSalon() string {
 }
 
 func (c *chat) prompt() string {
-	name := c.e.salon
+	// The salon's name is a valid name (client checks what servers
+	// send); Printable keeps liner from refusing the prompt whatever
+	// comes.
+	name := client.Printable(c.e.salon)
 	if name == "" {
 		name = "librecord"
 	}
@@ -463,8 +466,10 @@ func (c *chat) sendText(text string, echo Mark) {
 }
 
 // notice prints a line of the client, replacing the countdown if shown.
+// Notices quote the server (errors, names), so the whole line goes
+// through client.Printable.
 func (c *chat) notice(text string) {
-	line := "-!- " + text
+	line := "-!- " + client.Printable(text)
 	if c.status1 != 0 && c.term.Replace(c.status1, line) {
 		c.status1 = 0
 		return
@@ -478,7 +483,7 @@ func (c *chat) status(text string) {
 		c.status1 = 0
 		return
 	}
-	line := "-!- " + text
+	line := "-!- " + client.Printable(text)
 	if c.status1 != 0 && c.term.Replace(c.status1, line) {
 		return
 	}

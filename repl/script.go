@@ -222,7 +222,7 @@ func (s *script) message(salon string, m lnet.Message, own *Item) {
 
 func (s *script) notice(text string) {
 	s.lastStatus = ""
-	fmt.Fprintf(s.errOut, "librecord: %s\n", text)
+	fmt.Fprintf(s.errOut, "librecord: %s\n", client.Printable(text))
 }
 
 // status prints a countdown once per phase, not every second.
@@ -237,10 +237,10 @@ func (s *script) status(text string) {
 		return
 	}
 	s.lastStatus = phase
-	fmt.Fprintf(s.errOut, "librecord: %s\n", text)
+	fmt.Fprintf(s.errOut, "librecord: %s\n", client.Printable(text))
 }
 
 func (s *script) failed(it *Item, err error) {
 	s.notSent = append(s.notSent, NotSent{Line: it.Line, Reason: err.Error()})
-	fmt.Fprintf(s.errOut, "librecord: line %d not sent: %v\n", it.Line, err)
+	fmt.Fprintf(s.errOut, "librecord: line %d not sent: %s\n", it.Line, client.Printable(err.Error()))
 }

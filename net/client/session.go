@@ -50,11 +50,13 @@ type ServerError struct {
 	Message string
 }
 
+// Error shows the server's words through Printable, cut to a few hundred
+// bytes: the message and the code come from the server.
 func (e *ServerError) Error() string {
 	if e.Message == "" {
-		return "server error " + e.Code
+		return "server error " + shown(e.Code)
 	}
-	return e.Message + " (" + e.Code + ")"
+	return shown(e.Message) + " (" + shown(e.Code) + ")"
 }
 
 // IsCode reports whether err is a ServerError with the given code.
@@ -67,7 +69,7 @@ func IsCode(err error, code string) bool {
 // (a wrong status, an answer of the wrong kind). It is not retried.
 type ProtocolError struct{ Msg string }
 
-func (e *ProtocolError) Error() string { return "protocol violation by server: " + e.Msg }
+func (e *ProtocolError) Error() string { return "protocol violation by server: " + shown(e.Msg) }
 
 // Config says where and how to connect. Zero durations take the defaults.
 type Config struct {
@@ -120,7 +122,34 @@ func (c *Config) defaults() {
 	}
 }
 
-// LoginInfo is what the server announced at login (PROTOCOL.md 3.1).
+// Bounds on the timing a server announces at login (PROTOCOL.md 3.1 and
+// 5): Login clamps poll_ms and session_timeout_ms into them, so that a
+// hostile or broken server can make the client neither fetch hundreds of
+// times a second nor try to resume for hours. A value missing or not
+// positive takes the protocol's default.
+const (
+	MinPoll               = time.Second
+	MaxPoll               = time.Minute
+	DefaultPoll           = 3 * time.Second
+	MinSessionTimeout     = 10 * time.Second
+	MaxSessionTimeout     = 10 * time.Minute
+	DefaultSessionTimeout = 30 * time.Second
+)
+
+// clampMS turns an announced number of milliseconds into a duration in
+// [lo, hi], or def when it is missing or not positive.
+func clampMS(ms int64, def, lo, hi time.Duration) time.Duration {
+	if ms <= 0 {
+		return def
+	}
+	if ms > int64(hi/time.Millisecond) {
+		return hi
+	}
+	return max(time.Duration(ms)*time.Millisecond, lo)
+}
+
+// LoginInfo is what the server announced at login (PROTOCOL.md 3.1), its
+// names checked and its timing clamped (MinPoll ... MaxSessionTimeout).
 type LoginInfo struct {
 	Pseudo         string
 	Salons         []string
@@ -612,12 +641,20 @@ func (s *Session) login(ctx context.Context, password string) (LoginInfo, error)
 	}
 	info := LoginInfo{
 		Pseudo:         r.Pseudo,
-		SessionTimeout: time.Duration(r.SessionTimeoutMS) * time.Millisecond,
-		Poll:           time.Duration(r.PollMS) * time.Millisecond,
+		SessionTimeout: clampMS(r.SessionTimeoutMS, DefaultSessionTimeout, MinSessionTimeout, MaxSessionTimeout),
+		Poll:           clampMS(r.PollMS, DefaultPoll, MinPoll, MaxPoll),
+	}
+	if !validName(r.Pseudo) {
+		return LoginInfo{}, &ProtocolError{Msg: "the login answer's pseudo is not a valid name"}
 	}
 	if len(r.Salons) > 0 {
 		if err := json.Unmarshal(r.Salons, &info.Salons); err != nil {
 			return LoginInfo{}, &ProtocolError{Msg: "login salons are not a list of names"}
+		}
+	}
+	for _, name := range info.Salons {
+		if !validName(name) {
+			return LoginInfo{}, &ProtocolError{Msg: "the login answer lists a salon whose name is not valid"}
 		}
 	}
 	return info, nil
@@ -656,6 +693,12 @@ func (s *Session) Fetch(ctx context.Context, f FetchRequest) (Messages, error) {
 	if err := expectOp(r, lnet.OpMessages); err != nil {
 		return Messages{}, err
 	}
+	for _, m := range r.Messages {
+		// A system message has no author (its pseudo is "").
+		if !validName(m.Pseudo) && !(m.System && m.Pseudo == "") {
+			return Messages{}, &ProtocolError{Msg: fmt.Sprintf("message %d has a pseudo that is not a valid name", m.ID)}
+		}
+	}
 	return Messages{Salon: r.Salon, More: r.More, Messages: r.Messages}, nil
 }
 
@@ -674,6 +717,11 @@ func (s *Session) Salons(ctx context.Context) ([]lnet.SalonInfo, error) {
 			return nil, &ProtocolError{Msg: "salons answer is not a list of salons"}
 		}
 	}
+	for _, in := range out {
+		if !validName(in.Name) {
+			return nil, &ProtocolError{Msg: "the salons answer lists a salon whose name is not valid"}
+		}
+	}
 	return out, nil
 }
 
@@ -685,6 +733,11 @@ func (s *Session) Who(ctx context.Context, salon string) ([]string, error) {
 	}
 	if err := expectOp(r, lnet.OpWho); err != nil {
 		return nil, err
+	}
+	for _, p := range r.Pseudos {
+		if !validName(p) {
+			return nil, &ProtocolError{Msg: "the who answer lists a pseudo that is not a valid name"}
+		}
 	}
 	return r.Pseudos, nil
 }

@@ -34,6 +34,11 @@ type fakeServer struct {
 	// raw, when set, replaces the sealed answer of the next request with
 	// these bytes as a frame payload.
 	raw []byte
+	// refuseHellos: answer this many hellos with the plain error
+	// helloRefusal (default: unavailable, a full source) and close.
+	refuseHellos int
+	helloRefusal []byte
+	hellos       int // hellos received
 }
 
 func newFakeServer(t *testing.T) *fakeServer {
@@ -132,6 +137,21 @@ func (s *fakeServer) serve(c stdnet.Conn) {
 	case crypto.KindHello:
 		peer, err := crypto.ParseClientHello(first)
 		if err != nil {
+			return
+		}
+		s.mu.Lock()
+		s.hellos++
+		refuse := s.refuseHellos > 0
+		if refuse {
+			s.refuseHellos--
+		}
+		refusal := s.helloRefusal
+		s.mu.Unlock()
+		if refuse {
+			if refusal == nil {
+				refusal = []byte(`{"op":"error","code":"unavailable","message":"too many connections from your address"}`)
+			}
+			ew.WriteEnvelope(crypto.PlainError(refusal))
 			return
 		}
 		keys, _ := crypto.NewSessionKeys()
