@@ -763,7 +763,8 @@ func (c *chat) cmdHistory(arg string) {
 				e.oldest[salon] = o
 			}
 			var b strings.Builder
-			fmt.Fprintf(&b, "-!- %d earlier message(s) in %s:", len(res.Messages), salon)
+			shownSalon := client.Printable(salon)
+			fmt.Fprintf(&b, "-!- %d earlier message(s) in %s:", len(res.Messages), shownSalon)
 			day := time.Now().In(e.cfg.Location).Format("2006-01-02")
 			for _, m := range res.Messages {
 				if at := parseAt(m.At); !at.IsZero() {
@@ -776,7 +777,7 @@ func (c *chat) cmdHistory(arg string) {
 			}
 			more := "/history for more"
 			if !res.More {
-				more = "that is the beginning of " + salon
+				more = "that is the beginning of " + shownSalon
 			}
 			b.WriteString("\n-!- end of earlier messages (" + more + ")")
 			c.term.Print(b.String())

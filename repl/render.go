@@ -85,7 +85,7 @@ func ScriptLine(salon string, m lnet.Message) string {
 	return b.String()
 }
 
-var scriptEscapes = strings.NewReplacer(`\\`, `\\\\`, "\n", `\n`, "\r", `\r`)
+var scriptEscapes = strings.NewReplacer(`\`, `\\`, "\n", `\n`, "\r", `\r`)
 
 // escapeScript escapes s for one scripted output line (see ScriptLine).
 func escapeScript(s string) string {

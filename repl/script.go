@@ -199,13 +199,14 @@ func readLine(br *bufio.Reader, max int) (line string, tooLong bool, err error) 
 	}
 }
 
-// checkText says why a line cannot be a message (PROTOCOL.md 3.2), or "".
+// checkText says why a line cannot be a message (PROTOCOL.md 3.2: no C0
+// control but tab, no DEL, no C1 control), or "".
 func checkText(s string) string {
 	if !utf8.ValidString(s) {
 		return "not valid UTF-8"
 	}
 	for _, r := range s {
-		if r != '\t' && (r < 0x20 || r == 0x7f) {
+		if r != '\t' && (r < 0x20 || (r >= 0x7f && r <= 0x9f)) {
 			return "control character"
 		}
 	}
