@@ -226,18 +226,32 @@ func RunInteractive(ctx context.Context, cfg Config, dial Dialer, term Terminal)
 }
 
 // login dials (asking about an unknown server) and logs in, asking the
-// password again when it is wrong.
+// password again when it is wrong. A server that turns the connection or
+// the login away for now is tried again after a growing wait, with the
+// same password.
 func (c *chat) login(ctx context.Context) (Session, client.LoginInfo, error) {
 	cfg := c.e.cfg
-	sess, err := c.e.dial(ctx, c.askTrust)
-	if err != nil {
-		return nil, client.LoginInfo{}, err
-	}
+	bo := c.e.newBackoff()
+	var sess Session
 	for {
-		var pw string
-		if cfg.Password != nil {
+		var err error
+		sess, err = c.e.dial(ctx, c.askTrust)
+		if err == nil {
+			break
+		}
+		if !c.e.waitRefused(ctx, err, bo) {
+			return nil, client.LoginInfo{}, err
+		}
+	}
+	var pw string
+	for again := false; ; {
+		var err error
+		switch {
+		case again:
+			again = false // the same password, after a refusal for now
+		case cfg.Password != nil:
 			pw, err = cfg.Password()
-		} else {
+		default:
 			pw, err = c.term.ReadPassword("password for " + cfg.Addr + ": ")
 			if err == nil && pw == "" {
 				continue
@@ -259,8 +273,12 @@ func (c *chat) login(ctx context.Context) (Session, client.LoginInfo, error) {
 		case client.IsCode(err, lnet.CodeAuth):
 			sess.Close()
 			return nil, client.LoginInfo{}, fmt.Errorf("the password from %s was refused", cfg.PasswordSource)
-		case client.IsCode(err, lnet.CodeRateLimited) && cfg.Password == nil:
-			c.term.Print("too many failed logins from this address: wait a minute, then try again")
+		case refusedForNow(err):
+			if !c.e.waitRefused(ctx, err, bo) {
+				sess.Close()
+				return nil, client.LoginInfo{}, err
+			}
+			again = true
 		default:
 			sess.Close()
 			return nil, client.LoginInfo{}, err

@@ -65,21 +65,8 @@ func RunScript(ctx context.Context, cfg Config, dial Dialer, in io.Reader, out, 
 	s.e = e
 	e.giveUp = true
 
-	sess, err := dial(ctx, nil)
+	sess, info, err := s.login(ctx)
 	if err != nil {
-		return err
-	}
-	pw, err := cfg.Password()
-	if err != nil {
-		sess.Close()
-		return fmt.Errorf("read password: %w", err)
-	}
-	info, err := sess.Login(ctx, pw)
-	if err != nil {
-		sess.Close()
-		if client.IsCode(err, lnet.CodeAuth) {
-			return fmt.Errorf("the password from %s was refused", cfg.PasswordSource)
-		}
 		return err
 	}
 	e.adopt(sess, info)
@@ -116,6 +103,52 @@ func RunScript(ctx context.Context, cfg Config, dial Dialer, in io.Reader, out, 
 		return &NotSentError{Lines: s.notSent}
 	}
 	return nil
+}
+
+// login dials and logs in from the password source. A server that turns
+// the connection or the login away for now is tried again after a growing
+// wait, for up to a reconnect window in all.
+func (s *script) login(ctx context.Context) (Session, client.LoginInfo, error) {
+	e := s.e
+	bo := e.newBackoff()
+	for {
+		sess, err := e.dial(ctx, nil)
+		if err != nil {
+			if e.waitRefused(ctx, err, bo) {
+				continue
+			}
+			return nil, client.LoginInfo{}, refusedErr(err, bo)
+		}
+		for {
+			var pw string
+			pw, err = e.cfg.Password()
+			if err != nil {
+				sess.Close()
+				return nil, client.LoginInfo{}, fmt.Errorf("read password: %w", err)
+			}
+			var info client.LoginInfo
+			info, err = sess.Login(ctx, pw)
+			if err == nil {
+				return sess, info, nil
+			}
+			if !e.waitRefused(ctx, err, bo) {
+				break
+			}
+		}
+		sess.Close()
+		if client.IsCode(err, lnet.CodeAuth) {
+			return nil, client.LoginInfo{}, fmt.Errorf("the password from %s was refused", e.cfg.PasswordSource)
+		}
+		return nil, client.LoginInfo{}, refusedErr(err, bo)
+	}
+}
+
+// refusedErr says how long the server kept refusing, if it did.
+func refusedErr(err error, bo *backoff) error {
+	if refusedForNow(err) && bo.waited > 0 {
+		return fmt.Errorf("the server kept refusing for %s: %w", fmtWait(bo.waited), err)
+	}
+	return err
 }
 
 // unsent records what is still in the outbox.
