@@ -578,6 +578,8 @@ func expectOp(r response, op string) error {
 
 // Login logs the session in (PROTOCOL.md 3.1). A wrong password is a
 // ServerError of code "auth"; the session stays usable for another try.
+// A pseudo or salon name in the answer that is not a valid name is a
+// *ProtocolError; poll_ms and session_timeout_ms are clamped (MinPoll ...).
 // The answer may take up to Config.LoginTimeout (the server may be hashing
 // many passwords at once), not only the reply margin.
 //
@@ -674,7 +676,10 @@ func (s *Session) Send(ctx context.Context, salon, text, cid string) (Ack, error
 }
 
 // Fetch fetches messages (PROTOCOL.md 3.3). With After and Wait set the
-// server may hold the answer up to Wait.
+// server may hold the answer up to Wait. A message whose pseudo is not a
+// valid name (empty for a system message) makes the answer a
+// *ProtocolError. Texts and times are as the server sent them: show them
+// through Printable.
 func (s *Session) Fetch(ctx context.Context, f FetchRequest) (Messages, error) {
 	req := request{Op: lnet.OpFetch, Salon: f.Salon, Limit: f.Limit, Before: f.Before}
 	if f.HasAfter {
@@ -703,6 +708,7 @@ func (s *Session) Fetch(ctx context.Context, f FetchRequest) (Messages, error) {
 }
 
 // Salons lists the salons the user may open with their newest message id.
+// A name that is not a valid name makes the answer a *ProtocolError.
 func (s *Session) Salons(ctx context.Context) ([]lnet.SalonInfo, error) {
 	r, err := s.do(ctx, request{Op: lnet.OpSalons}, s.cfg.ReplyMargin)
 	if err != nil {
@@ -725,7 +731,8 @@ func (s *Session) Salons(ctx context.Context) ([]lnet.SalonInfo, error) {
 	return out, nil
 }
 
-// Who lists the users with a live session who may open salon.
+// Who lists the users with a live session who may open salon. A pseudo
+// that is not a valid name makes the answer a *ProtocolError.
 func (s *Session) Who(ctx context.Context, salon string) ([]string, error) {
 	r, err := s.do(ctx, request{Op: lnet.OpWho, Salon: salon}, s.cfg.ReplyMargin)
 	if err != nil {
