@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 	"unicode"
+	"unicode/utf8"
 )
 
 // hostile is text a hostile server puts everywhere it can: a CSI that
@@ -212,4 +213,24 @@ func TestLoginClampsTiming(t *testing.T) {
 			}
 		})
 	}
+}
+
+// FuzzPrintable: whatever goes in, what comes out is valid UTF-8 without a
+// character Printable replaces, and printing it again changes nothing.
+func FuzzPrintable(f *testing.F) {
+	f.Add(hostile)
+	f.Add("plain")
+	f.Add("\xff\xfe\xc2\x9b")
+	f.Fuzz(func(t *testing.T, s string) {
+		out := Printable(s)
+		if !utf8.ValidString(out) || strings.ContainsFunc(out, unsafeRune) {
+			t.Fatalf("Printable(%q) = %q", s, out)
+		}
+		if Printable(out) != out {
+			t.Fatalf("Printable is not idempotent on %q", s)
+		}
+		if sh := shown(s); len(sh) > maxShown+len("…") || !utf8.ValidString(sh) {
+			t.Fatalf("shown(%q) = %q", s, sh)
+		}
+	})
 }
