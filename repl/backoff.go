@@ -40,8 +40,6 @@ func (b *backoff) next() time.Duration {
 	return d
 }
 
-func (b *backoff) reset() { b.n, b.waited = 0, 0 }
-
 // refusedForNow reports whether err is a server turning a connection or
 // a login away for the moment (PROTOCOL.md 4): unavailable (too many
 // connections from this address, or storage trouble) or rate_limited (too
