@@ -73,7 +73,8 @@ func RunScript(ctx context.Context, cfg Config, dial Dialer, in io.Reader, out, 
 	salon := canonical(info.Salons, cfg.Salon)
 	if salon == "" {
 		e.finish(e.cfg.RetryDelay)
-		return fmt.Errorf("%s may not write in salon %q (their salons: %s)", info.Pseudo, cfg.Salon, strings.Join(info.Salons, ", "))
+		return fmt.Errorf("%s may not write in salon %q (their salons: %s)", client.Printable(info.Pseudo), cfg.Salon,
+			client.Printable(strings.Join(info.Salons, ", ")))
 	}
 	e.open(salon)
 
