@@ -8,7 +8,6 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"strings"
 	"text/tabwriter"
 	"unicode/utf8"
 
@@ -207,6 +206,7 @@ func dbHint(err error) error {
 
 // adminHint attaches the next step to the errors of admin commands.
 func adminHint(err error) error {
+	var missing *db.NotFoundError
 	switch {
 	case err == nil:
 		return nil
@@ -220,9 +220,9 @@ func adminHint(err error) error {
 		return withHint(err, "choose another password, or leave out --password-stdin to get a generated one")
 	case errors.Is(err, db.ErrInvalidPassword):
 		return withHint(err, fmt.Sprintf("choose at least %d characters, or leave out --password-stdin to get a generated one", crypto.MinPasswordLength))
-	case errors.Is(err, db.ErrNotFound) && strings.HasPrefix(err.Error(), "salon "):
+	case errors.As(err, &missing) && missing.Kind == db.KindSalon:
 		return withHint(err, "`librecord salon list` shows the salons; `librecord salon add NAME` creates one")
-	case errors.Is(err, db.ErrNotFound) && strings.HasPrefix(err.Error(), "user "):
+	case errors.As(err, &missing) && missing.Kind == db.KindUser:
 		return withHint(err, "`librecord user list` shows the users")
 	case errors.Is(err, db.ErrBusy):
 		return withHint(err, "nothing was changed; the database stayed locked by another process, is read-only, or the disk is full: check, then try again")
@@ -282,22 +282,4 @@ func writeJSON(w io.Writer, v any) error {
 // newTable returns a writer that aligns tab-separated columns; Flush it.
 func newTable(w io.Writer) *tabwriter.Writer {
 	return tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-}
-
-// noArgs refuses positional arguments to a command that takes none.
-func noArgs(c *cli.Context) error {
-	if c.NArg() > 0 {
-		return withHint(fmt.Errorf("%s takes no arguments, got %q", c.Command.FullName(), c.Args().First()),
-			fmt.Sprintf("see `librecord %s --help`", c.Command.FullName()))
-	}
-	return nil
-}
-
-// needArgs checks the count of positional arguments.
-func needArgs(c *cli.Context, min, max int, usage string) error {
-	if n := c.NArg(); n < min || (max >= 0 && n > max) {
-		return withHint(fmt.Errorf("usage: librecord %s %s", c.Command.FullName(), usage),
-			fmt.Sprintf("see `librecord %s --help`", c.Command.FullName()))
-	}
-	return nil
 }

@@ -18,9 +18,6 @@ func passphraseCommand() *cli.Command {
 			&cli.StringFlag{Name: "new-passphrase-file", Usage: "read the new passphrase from `FILE` (first line)"},
 		},
 		Action: func(c *cli.Context) error {
-			if err := noArgs(c); err != nil {
-				return err
-			}
 			d, err := openDB(c)
 			if err != nil {
 				return err

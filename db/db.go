@@ -36,6 +36,10 @@ var (
 	ErrWrongPassphrase = errors.New("wrong passphrase")
 	// ErrAuth: no user has this password (Authenticate).
 	ErrAuth = errors.New("wrong password")
+	// ErrDisabled: the password is right but the host disabled its user
+	// (Authenticate). It is also ErrAuth: the peer gets the same answer;
+	// only the failed-login count tells them apart.
+	ErrDisabled = fmt.Errorf("%w: user disabled by the host", ErrAuth)
 	// ErrNotFound: unknown user or salon.
 	ErrNotFound = errors.New("not found")
 	// ErrDuplicate: pseudo or salon name already taken (ignoring case).
@@ -175,9 +179,10 @@ func Backup(ctx context.Context, path, target string) error {
 
 // User is one account.
 type User struct {
-	ID     int64
-	Pseudo string
-	Salons []string // salons the user may open, sorted
+	ID       int64
+	Pseudo   string
+	Salons   []string // salons the user may open, sorted
+	Disabled bool     // the host disabled the user: no login, sessions end
 }
 
 // Credential identifies a logged-in user and the password they logged in

@@ -10,6 +10,7 @@ import (
 
 	lnet "librecord/net"
 	"librecord/net/client"
+	"librecord/net/testkit"
 )
 
 // sleeps records the waits the chat asks for, and returns at once.
@@ -70,7 +71,7 @@ func TestScriptRetriesRefusals(t *testing.T) {
 	var sl sleeps
 	cfg := scriptConfig()
 	cfg.sleep, cfg.jitter = sl.sleep, fullJitter
-	var errOut syncBuffer
+	var errOut testkit.Buffer
 	err := RunScript(context.Background(), cfg, h.dial, strings.NewReader("hello\n"), &strings.Builder{}, &errOut)
 	if err != nil {
 		t.Fatalf("%v (stderr %s)", err, errOut.String())

@@ -12,6 +12,7 @@ import (
 
 	lnet "librecord/net"
 	"librecord/net/client"
+	"librecord/net/testkit"
 )
 
 // hostile is what a hostile server appends to every string it sends: a
@@ -198,7 +199,7 @@ func TestHostileServerScript(t *testing.T) {
 	}
 	pr, pw := io.Pipe()
 	outR, outW := io.Pipe()
-	var errOut syncBuffer
+	var errOut testkit.Buffer
 	done := make(chan error, 1)
 	go func() {
 		done <- RunScript(context.Background(), scriptConfig(), dial, pr, outW, &errOut)
