@@ -234,3 +234,26 @@ func FuzzPrintable(f *testing.F) {
 		}
 	})
 }
+
+// TestLoginRefusedAtNewHello: when Login opens a new connection (the old
+// one went stale) and the server's source is full, the plain unavailable
+// comes back from Login; the next Login tries a new hello again.
+func TestLoginRefusedAtNewHello(t *testing.T) {
+	s := newFakeServer(t)
+	sess := dialFake(t, s, Config{FreshFor: time.Nanosecond})
+	s.mu.Lock()
+	s.refuseHellos = 1
+	s.mu.Unlock()
+	ctx := context.Background()
+	if _, err := sess.Login(ctx, "right"); !IsCode(err, "unavailable") {
+		t.Fatalf("got %v, want the plain unavailable", err)
+	}
+	if _, err := sess.Login(ctx, "right"); err != nil {
+		t.Fatalf("second login: %v", err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.hellos != 3 {
+		t.Errorf("%d hellos, want 3 (dial, refused, accepted)", s.hellos)
+	}
+}
