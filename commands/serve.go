@@ -23,6 +23,7 @@ type serveConfig struct {
 	LogFormat       string // text or json
 	ShutdownTimeout time.Duration
 	Server          server.Config
+	Web             webConfig // --web... (serve_web.go)
 }
 
 func serveCommand() *cli.Command {
@@ -33,7 +34,7 @@ func serveCommand() *cli.Command {
 		Description: "Serves the Librecord protocol on --listen until SIGINT or SIGTERM, then stops\n" +
 			"gracefully: parked fetches are answered, messages already received are stored\n" +
 			"and acknowledged, the database is closed. Logs go to stderr.",
-		Flags: []cli.Flag{
+		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "listen", Value: ":7447", Usage: "TCP `ADDRESS` to listen on"},
 			&cli.DurationFlag{Name: "session-timeout", Value: d.Chat.SessionTimeout, Usage: "end a logged-in session after this long without a request"},
 			&cli.DurationFlag{Name: "login-timeout", Value: d.LoginTimeout, Usage: "close a connection not logged in this long after it opened"},
@@ -50,7 +51,7 @@ func serveCommand() *cli.Command {
 			&cli.IntFlag{Name: "max-fetch", Value: d.Chat.MaxFetch, Usage: "largest fetch limit"},
 			&cli.DurationFlag{Name: "shutdown-timeout", Value: 15 * time.Second, Usage: "on SIGINT/SIGTERM, wait this long for answers to go out"},
 			&cli.StringFlag{Name: "log-format", Value: "text", Usage: "log format on stderr: text or json"},
-		},
+		}, webFlags()...),
 		Action: func(c *cli.Context) error {
 			cfg := serveConfig{
 				Listen:          c.String("listen"),
@@ -82,16 +83,28 @@ func serveCommand() *cli.Command {
 			if cfg.ShutdownTimeout <= 0 {
 				return errors.New("--shutdown-timeout must be positive")
 			}
+			var err error
+			if cfg.Web, err = readWebFlags(c, s.MaxPortions); err != nil {
+				return err
+			}
 			ln, err := stdnet.Listen("tcp", cfg.Listen)
 			if err != nil {
 				return withHint(fmt.Errorf("listen: %w", err), "choose another address with --listen (e.g. --listen :7448)")
 			}
-			d, err := openOrCreateDB(c)
+			webLn, err := listenWeb(cfg.Web)
 			if err != nil {
 				ln.Close()
 				return err
 			}
-			return runServe(c.Context, d, ln, cfg, c.App.Writer, c.App.ErrWriter)
+			d, err := openOrCreateDB(c)
+			if err != nil {
+				ln.Close()
+				if webLn != nil {
+					webLn.Close()
+				}
+				return err
+			}
+			return runServe(c.Context, d, ln, webLn, cfg, c.App.Writer, c.App.ErrWriter)
 		},
 	}
 }
@@ -99,7 +112,7 @@ func serveCommand() *cli.Command {
 // runServe serves on ln until ctx ends, then shuts down gracefully and
 // closes d. It prints the address and the identity fingerprint on stdout
 // and logs on stderr.
-func runServe(ctx context.Context, d *db.DB, ln stdnet.Listener, cfg serveConfig, stdout, stderr io.Writer) (err error) {
+func runServe(ctx context.Context, d *db.DB, ln, webLn stdnet.Listener, cfg serveConfig, stdout, stderr io.Writer) (err error) {
 	defer func() {
 		if cerr := d.Close(); cerr != nil && err == nil {
 			err = fmt.Errorf("close database: %w", cerr)
@@ -113,6 +126,9 @@ func runServe(ctx context.Context, d *db.DB, ln stdnet.Listener, cfg serveConfig
 	srv, err := server.New(d, d.Identity(), cfg.Server, log)
 	if err != nil {
 		ln.Close()
+		if webLn != nil {
+			webLn.Close()
+		}
 		return err
 	}
 	fingerprint := crypto.Fingerprint(d.Identity().Public().(ed25519.PublicKey))
@@ -127,6 +143,7 @@ func runServe(ctx context.Context, d *db.DB, ln stdnet.Listener, cfg serveConfig
 
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
+	webSrv := startWeb(webLn, cfg.Web, srv, log, stdout)
 	var serveErr error
 	select {
 	case <-ctx.Done():
@@ -136,7 +153,11 @@ func runServe(ctx context.Context, d *db.DB, ln stdnet.Listener, cfg serveConfig
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil {
+	err = srv.Shutdown(sctx)
+	if webSrv != nil {
+		webSrv.Shutdown(sctx) // after srv: its WebSockets got their last answers
+	}
+	if err != nil {
 		return err
 	}
 	if serveErr == nil {
