@@ -63,3 +63,10 @@ test("fingerprint as OpenSSH prints it", () => {
   const pub = globalThis.nacl.sign.keyPair.fromSeed(seed).publicKey;
   assert.equal(lc.fingerprint(pub), "SHA256:Vkdap1RjR0wChd9dvyvKtz2mUTWIOem3dIGy6rEHcIw");
 });
+
+for (const name of readdirSync(dir).filter((n) => n.startsWith("fail_server_hello_"))) {
+  test("vector " + name, () => {
+    const v = vector("crypto/testdata/" + name);
+    assert.throws(() => lc.parseServerHello(unhex(v.server_hello), unhex(v.client_hello)), lc.CryptoError);
+  });
+}
