@@ -40,7 +40,7 @@ const MaxLineBytes = 310
 const CSP = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; " +
 	"connect-src 'self'; object-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
 
-//go:embed static
+//go:embed all:static
 var static embed.FS
 
 // Static returns the page's files (index.html, its scripts and styles).

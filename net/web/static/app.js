@@ -285,7 +285,7 @@ client.on("outbox", (item) => {
 
 function sendNow() {
   const ta = $("text");
-  const text = ta.value.replace(/\r\n?/g, "\n");
+  const text = ta.value.replace(/\r\n?/g, "\n").replace(/^\n+|\n+$/g, "");
   if (!text.trim() || !client.salon) return;
   $("chat-error").textContent = "";
   client.send(text);

@@ -130,6 +130,7 @@ export class Client {
     this.conn = c;
     const hello = lc.clientHello(keys);
     const answer = new Promise((resolve, reject) => { c.first = { resolve, reject }; });
+    answer.catch(() => {}); // awaited below, unless the connection fails first
     const timer = setTimeout(() => c.close("no hello from the server"), this.opts.helloTimeout);
     try {
       await c.ready;
@@ -315,6 +316,7 @@ export class Client {
     const c = this.newConn();
     this.conn = c;
     const answer = new Promise((resolve, reject) => { c.first = { resolve, reject }; });
+    answer.catch(() => {}); // awaited below, unless the connection fails first
     const timer = setTimeout(() => c.close("no answer to resume"), this.opts.replyMargin);
     try {
       await c.ready;
