@@ -14,6 +14,7 @@ import (
 	"embed"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	stdnet "net"
@@ -226,7 +227,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	nc := websocket.NetConn(ctx, ws, websocket.MessageText)
 	// After NetConn, which turns the limit off.
 	ws.SetReadLimit(int64(s.cfg.MaxPortions) * MaxLineBytes)
-	c := &wsConn{Conn: nc, remote: src, cancel: cancel, done: make(chan struct{})}
+	c := newWSConn(nc, src, cancel)
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -288,19 +289,51 @@ func (s *Server) trusted(a netip.Addr) bool {
 // client's source, not the library's idea of it, and Close tells the
 // handler the connection is over. NetConn has no half-close: the server
 // just closes it, and the close handshake follows the data.
+//
+// Reads go through an in-memory pipe fed by a copier, because a read
+// deadline on NetConn closes the whole WebSocket when it expires during a
+// read, while the server uses one to stop reading at shutdown and then
+// still writes its last answers. Writes go straight to NetConn: a write
+// deadline that expires there should drop the peer.
 type wsConn struct {
-	stdnet.Conn
-	remote *stdnet.TCPAddr
-	cancel context.CancelFunc
-	once   sync.Once
-	done   chan struct{}
-	err    error
+	stdnet.Conn             // NetConn: Write, SetWriteDeadline, LocalAddr, Close
+	r           stdnet.Conn // our end of the read pipe
+	remote      *stdnet.TCPAddr
+	cancel      context.CancelFunc
+	once        sync.Once
+	done        chan struct{}
+	err         error
 }
 
+// copyBuffer is the read copier's buffer: lines are at most 302 bytes.
+const copyBuffer = 4096
+
+func newWSConn(nc stdnet.Conn, remote *stdnet.TCPAddr, cancel context.CancelFunc) *wsConn {
+	mine, feed := stdnet.Pipe()
+	c := &wsConn{Conn: nc, r: mine, remote: remote, cancel: cancel, done: make(chan struct{})}
+	go func() {
+		io.CopyBuffer(feed, onlyReader{nc}, make([]byte, copyBuffer))
+		feed.Close() // EOF (or the WebSocket's error) for the server's reader
+	}()
+	return c
+}
+
+// onlyReader hides NetConn's other methods from io.CopyBuffer.
+type onlyReader struct{ r io.Reader }
+
+func (o onlyReader) Read(p []byte) (int, error) { return o.r.Read(p) }
+
+func (c *wsConn) Read(p []byte) (int, error)        { return c.r.Read(p) }
+func (c *wsConn) SetReadDeadline(t time.Time) error { return c.r.SetReadDeadline(t) }
+func (c *wsConn) SetDeadline(t time.Time) error {
+	c.r.SetReadDeadline(t)
+	return c.Conn.SetWriteDeadline(t)
+}
 func (c *wsConn) RemoteAddr() stdnet.Addr { return c.remote }
 
 func (c *wsConn) Close() error {
 	c.once.Do(func() {
+		c.r.Close()
 		c.err = c.Conn.Close()
 		c.cancel()
 		close(c.done)

@@ -34,6 +34,7 @@ var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 type stack struct {
 	tcp string // TCP address
 	web string // http://host:port
+	srv *server.Server
 }
 
 func startStack(t *testing.T, mutate func(*web.Config)) *stack {
@@ -69,7 +70,7 @@ func startStack(t *testing.T, mutate func(*web.Config)) *stack {
 		ws.Shutdown(ctx)
 		d.Close()
 	})
-	return &stack{tcp: ln.Addr().String(), web: "http://" + wln.Addr().String()}
+	return &stack{tcp: ln.Addr().String(), web: "http://" + wln.Addr().String(), srv: srv}
 }
 
 func wsURL(base string) string { return "ws" + strings.TrimPrefix(base, "http") + "/ws" }
@@ -502,5 +503,38 @@ func TestOneFramePerMessage(t *testing.T) {
 	}
 	if _, _, err := crypto.ParseServerHello(p, hello); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// At shutdown the server stops reading but still answers a parked fetch:
+// over WebSocket too (a read deadline must not close the WebSocket).
+func TestShutdownAnswersParkedFetchOverWebSocket(t *testing.T) {
+	s := startStack(t, nil)
+	r := newRaw(t, wsNetConn(t, s.web))
+	r.hello()
+	r.do(map[string]any{"op": "login", "password": alicePassword})
+	r.nextID++
+	fetchID := r.nextID
+	body, _ := json.Marshal(map[string]any{"op": "fetch", "id": fetchID, "salon": "general", "after": 0, "wait_ms": 20000})
+	if err := lnet.NewEnvelopeWriter(r.nc).WriteSealed(r.ch, body); err != nil {
+		t.Fatal(err)
+	}
+	// Requests are read in order: once who is answered, the fetch is parked.
+	if got := r.do(map[string]any{"op": "who", "salon": "general"}); got["op"] != "who" {
+		t.Fatalf("who: %v", got)
+	}
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		s.srv.Shutdown(ctx)
+	}()
+	ans, err := r.ch.Open(r.next())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	json.Unmarshal(ans, &m)
+	if m["op"] != "messages" || m["re"] != float64(fetchID) {
+		t.Fatalf("parked fetch answered %s at shutdown", ans)
 	}
 }
