@@ -51,8 +51,15 @@ func newLiveStack(t *testing.T) *liveStack {
 	t.Helper()
 	s := &liveStack{t: t, path: filepath.Join(t.TempDir(), "librecord.db"), webAddr: "127.0.0.1:0"}
 	d := servertest.NewDB(t, s.path)
+	if _, err := d.AddSalon(context.Background(), "dev"); err != nil {
+		t.Fatal(err)
+	}
 	for _, p := range []string{"alice", "bob", "carol"} {
-		if _, err := d.AddUser(context.Background(), p, livePasswords[p], []string{"general"}); err != nil {
+		salons := []string{"general"}
+		if p != "bob" {
+			salons = append(salons, "dev")
+		}
+		if _, err := d.AddUser(context.Background(), p, livePasswords[p], salons); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -231,6 +238,17 @@ func (p *page) trustAndLogin(s *liveStack, pseudo string) {
 	p.do(chromedp.Click(chromedp.ID("trust-yes")))
 	p.login(pseudo, livePasswords[pseudo])
 	p.waitFor(p.visible("chat"))
+	p.openSalon("general")
+}
+
+// openSalon clicks the salon in the list, as a person would.
+func (p *page) openSalon(name string) {
+	p.t.Helper()
+	b, _ := json.Marshal("#" + name)
+	find := `[...document.querySelectorAll("#salons .salon")].find(b => b.firstChild.textContent === ` + string(b) + `)`
+	p.waitFor(`!!` + find)
+	p.eval(find+`.click(), true`, new(bool))
+	p.waitFor(`document.getElementById("room-title").textContent === ` + string(b))
 }
 
 func (p *page) login(pseudo, password string) {
@@ -337,13 +355,25 @@ func fetchTexts(t *testing.T, sess *client.Session) []string {
 
 func termSend(t *testing.T, sess *client.Session, text string) lnet.Message {
 	t.Helper()
+	return termSendTo(t, sess, "general", text)
+}
+
+func termSendTo(t *testing.T, sess *client.Session, salon, text string) lnet.Message {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	ack, err := sess.Send(ctx, "general", text, fmt.Sprintf("cid-%d", time.Now().UnixNano()))
-	if err != nil {
-		t.Fatal(err)
+	cid := fmt.Sprintf("cid-%d", time.Now().UnixNano())
+	for {
+		ack, err := sess.Send(ctx, salon, text, cid)
+		if client.IsCode(err, "rate_limited") && ctx.Err() == nil {
+			time.Sleep(100 * time.Millisecond) // the send rate: same cid again
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return lnet.Message{ID: ack.Msg, Text: text}
 	}
-	return lnet.Message{ID: ack.Msg, Text: text}
 }
 
 // TestBrowserChat: two browser users and one terminal client in one salon
@@ -412,21 +442,51 @@ func TestBrowserChat(t *testing.T) {
 	alice.screenshot(dir, "chat-1280x800.png", 1280, 800, false)
 	alice.screenshot(dir, "chat-360x640-dark.png", 360, 640, true)
 
-	// Log out says bye: the server ends the session at once.
+	// Another salon: unread and mention counts, then its history page by page.
+	for i := 1; i <= 54; i++ {
+		termSendTo(t, carol, "dev", fmt.Sprintf("dev %d", i))
+	}
+	termSendTo(t, carol, "dev", "alice: can you review?")
+	alice.waitFor(`[...document.querySelectorAll("#salons .salon")].some(b => b.textContent === "#dev55" && b.querySelector(".badge.mention"))`)
+	alice.screenshot(dir, "unread-1280x800.png", 1280, 800, false)
+	alice.openSalon("dev")
+	alice.waitText("alice: can you review?")
+	alice.waitFor(alice.visible("older"))
+	if n := len(alice.texts()); n != 50 {
+		t.Fatalf("dev opened with %d messages, want the latest 50", n)
+	}
+	alice.do(chromedp.Click(chromedp.ID("older")))
+	alice.waitFor(`document.querySelectorAll("#messages .msg").length === 55`)
+	if got := alice.texts(); got[0] != "dev 1" || got[54] != "alice: can you review?" {
+		t.Fatalf("dev after loading older: %q ... %q", got[0], got[len(got)-1])
+	}
+	alice.waitFor(`document.getElementById("older").hidden`)
+
+	// Log out says bye, and so does leaving the page: the server ends the
+	// sessions at once, not after the 30 s session timeout.
 	bob.do(chromedp.Click(chromedp.ID("logout")))
 	bob.waitFor(bob.visible("login"))
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	waitGone(t, carol, "bob")
+	alice.do(chromedp.Navigate("about:blank"))
+	waitGone(t, carol, "alice")
+}
+
+// waitGone waits until who no longer lists pseudo (within 10 s, a third of
+// the session timeout: only a bye ends a session that fast).
+func waitGone(t *testing.T, sess *client.Session, pseudo string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	for {
-		who, err := carol.Who(ctx, "general")
+		who, err := sess.Who(ctx, "general")
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !slices.Contains(who, "bob") {
-			break
+		if !slices.Contains(who, pseudo) {
+			return
 		}
 		if ctx.Err() != nil {
-			t.Fatalf("bob still listed after logout: %v", who)
+			t.Fatalf("%s still listed: %v", pseudo, who)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

@@ -10,6 +10,7 @@ import { fingerprint } from "./lrcrypto.js";
 const $ = (id) => document.getElementById(id);
 const KNOWN = "librecord.known"; // this origin's server identity key, base64
 const REMEMBERED = "librecord.password"; // only when "remember on this device" is ticked
+const LAST_SALON = "librecord.salon";
 
 function el(tag, cls, text) {
   const e = document.createElement(tag);
@@ -137,12 +138,13 @@ function enterChat(info) {
   show("connect", false);
   show("chat", true);
   if (!client.salon || !info.salons.includes(client.salon)) {
-    if (info.salons.length) client.open(info.salons[0]);
+    const last = localStorage.getItem(LAST_SALON);
+    if (info.salons.length) client.open(info.salons.includes(last) ? last : info.salons[0]);
     else $("room-title").textContent = "You have no salon yet: ask your host.";
   }
   refreshSalons();
   clearInterval(unreadTimer);
-  unreadTimer = setInterval(refreshSalons, Math.max(info.poll * 3, 5000));
+  unreadTimer = setInterval(refreshSalons, Math.max(info.poll, 1000));
   $("text").focus();
 }
 
@@ -196,6 +198,7 @@ function renderSalons() {
 
 function openSalon(name) {
   if (name === client.salon) return;
+  localStorage.setItem(LAST_SALON, name);
   client.open(name);
   for (const s of salonList) if (s.name === name) { s.unread = 0; s.mentions = 0; }
   renderSalons();
