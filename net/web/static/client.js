@@ -36,6 +36,7 @@ const DEFAULTS = {
   freshFor: 5000, // a connection older than this and not logged in is replaced before login
   retryDelay: 1000, // between reconnect attempts, and before re-sending a rate-limited line
   reloginDelay: 7000, // after the reconnect window: the server has forgotten the session
+  reloginJitter: 3000, // after unknown_session: a random delay up to this
   maxPortions: 1024,
   pageSize: 50,
 };
@@ -291,7 +292,10 @@ export class Client {
         return;
       } catch (e) {
         if (e instanceof ServerError && (e.code === "unknown_session" || e.code === "crypto")) {
-          return this.relogin(0); // the server will never take this session back
+          // The server will never take this session back (a restart): log in
+          // again after a random short delay, so that the pages of a
+          // restarted server do not all log in in the same instant.
+          return this.relogin(Math.random() * this.opts.reloginJitter);
         }
         if (e instanceof ServerError && e.code === "auth") return this.ended(e.message);
       }
