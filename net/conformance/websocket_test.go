@@ -22,7 +22,7 @@ func overWebSocket() bool { return os.Getenv(transportEnv) == "ws" }
 
 // dialWebSocket opens GET /ws with the subprotocol and returns the
 // connection as a byte stream. The stream goes through an in-memory pipe,
-// so that a read deadline (expectSilence) interrupts only the read, as on
+// so that a read deadline interrupts only the read, as on
 // TCP, instead of closing the WebSocket.
 func dialWebSocket(d *net.Dialer, webURL string) (net.Conn, error) {
 	hc := &http.Client{Transport: &http.Transport{DialContext: d.DialContext}}
