@@ -81,3 +81,20 @@ func TestNoHTMLSinks(t *testing.T) {
 		return nil
 	})
 }
+
+// TestJSClientLive runs the page's protocol client (client.js) under node
+// against a real server over WebSocket: login, send, long-poll, resume,
+// outbox, who, logout.
+func TestJSClientLive(t *testing.T) {
+	node := needTool(t, "node", "nodejs")
+	s := startStack(t, nil)
+	cmd := exec.Command(node, "--experimental-websocket", "--test", "jstest/live_client.mjs")
+	cmd.Env = append(os.Environ(), "LIBRECORD_WS_URL="+wsURL(s.web), "LIBRECORD_PASSWORD="+alicePassword, "LIBRECORD_FP="+s.fp)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("node: %v\n%s", err, out)
+	}
+	if !regexp.MustCompile(`(?m)^# pass 3$`).Match(out) {
+		t.Fatalf("node ran fewer tests than expected:\n%s", out)
+	}
+}

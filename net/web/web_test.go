@@ -3,6 +3,7 @@ package web_test
 import (
 	"bufio"
 	"context"
+	"crypto/ed25519"
 	"encoding/json"
 	"errors"
 	"io"
@@ -35,6 +36,7 @@ type stack struct {
 	tcp string // TCP address
 	web string // http://host:port
 	srv *server.Server
+	fp  string // identity fingerprint
 }
 
 func startStack(t *testing.T, mutate func(*web.Config)) *stack {
@@ -70,7 +72,8 @@ func startStack(t *testing.T, mutate func(*web.Config)) *stack {
 		ws.Shutdown(ctx)
 		d.Close()
 	})
-	return &stack{tcp: ln.Addr().String(), web: "http://" + wln.Addr().String(), srv: srv}
+	fp := crypto.Fingerprint(d.Identity().Public().(ed25519.PublicKey))
+	return &stack{tcp: ln.Addr().String(), web: "http://" + wln.Addr().String(), srv: srv, fp: fp}
 }
 
 func wsURL(base string) string { return "ws" + strings.TrimPrefix(base, "http") + "/ws" }
@@ -536,5 +539,38 @@ func TestShutdownAnswersParkedFetchOverWebSocket(t *testing.T) {
 	json.Unmarshal(ans, &m)
 	if m["op"] != "messages" || m["re"] != float64(fetchID) {
 		t.Fatalf("parked fetch answered %s at shutdown", ans)
+	}
+}
+
+// The HTTP timeouts bound the request before the upgrade, not the
+// WebSocket after it: a connection outlives them.
+func TestWebSocketOutlivesHTTPTimeouts(t *testing.T) {
+	s := startStack(t, func(c *web.Config) {
+		c.ReadHeaderTimeout = 100 * time.Millisecond
+		c.IdleTimeout = 100 * time.Millisecond
+	})
+	r := newRaw(t, wsNetConn(t, s.web))
+	r.hello()
+	r.do(map[string]any{"op": "login", "password": alicePassword})
+	// A long-poll on an empty salon answers after its wait: ten times the timeouts.
+	if m := r.do(map[string]any{"op": "fetch", "salon": "general", "after": 0, "wait_ms": 1000}); m["op"] != "messages" {
+		t.Fatalf("fetch answered %v", m)
+	}
+	if got := r.do(map[string]any{"op": "who", "salon": "general"}); got["op"] != "who" {
+		t.Fatalf("who after the wait: %v", got)
+	}
+}
+
+// A client that never finishes its request headers is cut off.
+func TestSlowHeadersCut(t *testing.T) {
+	s := startStack(t, func(c *web.Config) { c.ReadHeaderTimeout = 100 * time.Millisecond })
+	nc := tcpConn(t, strings.TrimPrefix(s.web, "http://"))
+	if _, err := io.WriteString(nc, "GET /ws HTTP/1.1\r\nHost: x\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	nc.SetReadDeadline(time.Now().Add(10 * time.Second))
+	_, err := io.ReadAll(nc)
+	if isTimeout(err) {
+		t.Fatal("connection with unfinished headers still open after 10 s")
 	}
 }
