@@ -79,6 +79,9 @@ $("changed-forget").addEventListener("click", () => {
 const wsURL = (location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/ws";
 const client = new Client({ url: wsURL, checkIdentity });
 window.addEventListener("pagehide", () => client.byeNow());
+// A page restored from the back-forward cache said bye when it was left:
+// start over.
+window.addEventListener("pageshow", (ev) => { if (ev.persisted) location.reload(); });
 
 let me = "";
 const shown = new Map(); // salon -> Set of message ids shown (each message once)
