@@ -553,7 +553,8 @@ func TestBrowserServerRestart(t *testing.T) {
 	p.waitText("before restart")
 
 	s.stop()
-	p.waitFor(`document.getElementById("net").textContent !== "online"`)
+	// The countdown to the next attempt shows while the server is away.
+	p.waitFor(`/^offline, retrying in \d+ s$/.test(document.getElementById("net").textContent)`)
 	p.say("typed while down 1")
 	p.say("typed while down 2")
 	p.waitFor(`document.querySelectorAll("#outbox .msg.pending").length === 2`)
@@ -577,4 +578,25 @@ func exceptionText(d *runtime.ExceptionDetails) string {
 		s += " " + d.Exception.Description
 	}
 	return s
+}
+
+// TestBrowserRevokedSalon: the host revokes the open salon; the page says
+// so, drops it from the list, and a line sent there is reported refused.
+func TestBrowserRevokedSalon(t *testing.T) {
+	s := newLiveStack(t)
+	root := browsers(t)
+	p := newPage(t, root, "alice")
+	p.trustAndLogin(s, "alice")
+	p.openSalon("dev")
+	if _, err := s.d.Revoke(context.Background(), "dev", []string{"alice"}); err != nil {
+		t.Fatal(err)
+	}
+	p.waitFor(`document.getElementById("chat-error").textContent.startsWith("Cannot read #dev")`)
+	p.waitFor(`![...document.querySelectorAll("#salons .salon")].some(b => b.firstChild.textContent === "#dev")`)
+	p.say("into the void")
+	p.waitFor(`document.getElementById("chat-error").textContent.startsWith("Not sent")`)
+	p.waitFor(`document.querySelectorAll("#outbox .msg").length === 0`)
+	p.openSalon("general")
+	p.say("still here")
+	p.waitText("still here")
 }

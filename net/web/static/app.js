@@ -264,6 +264,8 @@ client.on("messages", ({ salon, messages, how, more }) => {
   if (atBottom || how === "latest") scroller.scrollTop = scroller.scrollHeight;
 });
 
+client.on("error", (e) => { $("chat-error").textContent = safeLine(e.message); });
+
 $("older").addEventListener("click", () => client.older().catch(() => {}));
 $("scroller").addEventListener("scroll", () => {
   if ($("scroller").scrollTop === 0 && !$("older").hidden) client.older().catch(() => {});

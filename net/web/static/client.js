@@ -408,7 +408,7 @@ export class Client {
       if (gen !== this.pollGen) return;
       if (e instanceof ServerError) {
         if (e.code === "auth") return this.ended(e.message);
-        this.emit("error", { message: "Cannot read " + salon + ": " + e.message });
+        this.emit("error", { message: "Cannot read #" + salon + ": " + e.message });
       }
       // ConnectionLost: recovery restarts the poller.
     }
