@@ -41,6 +41,10 @@ const MaxLineBytes = 310
 const CSP = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; " +
 	"connect-src 'self'; object-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
 
+// maxHeaderBytes bounds a request's headers: the page and the upgrade need
+// a few hundred bytes.
+const maxHeaderBytes = 16 << 10
+
 //go:embed all:static
 var static embed.FS
 
@@ -125,6 +129,7 @@ func New(srv ConnServer, cfg Config, log *slog.Logger) *Server {
 		Handler:           s.Handler(),
 		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
 		IdleTimeout:       cfg.IdleTimeout,
+		MaxHeaderBytes:    maxHeaderBytes,
 		TLSConfig:         cfg.TLS,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelInfo),
 	}
