@@ -351,6 +351,8 @@ $("notify-button").addEventListener("click", async () => {
   $("notify-button").textContent = p === "granted" ? "Notify: on" : "Notify: off";
 });
 
+if ("Notification" in window && Notification.permission === "granted") $("notify-button").textContent = "Notify: on";
+
 function notify(salon, m) {
   if (!document.hidden || !("Notification" in window) || Notification.permission !== "granted") return;
   try {
