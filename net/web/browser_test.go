@@ -414,6 +414,12 @@ func TestBrowserChat(t *testing.T) {
 	// Hostile text: markup, a bidi override, and a mention.
 	xss := `<img src=x onerror="document.title='pwned'"><script>document.title='pwned'</script>`
 	bidi := "evil \u202egnp.exe and \u2066isolate\u2069"
+	// A mention while the tab is hidden makes a notification (the browser's
+	// Notification and visibility are stubbed: headless has neither).
+	alice.eval(`window.__notes = [];
+		window.Notification = class { constructor(title, o) { window.__notes.push(title + "|" + o.body); } };
+		window.Notification.permission = "granted";
+		Object.defineProperty(document, "hidden", { value: true, configurable: true }); true`, new(bool))
 	termSend(t, carol, xss)
 	termSend(t, carol, bidi)
 	termSend(t, carol, "hey alice, look")
@@ -432,6 +438,12 @@ func TestBrowserChat(t *testing.T) {
 	if !mention {
 		t.Fatal("mention of alice not highlighted")
 	}
+	var notes []string
+	alice.eval(`window.__notes`, &notes)
+	if !slices.Equal(notes, []string{"carol in #general|hey alice, look"}) {
+		t.Fatalf("notifications %q, want one for the mention", notes)
+	}
+	alice.eval(`delete document.hidden, true`, new(bool))
 
 	// who lists the three sessions.
 	alice.do(chromedp.Click(chromedp.ID("who-button")))
@@ -519,8 +531,15 @@ func TestBrowserTrustAndLogin(t *testing.T) {
 	p.login("alice", "not-the-password")
 	p.waitFor(`document.getElementById("login-error").textContent === "Wrong password."`)
 	p.screenshot(dir, "wrong-password-360x640.png", 360, 640, false)
-	p.login("alice", livePasswords["alice"])
+	// By keyboard alone: the password field has the focus after an error,
+	// typing replaces the selected text, Enter submits; then the composer
+	// has the focus and Enter sends.
+	p.waitFor(`document.activeElement.id === "password"`)
+	p.do(chromedp.KeyEvent(livePasswords["alice"]), pressEnter(false))
 	p.waitFor(p.visible("chat"))
+	p.waitFor(`document.activeElement.id === "text"`)
+	p.do(chromedp.KeyEvent("typed by keyboard"), pressEnter(false))
+	p.waitText("typed by keyboard")
 
 	// Known key: a reload asks nothing.
 	p.do(chromedp.Reload())
