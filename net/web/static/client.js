@@ -147,6 +147,7 @@ export class Client {
       if (c.closed) throw new ConnectionLost();
       this.keys = keys;
       this.channel = new lc.Channel(keys, peer);
+      c.established = true;
       this.identity = { key: identity, fingerprint: fp };
       return this.identity;
     } catch (e) {
@@ -216,7 +217,9 @@ export class Client {
   /** request seals one request and resolves with its answer (rejects with ServerError or ConnectionLost). */
   request(fields, timeout, id) {
     const c = this.conn;
-    if (!c || c.closed || !this.channel) return Promise.reject(new ConnectionLost("not connected"));
+    // Only on a connection whose hello or resume is done: an envelope sent
+    // before the resume would be the connection's first, and refused.
+    if (!c || c.closed || !c.established || !this.channel) return Promise.reject(new ConnectionLost("not connected"));
     if (id === undefined) id = ++this.nextID;
     const body = enc.encode(JSON.stringify({ ...fields, id }));
     return new Promise((resolve, reject) => {
@@ -331,6 +334,7 @@ export class Client {
       const body = JSON.parse(dec.decode(this.channel.open(p)));
       if (body.op === "error") throw new ServerError(String(body.code), String(body.message || ""));
       if (body.op !== "resumed" || body.re !== id || body.status !== STATUS_CONNECTED) throw new Error("bad answer to resume");
+      c.established = true;
       return;
     } catch (e) {
       c.close("resume failed");
@@ -540,7 +544,7 @@ export class Client {
 
   /** byeNow sends bye without waiting (the page is going away). */
   byeNow() {
-    if (!this.info || !this.conn || !this.channel) return;
+    if (!this.info || !this.conn || !this.conn.established || !this.channel) return;
     try {
       this.conn.send(this.channel.seal(enc.encode(JSON.stringify({ op: "bye", id: ++this.nextID }))));
     } catch { /* nothing to do */ }
