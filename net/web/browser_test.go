@@ -39,6 +39,7 @@ type liveStack struct {
 	tcp     string
 	webAddr string
 	fp      string
+	cfg     server.Config
 }
 
 var livePasswords = map[string]string{
@@ -49,7 +50,12 @@ var livePasswords = map[string]string{
 
 func newLiveStack(t *testing.T) *liveStack {
 	t.Helper()
-	s := &liveStack{t: t, path: filepath.Join(t.TempDir(), "librecord.db"), webAddr: "127.0.0.1:0"}
+	return newLiveStackWith(t, server.DefaultConfig())
+}
+
+func newLiveStackWith(t *testing.T, cfg server.Config) *liveStack {
+	t.Helper()
+	s := &liveStack{t: t, path: filepath.Join(t.TempDir(), "librecord.db"), webAddr: "127.0.0.1:0", cfg: cfg}
 	d := servertest.NewDB(t, s.path)
 	if _, err := d.AddSalon(context.Background(), "dev"); err != nil {
 		t.Fatal(err)
@@ -74,7 +80,7 @@ func (s *liveStack) start() {
 	t.Helper()
 	s.d = servertest.NewDB(t, s.path)
 	s.fp = crypto.Fingerprint(s.d.Identity().Public().(ed25519.PublicKey))
-	srv, err := server.New(s.d, s.d.Identity(), server.DefaultConfig(), quiet)
+	srv, err := server.New(s.d, s.d.Identity(), s.cfg, quiet)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -618,4 +624,27 @@ func TestBrowserRevokedSalon(t *testing.T) {
 	p.openSalon("general")
 	p.say("still here")
 	p.waitText("still here")
+}
+
+// TestBrowserSlowTrust: a person who takes longer over the fingerprint than
+// the server's login timeout still gets the login form, and logs in.
+func TestBrowserSlowTrust(t *testing.T) {
+	cfg := server.DefaultConfig()
+	cfg.LoginTimeout = 1500 * time.Millisecond
+	s := newLiveStackWith(t, cfg)
+	root := browsers(t)
+	p := newPage(t, root, "alice")
+	p.do(chromedp.Navigate(s.url()))
+	p.waitFor(p.visible("trust"))
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	for s.srv.Conns() != 0 { // the server gave up on the page's connection
+		if ctx.Err() != nil {
+			t.Fatal("the server kept the connection past its login timeout")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	p.do(chromedp.Click(chromedp.ID("trust-yes")))
+	p.login("alice", livePasswords["alice"])
+	p.waitFor(p.visible("chat"))
 }

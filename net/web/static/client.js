@@ -123,7 +123,7 @@ export class Client {
   }
 
   /** hello opens a new connection with fresh session keys and checks the server's identity. */
-  async hello() {
+  async hello(retried = false) {
     this.dropConn("replaced");
     this.eraseKeys();
     const keys = lc.newSessionKeys();
@@ -137,6 +137,7 @@ export class Client {
       await c.ready;
       c.send(hello);
       const p = await answer;
+      clearTimeout(timer); // the person may take their time over the fingerprint
       if (lc.envelopeKind(p) === lc.KIND_PLAIN_ERROR) throw plainError(p);
       const { peer, identity } = lc.parseServerHello(p, hello);
       const fp = lc.fingerprint(identity);
@@ -144,7 +145,12 @@ export class Client {
         c.close("identity refused");
         throw new IdentityRefused(fp);
       }
-      if (c.closed) throw new ConnectionLost();
+      if (c.closed) {
+        // The server closed it while the person decided (its login
+        // timeout): the key is now known, so a new hello asks nothing.
+        if (retried) throw new ConnectionLost("the server closed the connection");
+        return this.hello(true);
+      }
       this.keys = keys;
       this.channel = new lc.Channel(keys, peer);
       c.established = true;
