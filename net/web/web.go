@@ -254,17 +254,22 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 // source is the client's address: the HTTP peer, or, when the peer is a
 // trusted proxy, the nearest address in X-Forwarded-For that is not one.
 func (s *Server) source(r *http.Request) *stdnet.TCPAddr {
-	peer, err := netip.ParseAddrPort(r.RemoteAddr)
+	return sourceOf(r.RemoteAddr, r.Header.Values("X-Forwarded-For"), s.trusted)
+}
+
+// sourceOf is source on the request's peer address and X-Forwarded-For
+// header values (docs/protocol.md, "Web transport").
+func sourceOf(remoteAddr string, forwarded []string, trusted func(netip.Addr) bool) *stdnet.TCPAddr {
+	peer, err := netip.ParseAddrPort(remoteAddr)
 	if err != nil {
 		return &stdnet.TCPAddr{}
 	}
 	addr := peer.Addr().Unmap()
-	port := int(peer.Port())
-	if !s.trusted(addr) {
-		return stdnet.TCPAddrFromAddrPort(netip.AddrPortFrom(addr, uint16(port)))
+	if !trusted(addr) {
+		return stdnet.TCPAddrFromAddrPort(netip.AddrPortFrom(addr, peer.Port()))
 	}
 	var hops []string
-	for _, v := range r.Header.Values("X-Forwarded-For") {
+	for _, v := range forwarded {
 		hops = append(hops, strings.Split(v, ",")...)
 	}
 	// From the right: each trusted hop vouches for the one before it.
@@ -274,7 +279,7 @@ func (s *Server) source(r *http.Request) *stdnet.TCPAddr {
 			break // garbage: stop at the last address we can vouch for
 		}
 		addr = a.Unmap()
-		if !s.trusted(addr) {
+		if !trusted(addr) {
 			break
 		}
 	}
