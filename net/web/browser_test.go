@@ -648,3 +648,32 @@ func TestBrowserSlowTrust(t *testing.T) {
 	p.login("alice", livePasswords["alice"])
 	p.waitFor(p.visible("chat"))
 }
+
+// TestBrowserUnsentSurviveReload: lines typed while the server is down
+// survive leaving and reloading the page in that tab, and go out once at
+// the next login.
+func TestBrowserUnsentSurviveReload(t *testing.T) {
+	s := newLiveStack(t)
+	root := browsers(t)
+	p := newPage(t, root, "alice")
+	p.trustAndLogin(s, "alice")
+	p.say("first")
+	p.waitText("first")
+	s.stop()
+	p.say("kept across the reload")
+	p.waitFor(`document.querySelectorAll("#outbox .msg.pending").length === 1`)
+	// The tab leaves the page (the server, which also serves the page, is
+	// down), then comes back once it is up again.
+	p.do(chromedp.Navigate("about:blank"))
+	s.start()
+	p.do(chromedp.Navigate(s.url()))
+	p.login("alice", livePasswords["alice"])
+	p.waitFor(p.visible("chat"))
+	p.waitText("kept across the reload")
+	carol := s.terminal("carol")
+	want := []string{"first", "kept across the reload"}
+	if got := fetchTexts(t, carol); !slices.Equal(got, want) {
+		t.Fatalf("stored %q, want %q", got, want)
+	}
+	p.waitFor(`sessionStorage.getItem("librecord.unsent") === null`)
+}

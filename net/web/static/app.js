@@ -135,8 +135,27 @@ $("login").addEventListener("submit", (ev) => {
   login($("password").value);
 });
 
+// Lines not yet stored survive a reload of the tab (sessionStorage: this
+// tab only, gone when it closes) and go out again, with their cids, at the
+// next login of the same person.
+const UNSENT = "librecord.unsent";
+
+function saveUnsent() {
+  const items = client.pending().map(({ cid, salon, text }) => ({ cid, salon, text }));
+  if (items.length) sessionStorage.setItem(UNSENT, JSON.stringify({ pseudo: me, items }));
+  else sessionStorage.removeItem(UNSENT);
+}
+
+function restoreUnsent() {
+  let saved;
+  try { saved = JSON.parse(sessionStorage.getItem(UNSENT) || "null"); } catch { saved = null; }
+  if (!saved || saved.pseudo !== me || !Array.isArray(saved.items)) return;
+  client.restore(saved.items.filter((i) => i && typeof i.cid === "string" && typeof i.salon === "string" && typeof i.text === "string"));
+}
+
 function enterChat(info) {
   me = info.pseudo;
+  restoreUnsent();
   $("me").textContent = safeLine(me);
   show("connect", false);
   show("chat", true);
@@ -287,6 +306,7 @@ function renderOutbox() {
 }
 
 client.on("outbox", (item) => {
+  saveUnsent();
   renderOutbox();
   if (item.state === "failed") $("chat-error").textContent = "Not sent: " + safeLine(item.error || "refused") + ".";
 });
@@ -362,6 +382,7 @@ function notify(salon, m) {
 
 $("logout").addEventListener("click", () => {
   localStorage.removeItem(REMEMBERED);
+  sessionStorage.removeItem(UNSENT);
   client.logout();
 });
 

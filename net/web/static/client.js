@@ -503,6 +503,17 @@ export class Client {
 
   pending() { return this.outbox.filter((i) => i.state === "pending"); }
 
+  /** restore queues lines saved before a reload, keeping their cids (each is stored once). */
+  restore(items) {
+    for (const { cid, salon, text } of items) {
+      if (this.outbox.some((i) => i.cid === cid)) continue;
+      const item = { cid, salon, text, state: "pending", msg: 0 };
+      this.outbox.push(item);
+      this.emit("outbox", item);
+    }
+    this.pump();
+  }
+
   async pump() {
     if (this.sending) return;
     this.sending = true;
