@@ -624,6 +624,17 @@ func TestBrowserRevokedSalon(t *testing.T) {
 	p.openSalon("general")
 	p.say("still here")
 	p.waitText("still here")
+
+	// Changing the password (PROTOCOL.md 3.8): a wrong current password is
+	// refused; the right one gets a new password, or, from a server
+	// without passwd yet, a clear "cannot".
+	p.do(chromedp.Click(chromedp.ID("passwd-button")))
+	p.waitFor(`document.activeElement.id === "passwd-current"`)
+	p.do(chromedp.KeyEvent("not my password"), pressEnter(false))
+	p.waitFor(`["That is not your current password.", "This server cannot change passwords yet."].includes(document.getElementById("passwd-result").textContent)`)
+	p.waitFor(`(e => e.selectionStart === 0 && e.selectionEnd === e.value.length)(document.getElementById("passwd-current"))`)
+	p.do(chromedp.KeyEvent(livePasswords["alice"]), pressEnter(false))
+	p.waitFor(`(t => t.startsWith("Your new password (shown once; write it down): ") || t === "This server cannot change passwords yet.")(document.getElementById("passwd-result").textContent)`)
 }
 
 // TestBrowserSlowTrust: a person who takes longer over the fingerprint than

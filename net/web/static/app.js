@@ -359,6 +359,7 @@ $("passwd-form").addEventListener("submit", async (ev) => {
     out.textContent = e instanceof ServerError && e.code === "auth" ? "That is not your current password."
       : e instanceof ServerError && e.code === "bad_request" ? "This server cannot change passwords yet."
       : "Not changed: " + e.message;
+    $("passwd-current").select();
   }
 });
 
