@@ -157,6 +157,7 @@ func Complete(line string, salons []string) []string {
 // chat is the interactive front: the terminal, what is typed, what is shown.
 type chat struct {
 	e    *engine
+	cfg  Config
 	term Terminal
 
 	mu     sync.Mutex // guards salons for the completer (liner's goroutine)
@@ -187,14 +188,10 @@ type inputReq struct {
 // RunInteractive runs the chat on a terminal until /quit, Ctrl-D or ctx
 // ends. It says bye and erases the keys before returning.
 func RunInteractive(ctx context.Context, cfg Config, dial Dialer, term Terminal) error {
-	c := &chat{term: term, reqs: make(chan inputReq, 1)}
-	e := newEngine(ctx, cfg, dial, c)
+	cfg.defaults()
+	c := &chat{cfg: cfg, term: term, reqs: make(chan inputReq, 1)}
+	e := newEngine(ctx, cfg, dial, c, mode{showInitial: true, switchOnLoss: true})
 	c.e = e
-	e.showInitial = true
-	e.askPassword = c.askPassword
-	e.loginDone = c.loginDone
-	e.onSalons = c.setSalons
-	e.switchOnLoss = true
 	term.SetCompleter(func(line string) []string {
 		c.mu.Lock()
 		defer c.mu.Unlock()
@@ -216,9 +213,9 @@ func RunInteractive(ctx context.Context, cfg Config, dial Dialer, term Terminal)
 	go c.readInput()
 	c.requestLine()
 	err = e.loop()
-	e.finish(2 * time.Second)
+	e.finish()
 	if err != nil {
-		for _, it := range e.out.Items() {
+		for _, it := range e.waiting() {
 			c.notice("not sent: " + clean(strings.ReplaceAll(it.Text, "\n", " / ")))
 		}
 	}
@@ -230,12 +227,12 @@ func RunInteractive(ctx context.Context, cfg Config, dial Dialer, term Terminal)
 // the login away for now is tried again after a growing wait, with the
 // same password.
 func (c *chat) login(ctx context.Context) (Session, client.LoginInfo, error) {
-	cfg := c.e.cfg
+	cfg := c.cfg
 	bo := c.e.newBackoff()
 	var sess Session
 	for {
 		var err error
-		sess, err = c.e.dial(ctx, c.askTrust)
+		sess, err = c.e.connect(ctx, c.askTrust)
 		if err == nil {
 			break
 		}
@@ -308,7 +305,8 @@ func (c *chat) askTrust(addr, fingerprint string) (bool, error) {
 	}
 }
 
-func (c *chat) setSalons(s []string) {
+// salonsChanged keeps the salons for the completer.
+func (c *chat) salonsChanged(s []string) {
 	c.mu.Lock()
 	c.salons = append([]string(nil), s...)
 	c.mu.Unlock()
@@ -316,26 +314,26 @@ func (c *chat) setSalons(s []string) {
 
 // chooseSalon lists the salons and picks the one to open.
 func (c *chat) chooseSalon() string {
-	e := c.e
-	if len(e.salons) == 0 {
+	salons := c.e.salonList()
+	if len(salons) == 0 {
 		c.notice("you may open no salon yet: ask the host to grant you one")
 		return ""
 	}
-	c.notice("your salons: " + strings.Join(e.salons, ", "))
-	if s := canonical(e.salons, e.cfg.Salon); s != "" {
+	c.notice("your salons: " + strings.Join(salons, ", "))
+	if s := canonical(salons, c.cfg.Salon); s != "" {
 		return s
 	}
-	if e.cfg.SalonGiven {
-		c.notice("you may not open " + e.cfg.Salon)
+	if c.cfg.SalonGiven {
+		c.notice("you may not open " + c.cfg.Salon)
 	}
-	return e.salons[0]
+	return salons[0]
 }
 
 func (c *chat) prompt() string {
 	// The salon's name is a valid name (client checks what servers
 	// send); Printable keeps liner from refusing the prompt whatever
 	// comes.
-	name := client.Printable(c.e.salon)
+	name := client.Printable(c.e.openSalon())
 	if name == "" {
 		name = "librecord"
 	}
@@ -351,7 +349,7 @@ func (c *chat) readInput() {
 		var req inputReq
 		select {
 		case req = <-c.reqs:
-		case <-c.e.stop:
+		case <-c.e.stopped():
 			return
 		}
 		if req.password {
@@ -365,15 +363,15 @@ func (c *chat) readInput() {
 }
 
 func (c *chat) requestLine() {
-	if c.e.done || c.joining {
+	if c.e.over() || c.joining {
 		return
 	}
-	if c.e.state == stNeedPassword {
-		c.reqs <- inputReq{password: true, prompt: "password for " + c.e.cfg.Addr + ": "}
+	if c.e.loggedOut() {
+		c.reqs <- inputReq{password: true, prompt: "password for " + c.cfg.Addr + ": "}
 		return
 	}
 	if len(c.cont) == 0 {
-		c.lineSalon = c.e.salon
+		c.lineSalon = c.e.openSalon()
 	}
 	c.linePrompt = c.prompt()
 	c.reqs <- inputReq{prompt: c.linePrompt}
@@ -393,7 +391,7 @@ func (c *chat) onPassword(pw string, err error) {
 		e.quit(nil)
 		return
 	}
-	if e.state != stNeedPassword {
+	if !e.loggedOut() {
 		c.requestLine()
 		return
 	}
@@ -425,7 +423,7 @@ func (c *chat) onLine(line string, echo Mark, err error) {
 		e.quit(err)
 		return
 	}
-	if e.state == stNeedPassword {
+	if e.loggedOut() {
 		// Typed at the chat prompt while logged out: the person may have
 		// typed the password there. Never send it, keep it or show it.
 		if strings.TrimSpace(line) != "" {
@@ -468,19 +466,16 @@ func (c *chat) onLine(line string, echo Mark, err error) {
 }
 
 func (c *chat) sendText(text string, echo Mark) {
-	e := c.e
 	if c.lineSalon == "" {
 		c.notice("no salon is open: /join one first")
 		return
 	}
-	it := e.out.Add(c.lineSalon, text)
-	pending := RenderPending(e.info.Pseudo, text, time.Now().In(e.cfg.Location))
-	if echo != 0 && c.term.Replace(echo, pending) {
-		it.mark = echo
-	} else {
-		it.mark = c.term.Print(pending)
+	pending := RenderPending(c.e.pseudo(), text, time.Now().In(c.cfg.Location))
+	mark := echo
+	if echo == 0 || !c.term.Replace(echo, pending) {
+		mark = c.term.Print(pending)
 	}
-	e.pump()
+	c.e.queue(0, c.lineSalon, text).mark = mark
 }
 
 // notice prints a line of the client, replacing the countdown if shown.
@@ -509,7 +504,7 @@ func (c *chat) status(text string) {
 }
 
 func (c *chat) message(salon string, m lnet.Message, own *Item) {
-	loc := c.e.cfg.Location
+	loc := c.cfg.Location
 	if at := parseAt(m.At); !at.IsZero() {
 		at = at.In(loc)
 		day := at.Format("2006-01-02")
@@ -542,26 +537,11 @@ func (c *chat) failed(it *Item, err error) {
 
 // online reports whether a request can go out now, and says why not.
 func (c *chat) online() bool {
-	if c.e.state != stOnline {
+	if !c.e.connected() {
 		c.notice("not connected right now; try again once reconnected")
 		return false
 	}
 	return true
-}
-
-// call runs a request in the background and its result on the loop, so
-// the terminal never waits for the network.
-func (c *chat) call(do func(ctx context.Context, s Session) func()) {
-	e := c.e
-	sess, ep := e.sess, e.epoch
-	go func() {
-		show := do(e.ctx, sess)
-		e.post(func() {
-			if ep == e.epoch {
-				show()
-			}
-		})
-	}()
 }
 
 // failure reports a request's error (a lost connection starts resuming).
@@ -592,26 +572,32 @@ func (c *chat) cmdHelp(string) {
 
 func (c *chat) cmdQuit(string) {
 	e := c.e
-	if e.out.Len() == 0 && e.inFlight == nil {
+	if e.idleNow() {
 		e.quit(nil)
 		return
 	}
 	if c.quitAsked {
-		for _, it := range e.out.Items() {
+		for _, it := range e.waiting() {
 			c.notice("not sent: " + clean(strings.ReplaceAll(it.Text, "\n", " / ")))
 		}
 		e.quit(nil)
 		return
 	}
 	c.quitAsked = true
-	c.notice(fmt.Sprintf("%d message(s) not acknowledged yet: quitting once they are sent (/quit again to leave now)", e.out.Len()))
-	e.onIdle = func() {
-		if c.quitAsked {
-			e.quit(nil)
-		}
-	}
+	c.notice(fmt.Sprintf("%d message(s) not acknowledged yet: quitting once they are sent (/quit again to leave now)", len(e.waiting())))
 	e.pump()
 }
+
+// idle is called by the engine when every message is acked: a /quit
+// waiting for them ends the chat.
+func (c *chat) idle() {
+	if c.quitAsked {
+		c.e.quit(nil)
+	}
+}
+
+// settled: the interactive chat shows acks and refusals as messages come.
+func (c *chat) settled(*Item) {}
 
 func (c *chat) cmdJoin(arg string) {
 	e := c.e
@@ -623,10 +609,10 @@ func (c *chat) cmdJoin(arg string) {
 		return
 	}
 	name := arg
-	if s := canonical(e.salons, arg); s != "" {
+	if s := canonical(e.salonList(), arg); s != "" {
 		name = s
 	}
-	if name == e.salon && e.pollCancel != nil {
+	if e.polling(name) {
 		c.notice("already in " + name)
 		return
 	}
@@ -634,44 +620,41 @@ func (c *chat) cmdJoin(arg string) {
 	// as it was. The next prompt waits for the answer, so that it names
 	// the salon open then.
 	c.joining = true
-	sess, ep := e.sess, e.epoch
-	go func() {
-		_, err := sess.Fetch(e.ctx, client.FetchRequest{Salon: name, Limit: 1})
-		e.post(func() {
-			c.joining = false
-			defer c.requestLine()
-			if e.revoked(sess, err) {
-				return
-			}
-			if ep != e.epoch {
-				c.notice("cannot open " + name + " now: the connection changed meanwhile; try again")
-				return
-			}
-			if err != nil {
-				c.failure("cannot open "+name, err)
-				return
-			}
-			if canonical(e.salons, name) == "" {
-				e.setSalons(append(e.salons, name))
-			}
+	var (
+		sess Session
+		err  error
+	)
+	answer := func(current bool) {
+		c.joining = false
+		defer c.requestLine()
+		switch {
+		case e.revoked(sess, err):
+		case !current:
+			c.notice("cannot open " + name + " now: the connection changed meanwhile; try again")
+		case err != nil:
+			c.failure("cannot open "+name, err)
+		default:
 			c.notice("opening " + name)
-			e.opened[name] = false
-			e.open(name)
-		})
-	}()
+			e.openNew(name)
+		}
+	}
+	e.request(func(ctx context.Context, s Session) func() {
+		sess = s
+		_, err = s.Fetch(ctx, client.FetchRequest{Salon: name, Limit: 1})
+		return func() { answer(true) }
+	}, func() { answer(false) })
 }
 
 func (c *chat) cmdWho(string) {
-	e := c.e
-	if e.salon == "" {
+	salon := c.e.openSalon()
+	if salon == "" {
 		c.notice("no salon is open")
 		return
 	}
 	if !c.online() {
 		return
 	}
-	salon := e.salon
-	c.call(func(ctx context.Context, s Session) func() {
+	c.e.request(func(ctx context.Context, s Session) func() {
 		who, err := s.Who(ctx, salon)
 		return func() {
 			if err != nil {
@@ -680,7 +663,7 @@ func (c *chat) cmdWho(string) {
 			}
 			c.notice(fmt.Sprintf("connected in %s: %s", salon, strings.Join(who, ", ")))
 		}
-	})
+	}, nil)
 }
 
 func (c *chat) cmdSalons(string) {
@@ -688,12 +671,9 @@ func (c *chat) cmdSalons(string) {
 	if !c.online() {
 		return
 	}
-	current := e.salon
-	seen := map[string]int64{}
-	for k, v := range e.seen {
-		seen[k] = v
-	}
-	c.call(func(ctx context.Context, s Session) func() {
+	current := e.openSalon()
+	seen := e.seenNow()
+	e.request(func(ctx context.Context, s Session) func() {
 		infos, err := s.Salons(ctx)
 		if err != nil {
 			return func() { c.failure("/salons", err) }
@@ -727,10 +707,8 @@ func (c *chat) cmdSalons(string) {
 					p += " (" + unread[in.Name] + " unread)"
 				}
 				parts = append(parts, p)
-				if _, ok := e.seen[in.Name]; !ok {
-					e.seen[in.Name] = in.Last
-				}
 			}
+			e.noteSalons(infos)
 			sort.Strings(names)
 			e.setSalons(names)
 			if len(parts) == 0 {
@@ -739,7 +717,7 @@ func (c *chat) cmdSalons(string) {
 			}
 			c.notice("salons: " + strings.Join(parts, ", "))
 		}
-	})
+	}, nil)
 }
 
 func (c *chat) cmdHistory(arg string) {
@@ -753,20 +731,20 @@ func (c *chat) cmdHistory(arg string) {
 		}
 		n = v
 	}
-	if e.salon == "" {
+	salon := e.openSalon()
+	if salon == "" {
 		c.notice("no salon is open")
 		return
 	}
-	before := e.oldest[e.salon]
+	before := e.oldestShown(salon)
 	if before == 0 {
-		c.notice("no earlier messages in " + e.salon)
+		c.notice("no earlier messages in " + salon)
 		return
 	}
 	if !c.online() {
 		return
 	}
-	salon := e.salon
-	c.call(func(ctx context.Context, s Session) func() {
+	e.request(func(ctx context.Context, s Session) func() {
 		res, err := s.Fetch(ctx, client.FetchRequest{Salon: salon, Before: before, Limit: n})
 		return func() {
 			if err != nil {
@@ -777,21 +755,19 @@ func (c *chat) cmdHistory(arg string) {
 				c.notice("no earlier messages in " + salon)
 				return
 			}
-			if o := res.Messages[0].ID; o < e.oldest[salon] {
-				e.oldest[salon] = o
-			}
+			e.shownBack(salon, res.Messages[0].ID)
 			var b strings.Builder
 			shownSalon := client.Printable(salon)
 			fmt.Fprintf(&b, "-!- %d earlier message(s) in %s:", len(res.Messages), shownSalon)
-			day := time.Now().In(e.cfg.Location).Format("2006-01-02")
+			day := time.Now().In(c.cfg.Location).Format("2006-01-02")
 			for _, m := range res.Messages {
 				if at := parseAt(m.At); !at.IsZero() {
-					if d := at.In(e.cfg.Location).Format("2006-01-02"); d != day {
-						b.WriteString("\n" + dayLine(at.In(e.cfg.Location)))
+					if d := at.In(c.cfg.Location).Format("2006-01-02"); d != day {
+						b.WriteString("\n" + dayLine(at.In(c.cfg.Location)))
 						day = d
 					}
 				}
-				b.WriteString("\n" + RenderMessage(m, e.cfg.Location))
+				b.WriteString("\n" + RenderMessage(m, c.cfg.Location))
 			}
 			more := "/history for more"
 			if !res.More {
@@ -800,5 +776,5 @@ func (c *chat) cmdHistory(arg string) {
 			b.WriteString("\n-!- end of earlier messages (" + more + ")")
 			c.term.Print(b.String())
 		}
-	})
+	}, nil)
 }
