@@ -10,6 +10,8 @@ import (
 
 	"github.com/peterh/liner"
 	"golang.org/x/term"
+
+	"librecord/db/atomicfile"
 )
 
 // LinerTerminal is the Terminal of a real terminal, with liner as the line
@@ -89,19 +91,10 @@ func (t *LinerTerminal) saveHistory() error {
 	if err := os.MkdirAll(filepath.Dir(t.historyFile), 0o700); err != nil {
 		return err
 	}
-	tmp := t.historyFile + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
+	return atomicfile.Write(t.historyFile, 0o600, func(w io.Writer) error {
+		_, err := t.l.WriteHistory(w)
 		return err
-	}
-	if _, err := t.l.WriteHistory(f); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp, t.historyFile)
+	})
 }
 
 // SetCompleter implements Terminal.
