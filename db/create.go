@@ -82,28 +82,19 @@ func build(ctx context.Context, path string, passphrase []byte, ppKDF, pwKDF cry
 	if err != nil {
 		return err
 	}
-	data, err := crypto.NewKey()
-	if err != nil {
-		return err
-	}
+	data := crypto.NewKey()
 	defer data.Erase()
 	kek := crypto.DeriveKey(passphrase, ppSalt, ppKDF)
-	wrapped := kek.Wrap(data)
+	wrapped := kek.Wrap(data, "")
 	kek.Erase()
-	identity, err := crypto.NewIdentity()
-	if err != nil {
-		return fmt.Errorf("identity key: %w", err)
-	}
+	identity := crypto.NewIdentity()
 	pub := identity.Public().(ed25519.PublicKey)
 	seed := identity.Seed()
 	sealedSeed := data.Seal(seed, identityAD(pub))
 	clear(seed)
 	clear(identity)
-	pwKey, err := crypto.NewKey()
-	if err != nil {
-		return err
-	}
-	wrappedPwKey := data.WrapFor(pwKey, passwordIDLabel)
+	pwKey := crypto.NewKey()
+	wrappedPwKey := data.Wrap(pwKey, passwordIDLabel)
 	pwKey.Erase()
 	ppJSON, _ := json.Marshal(ppKDF)
 	pwJSON, _ := json.Marshal(pwKDF)

@@ -111,18 +111,12 @@ func sessionHub(t *testing.T) (*Hub, *validStore, db.Salon) {
 // there.
 func loginOn(t *testing.T, h *Hub, conn Conn, general db.Salon) *Session {
 	t.Helper()
-	client, err := crypto.NewSessionKeys()
-	if err != nil {
-		t.Fatal(err)
-	}
+	client := crypto.NewSessionKeys()
 	peer, err := crypto.ParseClientHello(client.ClientHello())
 	if err != nil {
 		t.Fatal(err)
 	}
-	server, err := crypto.NewSessionKeys()
-	if err != nil {
-		t.Fatal(err)
-	}
+	server := crypto.NewSessionKeys()
 	s, err := h.NewSession(crypto.NewChannel(server, peer), "127.0.0.1:1", conn)
 	if err != nil {
 		t.Fatal(err)

@@ -364,12 +364,7 @@ func (c *conn) hello(payload []byte) {
 		c.sendError(0, net.CodeBadRequest, "malformed client hello", false)
 		return
 	}
-	keys, err := crypto.NewSessionKeys()
-	if err != nil {
-		c.srv.log.Error("session keys", "err", err)
-		c.sendError(0, net.CodeInternal, "internal error", false)
-		return
-	}
+	keys := crypto.NewSessionKeys()
 	serverHello := keys.ServerHello(c.srv.identity, payload)
 	ch := crypto.NewChannel(keys, peer)
 	s, err := c.srv.hub.NewSession(ch, c.addr, c)
