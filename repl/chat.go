@@ -45,6 +45,8 @@ type Terminal interface {
 	Replace(m Mark, text string) bool
 	// SetCompleter sets the tab completion of the input line.
 	SetCompleter(func(line string) []string)
+	// Bell rings the terminal's bell.
+	Bell()
 }
 
 // command is one /command of the chat.
@@ -503,7 +505,7 @@ func (c *chat) status(text string) {
 	c.status1 = c.term.Print(line)
 }
 
-func (c *chat) message(salon string, m lnet.Message, own *Item) {
+func (c *chat) message(salon string, m lnet.Message, own *Item, backlog bool) {
 	loc := c.cfg.Location
 	if at := parseAt(m.At); !at.IsZero() {
 		at = at.In(loc)
@@ -518,8 +520,18 @@ func (c *chat) message(salon string, m lnet.Message, own *Item) {
 	if own != nil && own.mark != 0 && c.term.Replace(own.mark, text) {
 		return
 	}
-	c.term.Print(text)
+	if !c.mentionsMe(m) {
+		c.term.Print(text)
+		return
+	}
+	c.term.Print(highlight(text))
+	if !backlog && !c.cfg.NoBell {
+		c.term.Bell()
+	}
 }
+
+// mentionsMe reports whether m mentions the user (see mentionOf).
+func (c *chat) mentionsMe(m lnet.Message) bool { return mentionOf(m, c.e.pseudo()) }
 
 func (c *chat) failed(it *Item, err error) {
 	reason := err.Error()
@@ -671,28 +683,24 @@ func (c *chat) cmdSalons(string) {
 	if !c.online() {
 		return
 	}
-	current := e.openSalon()
+	current, me := e.openSalon(), e.pseudo()
 	seen := e.seenNow()
 	e.request(func(ctx context.Context, s Session) func() {
 		infos, err := s.Salons(ctx)
 		if err != nil {
 			return func() { c.failure("/salons", err) }
 		}
-		unread := map[string]string{}
+		newIn := map[string]string{}
 		for _, in := range infos {
 			base, ok := seen[in.Name]
 			if in.Name == current || !ok || in.Last <= base {
 				continue
 			}
-			res, err := s.Fetch(ctx, client.FetchRequest{Salon: in.Name, After: base, HasAfter: true, Limit: 100})
-			if err != nil {
+			res, err := s.Fetch(ctx, client.FetchRequest{Salon: in.Name, After: base, HasAfter: true, Limit: unreadLimit})
+			if err != nil || len(res.Messages) == 0 {
 				continue
 			}
-			n := strconv.Itoa(len(res.Messages))
-			if res.More {
-				n += "+"
-			}
-			unread[in.Name] = n
+			newIn[in.Name] = news(res, me)
 		}
 		return func() {
 			var parts []string
@@ -703,8 +711,8 @@ func (c *chat) cmdSalons(string) {
 				switch {
 				case in.Name == current:
 					p += " (open)"
-				case unread[in.Name] != "" && unread[in.Name] != "0":
-					p += " (" + unread[in.Name] + " unread)"
+				case newIn[in.Name] != "":
+					p += " (" + newIn[in.Name] + ")"
 				}
 				parts = append(parts, p)
 			}
@@ -718,6 +726,30 @@ func (c *chat) cmdSalons(string) {
 			c.notice("salons: " + strings.Join(parts, ", "))
 		}
 	}, nil)
+}
+
+// unreadLimit bounds the messages /salons reads per salon to count what
+// is new ("100+ new" beyond).
+const unreadLimit = 100
+
+// news says how many of the messages fetched are new, and how many of
+// them mention me: "12 new, 2 mention you".
+func news(res client.Messages, me string) string {
+	n := strconv.Itoa(len(res.Messages))
+	if res.More {
+		n += "+"
+	}
+	out := n + " new"
+	mine := 0
+	for _, m := range res.Messages {
+		if mentionOf(m, me) {
+			mine++
+		}
+	}
+	if mine > 0 {
+		out += fmt.Sprintf(", %d mention you", mine)
+	}
+	return out
 }
 
 func (c *chat) cmdHistory(arg string) {
@@ -767,7 +799,11 @@ func (c *chat) cmdHistory(arg string) {
 						day = d
 					}
 				}
-				b.WriteString("\n" + RenderMessage(m, c.cfg.Location))
+				line := RenderMessage(m, c.cfg.Location)
+				if c.mentionsMe(m) {
+					line = highlight(line)
+				}
+				b.WriteString("\n" + line)
 			}
 			more := "/history for more"
 			if !res.More {

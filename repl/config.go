@@ -65,6 +65,9 @@ type Config struct {
 	Password func() (string, error)
 	// PasswordSource names where Password reads from, for messages.
 	PasswordSource string
+	// NoBell: a message that mentions the user is highlighted without
+	// ringing the terminal's bell.
+	NoBell bool
 	// Location is the time zone of displayed times (default Local).
 	Location *time.Location
 }

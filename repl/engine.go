@@ -50,8 +50,10 @@ const (
 // goroutine only.
 type front interface {
 	// message shows an incoming message; own is the outbox item it
-	// confirms, when it is one the user sent from this client.
-	message(salon string, m lnet.Message, own *Item)
+	// confirms, when it is one the user sent from this client; backlog:
+	// it was stored before the salon was opened (the last messages shown
+	// on opening it), news to nobody.
+	message(salon string, m lnet.Message, own *Item, backlog bool)
 	// notice tells the user something (a line of its own).
 	notice(text string)
 	// status shows the countdown line; "" ends it.
@@ -123,7 +125,7 @@ type engine struct {
 	inFlight *Item           // the send waiting for its answer
 	retrying bool            // a re-send is scheduled
 	acked    map[int64]*Item // message ids of our acked sends not shown yet
-	held     []lnet.Message  // fetched messages waiting for an ack to decide
+	held     []fetched       // fetched messages waiting for an ack to decide
 	heldFor  string          // salon of held
 
 	deadline time.Time // end of the current countdown

@@ -160,9 +160,18 @@ func (e *engine) onFetched(ep int, sess Session, salon string, initial bool, res
 			e.front.notice(salon + " has no messages yet")
 		}
 	}
-	e.held = append(e.held, msgs...)
+	for _, m := range msgs {
+		e.held = append(e.held, fetched{m, initial})
+	}
 	e.heldFor = salon
 	e.drain()
+}
+
+// fetched is a message fetched and not shown yet; backlog: from the first
+// page of a salon just opened.
+type fetched struct {
+	lnet.Message
+	backlog bool
 }
 
 // drain shows the held messages in order. A message by our own pseudo
@@ -171,23 +180,23 @@ func (e *engine) onFetched(ep int, sess Session, salon string, initial bool, res
 // terminal turns the pending line into it).
 func (e *engine) drain() {
 	for len(e.held) > 0 {
-		m := e.held[0]
-		own := e.acked[m.ID]
-		if own == nil && e.inFlight != nil && !m.System && m.Pseudo == e.info.Pseudo {
+		h := e.held[0]
+		own := e.acked[h.ID]
+		if own == nil && e.inFlight != nil && !h.System && h.Pseudo == e.info.Pseudo {
 			return
 		}
 		e.held = e.held[1:]
-		delete(e.acked, m.ID)
-		e.front.message(e.heldFor, m, own)
+		delete(e.acked, h.ID)
+		e.front.message(e.heldFor, h.Message, own, h.backlog)
 	}
 }
 
 // flushHeld shows whatever is held, undecided or not.
 func (e *engine) flushHeld() {
-	for _, m := range e.held {
-		own := e.acked[m.ID]
-		delete(e.acked, m.ID)
-		e.front.message(e.heldFor, m, own)
+	for _, h := range e.held {
+		own := e.acked[h.ID]
+		delete(e.acked, h.ID)
+		e.front.message(e.heldFor, h.Message, own, h.backlog)
 	}
 	e.held = nil
 }

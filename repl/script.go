@@ -245,7 +245,10 @@ func checkText(s string) string {
 	return ""
 }
 
-func (s *script) message(salon string, m lnet.Message, own *Item) {
+// message writes m as a line. Mentions are not marked: the line format
+// stays fixed for the programs that read it, and a script that cares
+// matches its own pseudo in the text.
+func (s *script) message(salon string, m lnet.Message, own *Item, _ bool) {
 	if own != nil {
 		return // our own line, not an incoming message
 	}

@@ -181,6 +181,15 @@ func (t *LinerTerminal) Print(text string) Mark {
 	return t.add(text, t.rows(text))
 }
 
+// Bell implements Terminal.
+func (t *LinerTerminal) Bell() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if !t.closed {
+		io.WriteString(t.out, "\a")
+	}
+}
+
 // Replace implements Terminal: it moves up over block m and the blocks
 // printed after it, and writes them again with m's new text. It refuses
 // when one of them has rows it cannot count, or when they reach above the
@@ -269,13 +278,21 @@ func (t *LinerTerminal) rows(text string) int {
 
 // width over-estimates the columns line takes: every rune from U+1100 on
 // counts as two (wide scripts, emoji), so that a line that may wrap is
-// never taken for one that does not.
+// never taken for one that does not. Escape sequences (only ours reach
+// here: highlight's) take none.
 func width(line string) int {
 	w := 0
+	inEscape := false
 	for _, r := range line {
-		if r >= 0x1100 {
+		switch {
+		case r == 0x1b:
+			inEscape = true
+		case inEscape:
+			// A CSI sequence ends with a byte from '@' to '~'.
+			inEscape = r == '[' || r < '@' || r > '~'
+		case r >= 0x1100:
 			w += 2
-		} else {
+		default:
 			w++
 		}
 	}
