@@ -92,6 +92,11 @@ type mode struct {
 // engine is the chat's state machine: the session, the open salon, the
 // poller, the outbox and the reconnect logic. All its fields belong to the
 // goroutine running loop; other goroutines talk to it with post.
+// Its methods live by concern: poll.go (the open salon's poller and what
+// it shows), send.go (the outbox, one send at a time), reconnect.go
+// (resuming a lost connection), login.go (logging in again), revoke.go
+// (the host took a password or a salon away), resync.go (after a restored
+// backup), countdown.go (the status line); view.go is all a front may ask.
 type engine struct {
 	cfg   Config
 	dial  Dialer
