@@ -16,7 +16,7 @@ import (
 	"librecord/crypto"
 )
 
-// Purposes of the keys wrapped by the data key (crypto.Key.WrapFor).
+// Purposes of the keys wrapped by the data key (crypto.Key.Wrap).
 const (
 	passwordIDLabel = "password-id" // also the label of the identifiers' Tag before schema 2
 	rotationLabel   = "rotation"
