@@ -150,7 +150,7 @@ func TestServeWebTLS(t *testing.T) {
 	}
 	nc := websocket.NetConn(wctx, c, websocket.MessageText)
 	defer nc.Close()
-	keys, _ := crypto.NewSessionKeys()
+	keys := crypto.NewSessionKeys()
 	hello := keys.ClientHello()
 	if err := lnet.WriteFrame(nc, hello); err != nil {
 		t.Fatal(err)

@@ -18,18 +18,12 @@ import (
 // newSessionFrom starts a session from source addr (not logged in).
 func newSessionFrom(t *testing.T, h *Hub, addr string) *Session {
 	t.Helper()
-	client, err := crypto.NewSessionKeys()
-	if err != nil {
-		t.Fatal(err)
-	}
+	client := crypto.NewSessionKeys()
 	peer, err := crypto.ParseClientHello(client.ClientHello())
 	if err != nil {
 		t.Fatal(err)
 	}
-	server, err := crypto.NewSessionKeys()
-	if err != nil {
-		t.Fatal(err)
-	}
+	server := crypto.NewSessionKeys()
 	s, err := h.NewSession(crypto.NewChannel(server, peer), testPeer(addr), nopConn{})
 	if err != nil {
 		t.Fatal(err)

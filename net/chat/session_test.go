@@ -122,18 +122,12 @@ func sessionHubWith(t *testing.T, mutate func(*Config)) (*Hub, *validStore, db.S
 // there.
 func loginOn(t *testing.T, h *Hub, conn Conn, general db.Salon) *Session {
 	t.Helper()
-	client, err := crypto.NewSessionKeys()
-	if err != nil {
-		t.Fatal(err)
-	}
+	client := crypto.NewSessionKeys()
 	peer, err := crypto.ParseClientHello(client.ClientHello())
 	if err != nil {
 		t.Fatal(err)
 	}
-	server, err := crypto.NewSessionKeys()
-	if err != nil {
-		t.Fatal(err)
-	}
+	server := crypto.NewSessionKeys()
 	s, err := h.NewSession(crypto.NewChannel(server, peer), testPeer("127.0.0.1:1"), conn)
 	if err != nil {
 		t.Fatal(err)

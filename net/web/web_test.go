@@ -354,10 +354,7 @@ func (r *raw) next() []byte {
 
 func (r *raw) hello() {
 	r.t.Helper()
-	keys, err := crypto.NewSessionKeys()
-	if err != nil {
-		r.t.Fatal(err)
-	}
+	keys := crypto.NewSessionKeys()
 	ch := keys.ClientHello()
 	if err := lnet.WriteFrame(r.nc, ch); err != nil {
 		r.t.Fatal(err)
@@ -478,7 +475,7 @@ func TestOneFramePerMessage(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.CloseNow()
-	keys, _ := crypto.NewSessionKeys()
+	keys := crypto.NewSessionKeys()
 	hello := keys.ClientHello()
 	frame := lnet.AppendFrame(nil, hello)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
