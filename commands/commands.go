@@ -17,6 +17,8 @@ func allCommands() []*cli.Command {
 		serveCommand(),
 		// chat: the client
 		chatCommand(),
+		// bench: load and measure a server
+		benchCommand(),
 	}
 }
 

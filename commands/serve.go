@@ -8,6 +8,8 @@ import (
 	"io"
 	"log/slog"
 	stdnet "net"
+	"os"
+	"runtime/pprof"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -50,6 +52,9 @@ func serveCommand() *cli.Command {
 			&cli.IntFlag{Name: "max-fetch", Value: d.Chat.MaxFetch, Usage: "largest fetch limit"},
 			&cli.DurationFlag{Name: "shutdown-timeout", Value: 15 * time.Second, Usage: "on SIGINT/SIGTERM, wait this long for answers to go out"},
 			&cli.StringFlag{Name: "log-format", Value: "text", Usage: "log format on stderr: text or json"},
+			// Developer tool (librecord bench --cpuprofile): the server's
+			// CPU profile, written at shutdown, for go tool pprof.
+			&cli.StringFlag{Name: "cpuprofile", Hidden: true},
 		},
 		Action: func(c *cli.Context) error {
 			cfg := serveConfig{
@@ -91,9 +96,34 @@ func serveCommand() *cli.Command {
 				ln.Close()
 				return err
 			}
+			if path := c.String("cpuprofile"); path != "" {
+				stop, err := startCPUProfile(path)
+				if err != nil {
+					ln.Close()
+					d.Close()
+					return err
+				}
+				defer stop()
+			}
 			return runServe(c.Context, d, ln, cfg, c.App.Writer, c.App.ErrWriter)
 		},
 	}
+}
+
+// startCPUProfile profiles the process into path until stop is called.
+func startCPUProfile(path string) (stop func(), err error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("--cpuprofile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("--cpuprofile: %w", err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}, nil
 }
 
 // runServe serves on ln until ctx ends, then shuts down gracefully and
