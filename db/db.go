@@ -110,6 +110,7 @@ type DB struct {
 	pwKDF     crypto.KDFParams
 	pwSalt    []byte
 	hashSlots chan struct{}
+	stmts     stmts // prepared once, reused (stmts.go)
 }
 
 // Create makes a new database at path: salt, KDF parameters, wrapped data
@@ -141,6 +142,7 @@ func OpenOrCreate(ctx context.Context, path string, passphrase []byte, opts Crea
 func (d *DB) Close() error {
 	d.data.Erase()
 	clear(d.identity)
+	d.stmts.close()
 	return errors.Join(d.w.Close(), d.r.Close())
 }
 

@@ -39,7 +39,7 @@ func (d *DB) Authenticate(ctx context.Context, password string) (Credential, err
 		return Credential{}, err
 	}
 	c := Credential{Hash: id}
-	err = d.r.QueryRowContext(ctx, `SELECT id, pseudo FROM users WHERE pass_id = ?`, id).Scan(&c.UserID, &c.Pseudo)
+	err = d.queryRow(ctx, `SELECT id, pseudo FROM users WHERE pass_id = ?`, id).Scan(&c.UserID, &c.Pseudo)
 	if isNoRows(err) {
 		return Credential{}, ErrAuth
 	}
@@ -53,7 +53,7 @@ func (d *DB) Authenticate(ctx context.Context, password string) (Credential, err
 // password: false once the user is removed or their password reset.
 func (d *DB) Valid(ctx context.Context, c Credential) (bool, error) {
 	var one int
-	err := d.r.QueryRowContext(ctx, `SELECT 1 FROM users WHERE id = ? AND pass_id = ?`, c.UserID, c.Hash).Scan(&one)
+	err := d.queryRow(ctx, `SELECT 1 FROM users WHERE id = ? AND pass_id = ?`, c.UserID, c.Hash).Scan(&one)
 	if isNoRows(err) {
 		return false, nil
 	}
