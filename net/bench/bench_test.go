@@ -77,7 +77,7 @@ func TestText(t *testing.T) {
 }
 
 func TestFloor(t *testing.T) {
-	us, err := Floor(200, time.Millisecond)
+	us, err := Floor(200, 20*time.Millisecond)
 	if err != nil || us <= 0 {
 		t.Fatalf("floor %v %v", us, err)
 	}

@@ -44,7 +44,9 @@ func Floor(size int, roundTime time.Duration) (float64, error) {
 			n++
 		}
 		spent := time.Since(start)
-		if cpu1, ok := threadCPU(); ok && cpuOK {
+		// The thread's CPU clock may advance in coarse steps: a round it
+		// did not see falls back to wall time.
+		if cpu1, ok := threadCPU(); ok && cpuOK && cpu1 > cpu0 {
 			spent = cpu1 - cpu0
 		}
 		perOp = append(perOp, float64(spent.Nanoseconds())/1e3/float64(n))
