@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/signal"
@@ -21,6 +22,16 @@ func main() {
 		if hint := commands.Hint(err); hint != "" {
 			fmt.Fprintf(os.Stderr, "librecord: hint: %s\n", hint)
 		}
-		os.Exit(1)
+		os.Exit(exitCode(err))
 	}
+}
+
+// exitCode is 2 for a command line librecord cannot run (nothing was
+// done), 1 for any other failure.
+func exitCode(err error) int {
+	var usage *commands.UsageError
+	if errors.As(err, &usage) {
+		return 2
+	}
+	return 1
 }

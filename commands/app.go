@@ -19,8 +19,10 @@ func NewApp() *cli.App {
 		HideHelpCommand:      true,
 		EnableBashCompletion: false,
 		Flags:                globalFlags(),
+		Version:              moduleVersion(), // --version: see version.go
 	}
 	app.Commands = allCommands()
+	guardUsage(app)
 	return app
 }
 
@@ -36,18 +38,27 @@ func (h *hinted) Unwrap() error { return h.err }
 // withHint attaches a hint that main prints after the error.
 func withHint(err error, hint string) error { return &hinted{err: err, hint: hint} }
 
-// Hint returns the hint attached to err, if any.
+// Hint returns the next step for err, if there is an obvious one: the hint
+// attached to it, or for a *UsageError the help to read.
 func Hint(err error) string {
 	var h *hinted
 	if errors.As(err, &h) {
 		return h.hint
 	}
-	return ""
+	return usageHint(err)
 }
 
-// Run runs the app on args (os.Args shape) after NormalizeArgs.
+// Run runs the app on args (os.Args shape) after NormalizeArgs. A command
+// line it cannot run comes back as a *UsageError.
 func Run(ctx context.Context, app *cli.App, args []string) error {
-	return app.RunContext(ctx, NormalizeArgs(app, args))
+	args, path := normalizeArgs(app, args)
+	err := app.RunContext(ctx, args)
+	var u *UsageError
+	var exit cli.ExitCoder // only urfave/cli's help returns one: "No help topic for ..."
+	if !errors.As(err, &u) && errors.As(err, &exit) {
+		err = &UsageError{Command: strings.Join(path, " "), Err: err}
+	}
+	return err
 }
 
 // NormalizeArgs lets people type flags where they like. urfave/cli v2 stops
@@ -57,8 +68,15 @@ func Run(ctx context.Context, app *cli.App, args []string) error {
 // "user list --db x.db") are moved before it. "--" ends flag parsing: what
 // follows stays positional.
 func NormalizeArgs(app *cli.App, args []string) []string {
+	out, _ := normalizeArgs(app, args)
+	return out
+}
+
+// normalizeArgs is NormalizeArgs, also returning the names of the
+// commands found (["user", "add"]).
+func normalizeArgs(app *cli.App, args []string) ([]string, []string) {
 	if len(args) == 0 {
-		return args
+		return args, nil
 	}
 	global := newFlagTable(app.Flags)
 	var head []string // global flags
@@ -68,6 +86,9 @@ func NormalizeArgs(app *cli.App, args []string) []string {
 	for ; i < len(args); i++ {
 		a := args[i]
 		if isFlag(a) {
+			if len(path) > 0 && !global.has(a) {
+				break // a flag of the command group: let cli parse or report it
+			}
 			head = append(head, a)
 			if global.takesValue(a) && i+1 < len(args) {
 				i++
@@ -107,13 +128,13 @@ func NormalizeArgs(app *cli.App, args []string) []string {
 			out := append([]string{args[0]}, head...)
 			out = append(out, path...)
 			out = append(out, flags...)
-			return append(out, positional...)
+			return append(out, positional...), path
 		}
 		cmds = cmd.Subcommands
 	}
 	out := append([]string{args[0]}, head...)
 	out = append(out, path...)
-	return append(out, args[i:]...)
+	return append(out, args[i:]...), path
 }
 
 func isFlag(a string) bool { return len(a) > 1 && a[0] == '-' && a != "--" }

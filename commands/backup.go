@@ -19,9 +19,6 @@ func backupCommand() *cli.Command {
 			"the passphrase the database had when the copy was made. For cron:\n" +
 			"  librecord --db /srv/librecord/librecord.db backup /backups/librecord-$(date +%F).db",
 		Action: func(c *cli.Context) error {
-			if err := needArgs(c, 1, 1, "FILE"); err != nil {
-				return err
-			}
 			target := c.Args().First()
 			if err := db.Backup(c.Context, c.String("db"), target); err != nil {
 				if errors.Is(err, db.ErrTargetExists) {

@@ -1,6 +1,7 @@
 package commands
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"os"
@@ -95,7 +96,12 @@ func TestPassphraseChange(t *testing.T) {
 		newFile := filepath.Join(e.dir, "new.txt")
 		os.WriteFile(newFile, []byte("battery staple\n"), 0o600)
 		args := []string{"passphrase", "--new-passphrase-file", newFile}
+		oldWrapped := wrappedKey(t, e.db)
 		e.mustRun("", after, args...)
+		// d stays open, as serve would: the WAL remains, without the old key.
+		if bytes.Contains(onDisk(t, e.db), oldWrapped) {
+			t.Fatal("the old wrapped key is still in the database file or its WAL")
+		}
 
 		if _, err := db.Open(ctx, e.db, []byte(testPassphrase)); !errors.Is(err, db.ErrWrongPassphrase) {
 			t.Fatalf("old passphrase: %v", err)

@@ -36,7 +36,13 @@ type ChatConfig struct {
 	ReloginJitter   time.Duration
 	// ConfigDir holds known_servers and the input history.
 	ConfigDir string
+	// InterruptGrace is how long, after a signal, the interactive chat may
+	// take to end before it is abandoned (a password prompt ignores it).
+	InterruptGrace time.Duration
 }
+
+// defaultInterruptGrace is ChatConfig.InterruptGrace for the command.
+const defaultInterruptGrace = 3 * time.Second
 
 func chatCommand() *cli.Command {
 	return &cli.Command{
@@ -60,9 +66,6 @@ func chatCommand() *cli.Command {
 			&cli.DurationFlag{Name: "relogin-jitter", Value: 3 * time.Second, Usage: "when the server forgot the session (it restarted), wait a random delay up to this `DURATION` before logging in again from the password file (0: none)"},
 		},
 		Action: func(c *cli.Context) error {
-			if c.NArg() > 0 {
-				return fmt.Errorf("chat takes no arguments, got %q", c.Args().First())
-			}
 			dir, err := chatConfigDir()
 			if err != nil {
 				return err
@@ -82,6 +85,7 @@ func chatCommand() *cli.Command {
 				RetryDelay:      c.Duration("retry-delay"),
 				ReloginJitter:   c.Duration("relogin-jitter"),
 				ConfigDir:       dir,
+				InterruptGrace:  defaultInterruptGrace,
 			}
 			in, out, errOut := c.App.Reader, c.App.Writer, c.App.ErrWriter
 			if in == nil {
@@ -206,18 +210,35 @@ func RunChatInteractive(ctx context.Context, cfg ChatConfig) error {
 	}
 	t := repl.NewLinerTerminal(filepath.Join(cfg.ConfigDir, "history"))
 	defer t.Close()
-	// A signal normally ends the chat cleanly (bye, keys erased). If a
-	// prompt that cannot be interrupted (the password) holds it, restore
-	// the terminal and leave anyway.
-	stop := context.AfterFunc(ctx, func() {
-		time.AfterFunc(3*time.Second, func() {
-			t.Close()
-			fmt.Fprintln(os.Stderr, "\r\nlibrecord: interrupted")
-			os.Exit(1)
-		})
-	})
-	defer stop()
-	return repl.RunInteractive(ctx, rc, cfg.dialer(), t)
+	done := make(chan error, 1)
+	go func() { done <- repl.RunInteractive(ctx, rc, cfg.dialer(), t) }()
+	// On return the deferred Close restores the terminal; if the chat did
+	// not end, main's exit ends its prompt.
+	return waitInterruptible(ctx, done, cfg.InterruptGrace)
+}
+
+// errInterrupted: a signal came and the chat did not end within its grace.
+var errInterrupted = errors.New("interrupted")
+
+// waitInterruptible returns what done delivers. A signal (ctx ending)
+// normally ends the chat cleanly (bye, keys erased), but a prompt that
+// cannot be interrupted (the password) may hold it: once ctx has ended,
+// waitInterruptible waits at most grace for done, then returns
+// errInterrupted.
+func waitInterruptible(ctx context.Context, done <-chan error, grace time.Duration) error {
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+	}
+	timer := time.NewTimer(grace)
+	defer timer.Stop()
+	select {
+	case err := <-done:
+		return err
+	case <-timer.C:
+		return errInterrupted
+	}
 }
 
 // RunChatScript runs the scripted chat: lines of in sent to cfg.Salon,

@@ -79,7 +79,7 @@ func TestChatScriptedErrors(t *testing.T) {
 		"ErrUnknownServer": {"alice-password-123", []string{"chat", "--server", addr}, "--trust " + fp},
 		"ErrWrongPassword": {"nope-nope-nope", []string{"chat", "--server", addr, "--trust", fp}, "password from LIBRECORD_PASSWORD was refused"},
 		"ErrBadTrust":      {"alice-password-123", []string{"chat", "--server", addr, "--trust", "SHA256:nope"}, "--trust"},
-		"ErrArgument":      {"alice-password-123", []string{"chat", "extra"}, "no arguments"},
+		"ErrArgument":      {"alice-password-123", []string{"chat", "extra"}, "unexpected argument \"extra\""},
 		"ErrLoginTimeout":  {"alice-password-123", []string{"chat", "--server", addr, "--trust", fp, "--login-timeout", "-1s"}, "--login-timeout must not be negative"},
 		"ErrReloginJitter": {"alice-password-123", []string{"chat", "--server", addr, "--trust", fp, "--relogin-jitter", "-1s"}, "--relogin-jitter must not be negative"},
 	} {

@@ -13,6 +13,10 @@ func allCommands() []*cli.Command {
 		backupCommand(),
 		fingerprintCommand(),
 		passphraseCommand(),
+		// message, prune, version: moderation, retention, operating (issue 11)
+		messageCommand(),
+		pruneCommand(),
+		versionCommand(),
 		// serve: the server
 		serveCommand(),
 		// chat: the client

@@ -8,7 +8,6 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"strings"
 	"text/tabwriter"
 	"unicode/utf8"
 
@@ -38,7 +37,19 @@ func openDB(c *cli.Context) (*db.DB, error) {
 	}
 	defer clear(pass)
 	d, err := db.Open(c.Context, path, pass)
-	return d, dbHint(err)
+	if err != nil {
+		return nil, dbHint(err)
+	}
+	warnRotation(c, d)
+	return d, nil
+}
+
+// warnRotation says so when the database holds an interrupted key
+// rotation (it works meanwhile; passphrase --rotate-key finishes it).
+func warnRotation(c *cli.Context, d *db.DB) {
+	if d.RotationUnfinished() && c.Command.Name != "passphrase" {
+		fmt.Fprintf(c.App.ErrWriter, "librecord: warning: the key rotation of %s was interrupted; stop serve and run `librecord passphrase --rotate-key` to finish it\n", d.Path())
+	}
 }
 
 // withDB opens --db as openDB does, runs f on it and closes it. Errors of f
@@ -201,12 +212,21 @@ func dbHint(err error) error {
 		return withHint(err, "this database was written by a newer librecord: install it")
 	case errors.Is(err, db.ErrExists):
 		return withHint(err, "nothing was changed; to create another database, choose its file with --db")
+	case errors.Is(err, db.ErrRotating):
+		return withHint(err, "`librecord passphrase --rotate-key` is re-encrypting it: wait for it to finish, then use the new passphrase")
+	case errors.Is(err, db.ErrKeyChanged):
+		return withHint(err, "nothing was changed; another librecord process changed the passphrase meanwhile: run this again (with the new passphrase)")
+	case errors.Is(err, db.ErrRotationUnfinished):
+		return withHint(err, "nothing was changed; stop serve and run `librecord passphrase --rotate-key` to finish the rotation")
+	case errors.Is(err, db.ErrInUse):
+		return withHint(err, "nothing was changed; stop `librecord serve` (and any other librecord command) on this database, then run this again")
 	}
 	return err
 }
 
 // adminHint attaches the next step to the errors of admin commands.
 func adminHint(err error) error {
+	var missing *db.NotFoundError
 	switch {
 	case err == nil:
 		return nil
@@ -220,9 +240,9 @@ func adminHint(err error) error {
 		return withHint(err, "choose another password, or leave out --password-stdin to get a generated one")
 	case errors.Is(err, db.ErrInvalidPassword):
 		return withHint(err, fmt.Sprintf("choose at least %d characters, or leave out --password-stdin to get a generated one", crypto.MinPasswordLength))
-	case errors.Is(err, db.ErrNotFound) && strings.HasPrefix(err.Error(), "salon "):
+	case errors.As(err, &missing) && missing.Kind == db.KindSalon:
 		return withHint(err, "`librecord salon list` shows the salons; `librecord salon add NAME` creates one")
-	case errors.Is(err, db.ErrNotFound) && strings.HasPrefix(err.Error(), "user "):
+	case errors.As(err, &missing) && missing.Kind == db.KindUser:
 		return withHint(err, "`librecord user list` shows the users")
 	case errors.Is(err, db.ErrBusy):
 		return withHint(err, "nothing was changed; the database stayed locked by another process, is read-only, or the disk is full: check, then try again")
@@ -282,22 +302,4 @@ func writeJSON(w io.Writer, v any) error {
 // newTable returns a writer that aligns tab-separated columns; Flush it.
 func newTable(w io.Writer) *tabwriter.Writer {
 	return tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-}
-
-// noArgs refuses positional arguments to a command that takes none.
-func noArgs(c *cli.Context) error {
-	if c.NArg() > 0 {
-		return withHint(fmt.Errorf("%s takes no arguments, got %q", c.Command.FullName(), c.Args().First()),
-			fmt.Sprintf("see `librecord %s --help`", c.Command.FullName()))
-	}
-	return nil
-}
-
-// needArgs checks the count of positional arguments.
-func needArgs(c *cli.Context, min, max int, usage string) error {
-	if n := c.NArg(); n < min || (max >= 0 && n > max) {
-		return withHint(fmt.Errorf("usage: librecord %s %s", c.Command.FullName(), usage),
-			fmt.Sprintf("see `librecord %s --help`", c.Command.FullName()))
-	}
-	return nil
 }

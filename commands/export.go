@@ -31,12 +31,12 @@ func exportCommand() *cli.Command {
 			"object a line: {\"id\":..,\"at\":\"..Z\",\"salon\":..,\"pseudo\":..,\"text\":..} with\n" +
 			"\"system\":true on system messages. The output is decrypted: keep it safe.",
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "salon", Required: true, Usage: "the `SALON` to export"},
+			&cli.StringFlag{Name: "salon", Usage: "the `SALON` to export (required)"},
 			&cli.StringFlag{Name: "format", Value: "text", Usage: "`text` or json"},
 			&cli.StringFlag{Name: "out", Usage: "write to `FILE` (must not exist) instead of stdout"},
 		},
 		Action: func(c *cli.Context) error {
-			if err := noArgs(c); err != nil {
+			if err := requireFlags(c, "salon"); err != nil {
 				return err
 			}
 			cfg := ExportConfig{Salon: c.String("salon"), Format: c.String("format")}

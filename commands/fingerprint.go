@@ -13,9 +13,6 @@ func fingerprintCommand() *cli.Command {
 		Name:  "fingerprint",
 		Usage: "print the server identity fingerprint (SHA256:...); needs no passphrase",
 		Action: func(c *cli.Context) error {
-			if err := noArgs(c); err != nil {
-				return err
-			}
 			fp, err := db.Fingerprint(c.Context, c.String("db"))
 			if err != nil {
 				return dbHint(err)

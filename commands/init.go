@@ -16,9 +16,6 @@ func initCommand() *cli.Command {
 		Description: "Asks for the host passphrase twice at a terminal (or takes --passphrase-file or\n" +
 			"LIBRECORD_PASSPHRASE). Never touches an existing file.",
 		Action: func(c *cli.Context) error {
-			if err := noArgs(c); err != nil {
-				return err
-			}
 			pass, err := createDB(c)
 			if err != nil {
 				return err

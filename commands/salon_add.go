@@ -16,9 +16,6 @@ func salonAddCommand() *cli.Command {
 		Usage:     "create a salon (names are unique ignoring case)",
 		ArgsUsage: "NAME",
 		Action: func(c *cli.Context) error {
-			if err := needArgs(c, 1, 1, "NAME"); err != nil {
-				return err
-			}
 			name := c.Args().First()
 			if !db.ValidName(name) {
 				return fmt.Errorf("%w: salon name %q: use 1 to 32 letters, digits, '-', '_' or '.'", db.ErrInvalidName, name)

@@ -34,9 +34,6 @@ func salonRevokeCommand() *cli.Command {
 }
 
 func salonAccessAction(c *cli.Context, grant bool) error {
-	if err := needArgs(c, 2, -1, "SALON PSEUDO..."); err != nil {
-		return err
-	}
 	args := c.Args().Slice()
 	return withDB(c, func(d *db.DB) error {
 		return SalonAccess(c.Context, d, c.App.Writer, args[0], args[1:], grant)

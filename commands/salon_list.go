@@ -14,12 +14,9 @@ import (
 func salonListCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "list",
-		Usage: "list salons, their message counts and who may open them",
+		Usage: "list salons, their message counts, retention and who may open them",
 		Flags: []cli.Flag{&cli.BoolFlag{Name: "json", Usage: "print a JSON array"}},
 		Action: func(c *cli.Context) error {
-			if err := noArgs(c); err != nil {
-				return err
-			}
 			return withDB(c, func(d *db.DB) error {
 				return SalonList(c.Context, d, c.App.Writer, c.Bool("json"))
 			})
@@ -32,6 +29,8 @@ type salonJSON struct {
 	Messages int64    `json:"messages"`
 	Last     int64    `json:"last"`
 	Members  []string `json:"members"`
+	// Retention is as `salon retain` takes it: "off", "90d", "36h".
+	Retention string `json:"retention"`
 }
 
 // SalonList writes the salons as a table, or as a JSON array.
@@ -43,7 +42,7 @@ func SalonList(ctx context.Context, d *db.DB, w io.Writer, asJSON bool) error {
 	if asJSON {
 		out := make([]salonJSON, len(salons))
 		for i, s := range salons {
-			out[i] = salonJSON{s.Name, s.Messages, s.Last, s.Members}
+			out[i] = salonJSON{s.Name, s.Messages, s.Last, s.Members, db.FormatRetention(s.Retention)}
 		}
 		return writeJSON(w, out)
 	}
@@ -52,13 +51,13 @@ func SalonList(ctx context.Context, d *db.DB, w io.Writer, asJSON bool) error {
 		return err
 	}
 	t := newTable(w)
-	fmt.Fprintln(t, "SALON\tMESSAGES\tMEMBERS")
+	fmt.Fprintln(t, "SALON\tMESSAGES\tRETAIN\tMEMBERS")
 	for _, s := range salons {
 		members := "(nobody)"
 		if len(s.Members) > 0 {
 			members = strings.Join(s.Members, ", ")
 		}
-		fmt.Fprintf(t, "%s\t%d\t%s\n", s.Name, s.Messages, members)
+		fmt.Fprintf(t, "%s\t%d\t%s\t%s\n", s.Name, s.Messages, db.FormatRetention(s.Retention), members)
 	}
 	return t.Flush()
 }

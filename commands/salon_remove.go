@@ -20,9 +20,6 @@ func salonRemoveCommand() *cli.Command {
 			&cli.BoolFlag{Name: "purge", Usage: "also delete the salon's messages for good (export them first)"},
 		},
 		Action: func(c *cli.Context) error {
-			if err := needArgs(c, 1, 1, "NAME [--purge]"); err != nil {
-				return err
-			}
 			name := c.Args().First()
 			return withDB(c, func(d *db.DB) error {
 				err := SalonRemove(c.Context, d, c.App.Writer, name, c.Bool("purge"))

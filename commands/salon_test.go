@@ -37,7 +37,7 @@ func TestSalonCommands(t *testing.T) {
 		}
 
 		table := e.mustRun("", after, "salon", "list")
-		want := "SALON    MESSAGES  MEMBERS\ndev      0         alice\ngeneral  0         (nobody)\n"
+		want := "SALON    MESSAGES  RETAIN  MEMBERS\ndev      0         off     alice\ngeneral  0         off     (nobody)\n"
 		if table != want {
 			t.Fatalf("salon list:\n%s\nwant:\n%s", table, want)
 		}

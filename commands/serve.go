@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	stdnet "net"
 	"os"
+	"runtime"
 	"runtime/pprof"
 	"time"
 
@@ -16,6 +17,7 @@ import (
 
 	"librecord/crypto"
 	"librecord/db"
+	"librecord/net/metrics"
 	"librecord/net/server"
 )
 
@@ -25,6 +27,9 @@ type serveConfig struct {
 	LogFormat       string // text or json
 	ShutdownTimeout time.Duration
 	Server          server.Config
+	PruneEvery      time.Duration   // delete messages past their salon's retention this often; 0: never
+	Metrics         stdnet.Listener // serve /metrics and /healthz on it; nil: none
+	prune           pruneHooks      // tests: the pruner's clock and a report of each pass
 }
 
 func serveCommand() *cli.Command {
@@ -52,6 +57,8 @@ func serveCommand() *cli.Command {
 			&cli.IntFlag{Name: "max-fetch", Value: d.Chat.MaxFetch, Usage: "largest fetch limit"},
 			&cli.DurationFlag{Name: "shutdown-timeout", Value: 15 * time.Second, Usage: "on SIGINT/SIGTERM, wait this long for answers to go out"},
 			&cli.StringFlag{Name: "log-format", Value: "text", Usage: "log format on stderr: text or json"},
+			&cli.StringFlag{Name: "metrics", Usage: "serve Prometheus /metrics and /healthz over HTTP on this `ADDRESS` (e.g. 127.0.0.1:9447; off by default)"},
+			&cli.DurationFlag{Name: "prune-every", Value: DefaultPruneEvery, Usage: "delete messages older than their salon's retention at start and this often (0: never; see salon retain)"},
 			// Developer tool (librecord bench --cpuprofile): the server's
 			// CPU profile, written at shutdown, for go tool pprof.
 			&cli.StringFlag{Name: "cpuprofile", Hidden: true},
@@ -62,6 +69,7 @@ func serveCommand() *cli.Command {
 				LogFormat:       c.String("log-format"),
 				ShutdownTimeout: c.Duration("shutdown-timeout"),
 				Server:          d,
+				PruneEvery:      c.Duration("prune-every"),
 			}
 			s := &cfg.Server
 			s.Chat.SessionTimeout = c.Duration("session-timeout")
@@ -87,13 +95,25 @@ func serveCommand() *cli.Command {
 			if cfg.ShutdownTimeout <= 0 {
 				return errors.New("--shutdown-timeout must be positive")
 			}
+			if cfg.PruneEvery < 0 {
+				return errors.New("--prune-every must be 0 (never) or positive")
+			}
 			ln, err := stdnet.Listen("tcp", cfg.Listen)
 			if err != nil {
 				return withHint(fmt.Errorf("listen: %w", err), "choose another address with --listen (e.g. --listen :7448)")
 			}
+			if addr := c.String("metrics"); addr != "" {
+				if cfg.Metrics, err = stdnet.Listen("tcp", addr); err != nil {
+					ln.Close()
+					return withHint(fmt.Errorf("metrics: listen: %w", err), "choose another address with --metrics (e.g. --metrics 127.0.0.1:9448)")
+				}
+			}
 			d, err := openOrCreateDB(c)
 			if err != nil {
 				ln.Close()
+				if cfg.Metrics != nil {
+					cfg.Metrics.Close()
+				}
 				return err
 			}
 			if path := c.String("cpuprofile"); path != "" {
@@ -140,10 +160,23 @@ func runServe(ctx context.Context, d *db.DB, ln stdnet.Listener, cfg serveConfig
 		handler = slog.NewJSONHandler(stderr, nil)
 	}
 	log := slog.New(handler)
+	var m *metrics.Metrics
+	if cfg.Metrics != nil {
+		m = metrics.New(moduleVersion(), vcsRevision(), runtime.Version())
+		cfg.Server.Chat.Observer = m
+	}
 	srv, err := server.New(d, d.Identity(), cfg.Server, log)
 	if err != nil {
 		ln.Close()
+		if cfg.Metrics != nil {
+			cfg.Metrics.Close()
+		}
 		return err
+	}
+	if m != nil {
+		m.Watch(srv, d)
+		stopMetrics := serveMetrics(cfg.Metrics, m.Handler(), log)
+		defer stopMetrics() // before the database closes
 	}
 	fingerprint := crypto.Fingerprint(d.Identity().Public().(ed25519.PublicKey))
 	fmt.Fprintf(stdout, "librecord: serving %s on %s\nlibrecord: identity fingerprint %s\n", d.Path(), ln.Addr(), fingerprint)
@@ -155,14 +188,23 @@ func runServe(ctx context.Context, d *db.DB, ln stdnet.Listener, cfg serveConfig
 		log.Warn("this database was created with the test-only --insecure-test-kdf: its passphrase and passwords are cheap to guess; do not use it for a real community")
 	}
 
+	stopPruner := startPruner(d, cfg.PruneEvery, log, cfg.prune)
+	defer stopPruner() // before the database closes
+
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
+	if err := sdNotify("READY=1\nSTATUS=serving on " + ln.Addr().String()); err != nil {
+		log.Warn("systemd notification", "err", err)
+	}
 	var serveErr error
 	select {
 	case <-ctx.Done():
 		log.Info("shutting down")
 	case serveErr = <-served:
 		log.Error("accept failed, shutting down", "err", serveErr)
+	}
+	if err := sdNotify("STOPPING=1"); err != nil {
+		log.Warn("systemd notification", "err", err)
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()

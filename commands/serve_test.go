@@ -10,37 +10,19 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"librecord/crypto"
 	"librecord/db"
 	"librecord/net"
+	"librecord/net/testkit"
 )
-
-// lockedBuffer collects the server's log lines from its goroutines.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // startServe runs librecord with args (which start serve on 127.0.0.1:0)
 // and returns the printed address and fingerprint, the log, and a stop
 // function that sends the equivalent of SIGINT and returns Run's error.
-func startServe(t *testing.T, args []string) (addr, fingerprint string, logs *lockedBuffer, stop func() error) {
+func startServe(t *testing.T, args []string) (addr, fingerprint string, logs *testkit.Buffer, stop func() error) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	pr, pw := io.Pipe()
@@ -48,7 +30,7 @@ func startServe(t *testing.T, args []string) (addr, fingerprint string, logs *lo
 	if findCommand(app.Commands, "serve") == nil {
 		app.Commands = append(app.Commands, serveCommand())
 	}
-	logs = &lockedBuffer{}
+	logs = &testkit.Buffer{}
 	app.Writer, app.ErrWriter = pw, logs
 	done := make(chan error, 1)
 	go func() {

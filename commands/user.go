@@ -5,12 +5,14 @@ import "github.com/urfave/cli/v2"
 func userCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "user",
-		Usage: "add, remove, list users; reset a password",
+		Usage: "add, remove, list, disable, enable users; reset a password",
 		Subcommands: []*cli.Command{
 			userAddCommand(),
 			userRemoveCommand(),
 			userListCommand(),
 			userResetPasswordCommand(),
+			userDisableCommand(),
+			userEnableCommand(),
 		},
 	}
 }

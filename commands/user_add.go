@@ -32,9 +32,6 @@ func userAddCommand() *cli.Command {
 			&cli.BoolFlag{Name: "json", Usage: "print the result as JSON"},
 		},
 		Action: func(c *cli.Context) error {
-			if err := needArgs(c, 1, 1, "PSEUDO [--salon SALON]... [--password-stdin]"); err != nil {
-				return err
-			}
 			cfg := UserAddConfig{Pseudo: c.Args().First(), Salons: c.StringSlice("salon"), JSON: c.Bool("json")}
 			if !db.ValidName(cfg.Pseudo) {
 				return fmt.Errorf("%w: pseudo %q: use 1 to 32 letters, digits, '-', '_' or '.'", db.ErrInvalidName, cfg.Pseudo)

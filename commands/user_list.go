@@ -13,12 +13,9 @@ import (
 func userListCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "list",
-		Usage: "list users and the salons each may open",
+		Usage: "list users, whether each is enabled, and the salons each may open",
 		Flags: []cli.Flag{&cli.BoolFlag{Name: "json", Usage: "print a JSON array"}},
 		Action: func(c *cli.Context) error {
-			if err := noArgs(c); err != nil {
-				return err
-			}
 			return withDB(c, func(d *db.DB) error {
 				return UserList(c.Context, d, c.App.Writer, c.Bool("json"))
 			})
@@ -27,8 +24,9 @@ func userListCommand() *cli.Command {
 }
 
 type userJSON struct {
-	Pseudo string   `json:"pseudo"`
-	Salons []string `json:"salons"`
+	Pseudo   string   `json:"pseudo"`
+	Salons   []string `json:"salons"`
+	Disabled bool     `json:"disabled"`
 }
 
 // UserList writes the users as a table, or as a JSON array.
@@ -40,7 +38,7 @@ func UserList(ctx context.Context, d *db.DB, w io.Writer, asJSON bool) error {
 	if asJSON {
 		out := make([]userJSON, len(users))
 		for i, u := range users {
-			out[i] = userJSON{u.Pseudo, u.Salons}
+			out[i] = userJSON{u.Pseudo, u.Salons, u.Disabled}
 		}
 		return writeJSON(w, out)
 	}
@@ -49,9 +47,13 @@ func UserList(ctx context.Context, d *db.DB, w io.Writer, asJSON bool) error {
 		return err
 	}
 	t := newTable(w)
-	fmt.Fprintln(t, "PSEUDO\tSALONS")
+	fmt.Fprintln(t, "PSEUDO\tSTATE\tSALONS")
 	for _, u := range users {
-		fmt.Fprintf(t, "%s\t%s\n", u.Pseudo, salonList(u.Salons))
+		state := "enabled"
+		if u.Disabled {
+			state = "disabled"
+		}
+		fmt.Fprintf(t, "%s\t%s\t%s\n", u.Pseudo, state, salonList(u.Salons))
 	}
 	return t.Flush()
 }

@@ -16,9 +16,6 @@ func userRemoveCommand() *cli.Command {
 		Usage:     "remove a user: their sessions end, their messages stay in the history, the pseudo is free again",
 		ArgsUsage: "PSEUDO",
 		Action: func(c *cli.Context) error {
-			if err := needArgs(c, 1, 1, "PSEUDO"); err != nil {
-				return err
-			}
 			return withDB(c, func(d *db.DB) error {
 				return UserRemove(c.Context, d, c.App.Writer, c.Args().First())
 			})

@@ -29,9 +29,6 @@ func userResetPasswordCommand() *cli.Command {
 			&cli.BoolFlag{Name: "json", Usage: "print the result as JSON"},
 		},
 		Action: func(c *cli.Context) error {
-			if err := needArgs(c, 1, 1, "PSEUDO [--password-stdin]"); err != nil {
-				return err
-			}
 			cfg := UserResetConfig{Pseudo: c.Args().First(), JSON: c.Bool("json")}
 			pw, err := passwordFromFlags(c)
 			if err != nil {

@@ -106,7 +106,7 @@ func TestUserListRemoveReset(t *testing.T) {
 		e.mustRun("bob's password!\n", after, "user", "add", "bob", "--salon", "general", "--password-stdin")
 
 		table := e.mustRun("", after, "user", "list")
-		want := "PSEUDO  SALONS\nalice   dev, general\nbob     general\n"
+		want := "PSEUDO  STATE    SALONS\nalice   enabled  dev, general\nbob     enabled  general\n"
 		if table != want {
 			t.Fatalf("user list:\n%s\nwant:\n%s", table, want)
 		}

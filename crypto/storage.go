@@ -144,8 +144,23 @@ const wrapAD = "librecord/v1/wrapped-key"
 func (k *Key) Wrap(other *Key) []byte { return k.Seal(other.b[:], []byte(wrapAD)) }
 
 // Unwrap decrypts a key made by Wrap, or returns ErrDecrypt.
-func (k *Key) Unwrap(blob []byte) (*Key, error) {
-	pt, err := k.Open(blob, []byte(wrapAD))
+func (k *Key) Unwrap(blob []byte) (*Key, error) { return k.unwrap(blob, []byte(wrapAD)) }
+
+// WrapFor encrypts another key under k for one purpose (e.g.
+// "password-id"): it unwraps only with UnwrapFor and the same purpose, so
+// two keys wrapped by k cannot stand in for each other.
+func (k *Key) WrapFor(other *Key, purpose string) []byte {
+	return k.Seal(other.b[:], []byte(wrapAD+"/"+purpose))
+}
+
+// UnwrapFor decrypts a key made by WrapFor with the same purpose, or
+// returns ErrDecrypt.
+func (k *Key) UnwrapFor(blob []byte, purpose string) (*Key, error) {
+	return k.unwrap(blob, []byte(wrapAD+"/"+purpose))
+}
+
+func (k *Key) unwrap(blob, ad []byte) (*Key, error) {
+	pt, err := k.Open(blob, ad)
 	if err != nil {
 		return nil, err
 	}
@@ -161,13 +176,29 @@ func (k *Key) Unwrap(blob []byte) (*Key, error) {
 // Tag returns a deterministic 32-byte HMAC-SHA256 of msg under a subkey of
 // k for label. Equal inputs give equal tags (usable as a lookup key), and
 // without k a tag can be neither computed nor checked.
+// k.Tag(label, msg) equals k.TagKey(label).MAC(msg).
 func (k *Key) Tag(label string, msg []byte) []byte {
+	sub := k.TagKey(label)
+	defer sub.Erase()
+	return sub.MAC(msg)
+}
+
+// TagKey returns the subkey of k that Tag uses for label, so that tags
+// made under k keep their values once the subkey is stored on its own.
+func (k *Key) TagKey(label string) *Key {
 	sub, err := hkdf.Expand(sha256.New, k.b[:], "librecord/v1/tag/"+label, 32)
 	if err != nil {
 		panic("crypto: hkdf: " + err.Error())
 	}
-	defer clear(sub)
-	m := hmac.New(sha256.New, sub)
+	out := new(Key)
+	copy(out.b[:], sub)
+	clear(sub)
+	return out
+}
+
+// MAC returns the deterministic 32-byte HMAC-SHA256 of msg under k.
+func (k *Key) MAC(msg []byte) []byte {
+	m := hmac.New(sha256.New, k.b[:])
 	m.Write(msg)
 	return m.Sum(nil)
 }

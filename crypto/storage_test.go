@@ -97,6 +97,41 @@ func TestWrapUnwrap(t *testing.T) {
 	}
 }
 
+func TestWrapFor(t *testing.T) {
+	kek, data := newTestKey(t), newTestKey(t)
+	w := kek.WrapFor(data, "password-id")
+	got, err := kek.UnwrapFor(w, "password-id")
+	if err != nil || got.b != data.b {
+		t.Fatalf("unwrap: %v", err)
+	}
+	// Another purpose, the passphrase's plain Wrap, another key: refused.
+	if _, err := kek.UnwrapFor(w, "rotation"); !errors.Is(err, ErrDecrypt) {
+		t.Fatalf("other purpose: %v", err)
+	}
+	if _, err := kek.Unwrap(w); !errors.Is(err, ErrDecrypt) {
+		t.Fatalf("as a passphrase-wrapped key: %v", err)
+	}
+	if _, err := kek.UnwrapFor(kek.Wrap(data), "password-id"); !errors.Is(err, ErrDecrypt) {
+		t.Fatalf("a passphrase-wrapped key as password-id: %v", err)
+	}
+	if _, err := newTestKey(t).UnwrapFor(w, "password-id"); !errors.Is(err, ErrDecrypt) {
+		t.Fatalf("wrong key: %v", err)
+	}
+}
+
+// TestTagKey: a tag subkey stored on its own gives the tags its parent
+// gave (databases made before the password key keep their identifiers).
+func TestTagKey(t *testing.T) {
+	k := newTestKey(t)
+	sub := k.TagKey("password-id")
+	if !bytes.Equal(sub.MAC([]byte("x")), k.Tag("password-id", []byte("x"))) {
+		t.Fatal("TagKey(label).MAC differs from Tag(label)")
+	}
+	if sub.b == k.b || sub.b == k.TagKey("other").b {
+		t.Fatal("subkey ignores the label")
+	}
+}
+
 func TestDeriveKey(t *testing.T) {
 	p := InsecureTestKDF()
 	salt := []byte("0123456789abcdef")

@@ -8,8 +8,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-
-	"librecord/crypto"
 )
 
 // ErrTargetExists: Backup's target (or an export's output) already exists;
@@ -82,35 +80,4 @@ func verifyCopy(ctx context.Context, path string) error {
 		return fmt.Errorf("check copy: %s", result)
 	}
 	return nil
-}
-
-// ChangePassphrase re-wraps the data key under a key derived from
-// newPassphrase with a fresh salt; no message is re-encrypted, and a
-// running serve, which holds the data key, is not disturbed. Backups taken
-// before keep opening with the old passphrase.
-func (d *DB) ChangePassphrase(ctx context.Context, newPassphrase []byte) error {
-	if len(newPassphrase) == 0 {
-		return errors.New("change passphrase: empty passphrase")
-	}
-	salt, err := randomBytes(32)
-	if err != nil {
-		return err
-	}
-	kek := crypto.DeriveKey(newPassphrase, salt, d.ppKDF)
-	wrapped := kek.Wrap(d.data)
-	kek.Erase()
-	tx, err := d.begin(ctx)
-	if err != nil {
-		return storageErr(err)
-	}
-	defer tx.Rollback()
-	for _, kv := range []struct {
-		k string
-		v []byte
-	}{{metaPassphraseSalt, salt}, {metaWrappedKey, wrapped}} {
-		if _, err := tx.ExecContext(ctx, `UPDATE meta SET value = ? WHERE key = ?`, kv.v, kv.k); err != nil {
-			return storageErr(err)
-		}
-	}
-	return storageErr(tx.Commit())
 }

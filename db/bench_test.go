@@ -147,3 +147,36 @@ func BenchmarkFetchCycle(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkRotateKey: a whole key rotation of a database of 100,000
+// messages of ~200 bytes (one salon), per batch size: re-encryption in
+// transactions of that many messages, the final swap, VACUUM and the
+// truncating checkpoint. Each iteration rotates the same database again.
+func BenchmarkRotateKey(b *testing.B) {
+	const n = 100_000
+	for _, batch := range []int{100, 1000, 5000} {
+		b.Run(fmt.Sprintf("batch=%d", batch), func(b *testing.B) {
+			ctx := context.Background()
+			d := testOpen(b)
+			u := mustUser(b, d, "alice", "general")
+			gen, _ := d.Salon(ctx, "general")
+			msgs := make([]NewMessage, 1000)
+			for start := 0; start < n; start += len(msgs) {
+				for j := range msgs {
+					msgs[j] = NewMessage{SalonID: gen.ID, UserID: u.ID, Cid: fmt.Sprint(start + j), Pseudo: "alice", Text: "a message of about two hundred bytes, which is what people type in a chat most of the time, give or take a few words here and there, with an emoji or two and a link", Portions: 1}
+				}
+				if _, err := d.InsertMessages(ctx, msgs); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				res, err := d.RotateKey(ctx, testPass, RotateOptions{BatchSize: batch})
+				if err != nil || res.Reencrypted != n {
+					b.Fatalf("%+v %v", res, err)
+				}
+			}
+			b.ReportMetric(float64(b.N*n)/b.Elapsed().Seconds(), "msgs/s")
+		})
+	}
+}

@@ -121,6 +121,12 @@ func build(ctx context.Context, path string, passphrase []byte, ppKDF, pwKDF cry
 	sealedSeed := data.Seal(seed, identityAD(pub))
 	clear(seed)
 	clear(identity)
+	pwKey, err := crypto.NewKey()
+	if err != nil {
+		return err
+	}
+	wrappedPwKey := data.WrapFor(pwKey, passwordIDLabel)
+	pwKey.Erase()
 	ppJSON, _ := json.Marshal(ppKDF)
 	pwJSON, _ := json.Marshal(pwKDF)
 	now := time.Now().UnixMilli()
@@ -141,6 +147,7 @@ func build(ctx context.Context, path string, passphrase []byte, ppKDF, pwKDF cry
 		{metaPasswordSalt, pwSalt},
 		{metaIdentityPublic, pub},
 		{metaIdentityPrivate, sealedSeed},
+		{metaPasswordKey, wrappedPwKey},
 		{metaCreatedAt, []byte(strconv.FormatInt(now, 10))},
 	} {
 		if _, err := tx.ExecContext(ctx, `INSERT INTO meta (key, value) VALUES (?, ?)`, kv.k, kv.v); err != nil {

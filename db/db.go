@@ -4,10 +4,12 @@
 // Open it with Open (or Create/OpenOrCreate); every method is safe for
 // concurrent use and safe while another process uses the same file.
 //
-// Keys: a random data key seals every message blob and the identity
-// private key; it is stored wrapped by a key derived (Argon2id) from the
-// host passphrase, so changing the passphrase re-wraps one key and
-// re-encrypts nothing. Fingerprint and Backup need no passphrase.
+// Keys: a random data key seals every message blob, the identity private
+// key and the password-identifier key; it is stored wrapped by a key
+// derived (Argon2id) from the host passphrase, so changing the passphrase
+// re-wraps one key and re-encrypts nothing (ChangePassphrase). RotateKey
+// replaces the data key itself, re-encrypting in batches that a second
+// run resumes. Fingerprint and Backup need no passphrase.
 package db
 
 import (
@@ -17,6 +19,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"sync/atomic"
 	"time"
 
 	"librecord/crypto"
@@ -36,6 +39,10 @@ var (
 	ErrWrongPassphrase = errors.New("wrong passphrase")
 	// ErrAuth: no user has this password (Authenticate).
 	ErrAuth = errors.New("wrong password")
+	// ErrDisabled: the password is right but the host disabled its user
+	// (Authenticate). It is also ErrAuth: the peer gets the same answer;
+	// only the failed-login count tells them apart.
+	ErrDisabled = fmt.Errorf("%w: user disabled by the host", ErrAuth)
 	// ErrNotFound: unknown user or salon.
 	ErrNotFound = errors.New("not found")
 	// ErrDuplicate: pseudo or salon name already taken (ignoring case).
@@ -51,6 +58,22 @@ var (
 	ErrInvalidPassword = errors.New("invalid password")
 	// ErrSalonNotEmpty: RemoveSalon without purge on a salon with messages.
 	ErrSalonNotEmpty = errors.New("salon has messages")
+	// ErrInUse: RotateKey found the database open elsewhere (serve or an
+	// admin command, in this process or another); nothing was changed.
+	ErrInUse = errors.New("database in use by another librecord process")
+	// ErrRotating: Open found a key rotation running on the file.
+	ErrRotating = errors.New("a key rotation is running on this database")
+	// ErrRotationUnfinished: ChangePassphrase found an interrupted key
+	// rotation, which only RotateKey may finish; nothing was changed.
+	ErrRotationUnfinished = errors.New("an interrupted key rotation is unfinished")
+	// ErrNotScrubbed: a passphrase change or key rotation was committed
+	// (the new passphrase is in force) but the old wrapped key or old
+	// ciphertexts could not be cleared from the file or its WAL (busy, or
+	// no space to rebuild the file). Running the command again clears them.
+	ErrNotScrubbed = errors.New("the change is done, but old key material may remain on disk")
+	// ErrKeyChanged: another process changed the passphrase or the data key
+	// since this handle opened the database; nothing was changed.
+	ErrKeyChanged = errors.New("the passphrase or data key was changed since the database was opened")
 )
 
 // CreateOptions tune a new database. The zero value is production.
@@ -104,11 +127,17 @@ type DB struct {
 	// r serves reads; WAL lets them run beside the writer.
 	r *sql.DB
 
-	data      *crypto.Key // the data key: message blobs, identity, password tags
-	identity  ed25519.PrivateKey
-	ppKDF     crypto.KDFParams // for re-wrapping on a passphrase change
-	pwKDF     crypto.KDFParams
-	pwSalt    []byte
+	// ring holds the data key and, during a key rotation, the other key
+	// (see keys.go). It is read, and replaced, by the writer's transactions.
+	ring     atomic.Pointer[keyring]
+	pwKey    *crypto.Key // keys the password identifiers (passwordID)
+	pwLegacy bool        // pwKey derived from the data key, not yet stored
+	identity ed25519.PrivateKey
+	ppKDF    crypto.KDFParams // for re-wrapping on a passphrase change
+	pwKDF    crypto.KDFParams
+	pwSalt   []byte
+	inUse    *useLock
+	// hashSlots bounds the Argon2id hashes computed at once.
 	hashSlots chan struct{}
 	stmts     stmts // prepared once, reused (stmts.go)
 }
@@ -140,10 +169,12 @@ func OpenOrCreate(ctx context.Context, path string, passphrase []byte, opts Crea
 
 // Close closes the database and erases the keys it held.
 func (d *DB) Close() error {
-	d.data.Erase()
+	d.stmts.close() // before the pools they were prepared on
+	err := errors.Join(d.w.Close(), d.r.Close(), d.inUse.release())
+	d.ring.Load().erase()
+	d.pwKey.Erase()
 	clear(d.identity)
-	d.stmts.close()
-	return errors.Join(d.w.Close(), d.r.Close())
+	return err
 }
 
 // Path is the database file.
@@ -177,9 +208,10 @@ func Backup(ctx context.Context, path, target string) error {
 
 // User is one account.
 type User struct {
-	ID     int64
-	Pseudo string
-	Salons []string // salons the user may open, sorted
+	ID       int64
+	Pseudo   string
+	Salons   []string // salons the user may open, sorted
+	Disabled bool     // the host disabled the user: no login, sessions end
 }
 
 // Credential identifies a logged-in user and the password they logged in

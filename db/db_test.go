@@ -264,7 +264,7 @@ func TestConcurrentCreate(t *testing.T) {
 
 func onlyCompanions(names []string) bool {
 	for _, n := range names {
-		if n != "librecord.db" && n != "librecord.db-wal" && n != "librecord.db-shm" {
+		if n != "librecord.db" && n != "librecord.db-wal" && n != "librecord.db-shm" && n != "librecord.db.inuse" {
 			return false
 		}
 	}

@@ -31,6 +31,25 @@ func checkName(kind, s string) error {
 	return nil
 }
 
+// Kinds of things a NotFoundError names.
+const (
+	KindUser  = "user"
+	KindSalon = "salon"
+)
+
+// NotFoundError is ErrNotFound naming what was looked for, so that callers
+// choose their next step by kind instead of reading the message.
+type NotFoundError struct {
+	Kind string // KindUser or KindSalon
+	Name string // as it was asked for
+}
+
+// Error reads like `salon "dev": not found`.
+func (e *NotFoundError) Error() string { return fmt.Sprintf("%s %q: %v", e.Kind, e.Name, ErrNotFound) }
+
+// Unwrap makes errors.Is(err, ErrNotFound) hold.
+func (e *NotFoundError) Unwrap() error { return ErrNotFound }
+
 // storageErr maps driver errors in one place: lock, I/O and disk-full
 // trouble becomes ErrBusy (PROTOCOL.md code "unavailable": nothing stored,
 // retry), unique constraints the error a person understands.

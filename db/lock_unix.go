@@ -65,3 +65,64 @@ func (l *fileLocker) Unlock(context.Context, *sql.DB) error {
 	l.f = nil
 	return err
 }
+
+// useLock is a handle's hold on the database's ".inuse" file: a shared
+// flock while the handle is open, exclusive while RotateKey runs, so that
+// a key rotation never runs beside another handle (serve or an admin
+// command, in any process) that still seals with the old key. The file
+// is never removed: removing it would let two holders lock two inodes.
+type useLock struct {
+	path string
+	f    *os.File
+}
+
+// lockInUse takes the shared lock, or returns ErrRotating at once if a
+// rotation holds it exclusively.
+func lockInUse(dbPath string) (*useLock, error) {
+	l := &useLock{path: inUsePath(dbPath)}
+	f, err := os.OpenFile(l.path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("open database: %w", err)
+	}
+	if err := flock(f, syscall.LOCK_SH|syscall.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, fmt.Errorf("%s: %w", dbPath, ErrRotating)
+		}
+		return nil, fmt.Errorf("open database: lock %s: %w", l.path, err)
+	}
+	l.f = f
+	return l, nil
+}
+
+// exclusive turns the shared lock into an exclusive one, or returns
+// ErrInUse at once if another handle holds it (the shared lock is then
+// taken again).
+func (l *useLock) exclusive() error {
+	err := flock(l.f, syscall.LOCK_EX|syscall.LOCK_NB)
+	if err == nil {
+		return nil
+	}
+	// A failed conversion may have dropped the shared lock (flock(2)).
+	if err2 := flock(l.f, syscall.LOCK_SH); err2 != nil {
+		return fmt.Errorf("lock %s: %w", l.path, err2)
+	}
+	if errors.Is(err, syscall.EWOULDBLOCK) {
+		return ErrInUse
+	}
+	return fmt.Errorf("lock %s: %w", l.path, err)
+}
+
+// shared turns an exclusive lock back into a shared one.
+func (l *useLock) shared() error { return flock(l.f, syscall.LOCK_SH) }
+
+func (l *useLock) release() error { return l.f.Close() }
+
+func flock(f *os.File, how int) error {
+	for {
+		err := syscall.Flock(int(f.Fd()), how)
+		if !errors.Is(err, syscall.EINTR) {
+			return err
+		}
+	}
+}

@@ -80,7 +80,7 @@ type cidKey struct {
 // last id, a cid already stored, a salon that exists, the insert.
 var insertQueries = []string{
 	`SELECT seq FROM sqlite_sequence WHERE name = 'messages'`,
-	`SELECT id, at, portions FROM messages WHERE user_id = ? AND cid = ?`,
+	queryCid,
 	`SELECT 1 FROM salons WHERE id = ?`,
 	`INSERT INTO messages (id, salon_id, at, user_id, cid, portions, blob) VALUES (?, ?, ?, ?, ?, ?, ?)`,
 }
@@ -170,7 +170,7 @@ func (d *DB) InsertMessages(ctx context.Context, msgs []NewMessage) ([]Stored, e
 		if m.Cid != "" {
 			cid = m.Cid
 		}
-		blob := d.data.Seal(encodeBody(m.Pseudo, m.Text, m.System), messageAD(last, m.SalonID, atMs, m.UserID, m.Cid, m.Portions))
+		blob := d.ring.Load().data.Seal(encodeBody(m.Pseudo, m.Text, m.System), messageAD(last, m.SalonID, atMs, m.UserID, m.Cid, m.Portions))
 		if _, err := insert.ExecContext(ctx, last, m.SalonID, atMs, m.UserID, cid, m.Portions, blob); err != nil {
 			return nil, storageErr(err)
 		}
@@ -189,7 +189,7 @@ func (d *DB) InsertMessages(ctx context.Context, msgs []NewMessage) ([]Stored, e
 func (d *DB) LookupCid(ctx context.Context, userID int64, cid string) (Stored, bool, error) {
 	var s Stored
 	var at int64
-	err := d.queryRow(ctx, `SELECT id, at, portions FROM messages WHERE user_id = ? AND cid = ?`, userID, cid).Scan(&s.ID, &at, &s.Portions)
+	err := d.queryRow(ctx, queryCid, userID, cid).Scan(&s.ID, &at, &s.Portions)
 	if isNoRows(err) {
 		return Stored{}, false, nil
 	}
@@ -200,10 +200,19 @@ func (d *DB) LookupCid(ctx context.Context, userID int64, cid string) (Stored, b
 	return s, true, nil
 }
 
-// The page queries: one range scan of messages_by_salon each. They ask for
-// one row more than limit to learn whether more exist.
-const selectMessages = `SELECT m.id, m.salon_id, s.name, m.at, m.user_id, coalesce(m.cid, ''), m.portions, m.blob
+// The page queries: one range scan of messages_by_salon each
+// (plan_test.go checks their plans). They ask for one row more than limit
+// to learn whether more exist.
+const (
+	selectMessages = `SELECT m.id, m.salon_id, s.name, m.at, m.user_id, coalesce(m.cid, ''), m.portions, m.blob
 	FROM messages m JOIN salons s ON s.id = m.salon_id `
+	queryLatest = selectMessages + `WHERE m.salon_id = ? ORDER BY m.id DESC LIMIT ?`
+	queryBefore = selectMessages + `WHERE m.salon_id = ? AND m.id < ? ORDER BY m.id DESC LIMIT ?`
+	queryAfter  = selectMessages + `WHERE m.salon_id = ? AND m.id > ? ORDER BY m.id ASC LIMIT ?`
+)
+
+// queryCid finds an earlier send of a cid by a user (messages_by_cid).
+const queryCid = `SELECT id, at, portions FROM messages WHERE user_id = ? AND cid = ?`
 
 // Latest returns the newest limit messages of a salon, oldest first, and
 // whether older ones exist.
@@ -238,19 +247,19 @@ type Budget struct {
 // first, the last read (the oldest) being the one that went over b, and
 // whether older ones exist.
 func (d *DB) LatestWithin(ctx context.Context, salonID int64, limit int, b Budget) ([]Message, bool, error) {
-	return d.page(ctx, limit, b, true, selectMessages+`WHERE m.salon_id = ? ORDER BY m.id DESC LIMIT ?`, salonID, limit+1)
+	return d.page(ctx, limit, b, true, queryLatest, salonID, limit+1)
 }
 
 // BeforeWithin is Before stopped early by b, like LatestWithin.
 func (d *DB) BeforeWithin(ctx context.Context, salonID, id int64, limit int, b Budget) ([]Message, bool, error) {
-	return d.page(ctx, limit, b, true, selectMessages+`WHERE m.salon_id = ? AND m.id < ? ORDER BY m.id DESC LIMIT ?`, salonID, id, limit+1)
+	return d.page(ctx, limit, b, true, queryBefore, salonID, id, limit+1)
 }
 
 // AfterWithin is After stopped early by b: the messages read, oldest
 // first, the last (the newest) being the one that went over b, and
 // whether newer ones exist.
 func (d *DB) AfterWithin(ctx context.Context, salonID, id int64, limit int, b Budget) ([]Message, bool, error) {
-	return d.page(ctx, limit, b, false, selectMessages+`WHERE m.salon_id = ? AND m.id > ? ORDER BY m.id ASC LIMIT ?`, salonID, id, limit+1)
+	return d.page(ctx, limit, b, false, queryAfter, salonID, id, limit+1)
 }
 
 func (d *DB) page(ctx context.Context, limit int, b Budget, newestFirst bool, query string, args ...any) ([]Message, bool, error) {
@@ -297,7 +306,7 @@ func (d *DB) scanMessage(rows *sql.Rows) (Message, error) {
 	if err := rows.Scan(&m.ID, &salonID, &m.Salon, &at, &userID, &cid, &portions, &blob); err != nil {
 		return m, storageErr(err)
 	}
-	pt, err := d.data.Open(blob, messageAD(m.ID, salonID, at, userID, cid, portions))
+	pt, err := d.ring.Load().open(blob, messageAD(m.ID, salonID, at, userID, cid, portions))
 	if err != nil {
 		return m, fmt.Errorf("message %d: %w", m.ID, crypto.ErrDecrypt)
 	}

@@ -3,6 +3,7 @@ package db
 import (
 	"context"
 	"database/sql"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -17,20 +18,27 @@ import (
 func TestConcurrentMigration(t *testing.T) {
 	ctx := context.Background()
 	path := testCreate(t)
-	init, err := fs.ReadFile(migrations, "00001_init.sql")
+	// Every embedded migration (the file is at the latest), then a test one.
+	src := fstest.MapFS{}
+	entries, err := fs.ReadDir(migrations, ".")
 	if err != nil {
 		t.Fatal(err)
 	}
-	src := fstest.MapFS{
-		"00001_init.sql": {Data: init},
-		"00002_test.sql": {Data: []byte(`-- +goose Up
+	for _, e := range entries {
+		data, err := fs.ReadFile(migrations, e.Name())
+		if err != nil {
+			t.Fatal(err)
+		}
+		src[e.Name()] = &fstest.MapFile{Data: data}
+	}
+	next := latestVersion() + 1
+	src[fmt.Sprintf("%05d_test.sql", next)] = &fstest.MapFile{Data: []byte(`-- +goose Up
 ALTER TABLE users ADD COLUMN note TEXT;
 INSERT INTO meta (key, value) VALUES ('applied', x'01')
     ON CONFLICT (key) DO UPDATE SET value = value || x'01';
 -- +goose Down
 ALTER TABLE users DROP COLUMN note;
-`)},
-	}
+`)}
 	const n = 4
 	var wg sync.WaitGroup
 	errs := make(chan error, n)
@@ -64,7 +72,7 @@ ALTER TABLE users DROP COLUMN note;
 		t.Fatal(err)
 	}
 	var version int64
-	if err := ro.QueryRow(`SELECT max(version_id) FROM goose_db_version`).Scan(&version); err != nil || version != 2 {
+	if err := ro.QueryRow(`SELECT max(version_id) FROM goose_db_version`).Scan(&version); err != nil || version != next {
 		t.Fatalf("version %d, %v", version, err)
 	}
 	if len(applied) != 1 {

@@ -1,6 +1,7 @@
 package db
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"database/sql"
@@ -48,6 +49,10 @@ const (
 	metaIdentityPublic  = "identity_public"  // Ed25519 public key, 32 bytes
 	metaIdentityPrivate = "identity_private" // Ed25519 seed sealed by the data key
 	metaCreatedAt       = "created_at"       // unix milliseconds
+	// Since schema 2 (keys.go):
+	metaPasswordKey    = "password_key"    // password-identifier key wrapped by the data key
+	metaRotationKey    = "rotation_key"    // during a key rotation: the new data key wrapped by the old
+	metaRotationCursor = "rotation_cursor" // during a key rotation: last message id re-encrypted (decimal)
 )
 
 // escapePath makes a file name safe inside a SQLite "file:" URI: SQLite
@@ -71,10 +76,13 @@ func escapePath(path string) string {
 //   - _txlock=immediate (writer only): take the write lock at BEGIN, so a
 //     read-then-write transaction never dies half way with SQLITE_BUSY
 //     (FINDINGS.md: 749 failures in 2000 with deferred BEGIN, 0 with this).
+//   - secure_delete(1) (writer only): deleted and overwritten content
+//     (a replaced wrapped key, a re-encrypted or removed message) is
+//     zeroed, not left in free space for someone holding an old key.
 func dsn(path string, busy time.Duration, writer bool) string {
 	q := fmt.Sprintf("_pragma=busy_timeout(%d)&_pragma=foreign_keys(1)&_pragma=synchronous(FULL)", busy.Milliseconds())
 	if writer {
-		q += "&_pragma=journal_mode(WAL)&_txlock=immediate"
+		q += "&_pragma=journal_mode(WAL)&_pragma=secure_delete(1)&_txlock=immediate"
 	} else {
 		q += "&_pragma=query_only(1)"
 	}
@@ -185,6 +193,19 @@ func metaValue(ctx context.Context, q querier, key string) ([]byte, error) {
 	return v, nil
 }
 
+// metaOptional is metaValue for keys that may be absent (nil, nil then).
+func metaOptional(ctx context.Context, q querier, key string) ([]byte, error) {
+	var v []byte
+	err := q.QueryRowContext(ctx, `SELECT value FROM meta WHERE key = ?`, key).Scan(&v)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", key, err)
+	}
+	return v, nil
+}
+
 func metaKDF(ctx context.Context, q querier, key string) (crypto.KDFParams, error) {
 	var p crypto.KDFParams
 	raw, err := metaValue(ctx, q, key)
@@ -234,19 +255,65 @@ func (d *DB) unlock(ctx context.Context, q querier, passphrase []byte) error {
 	if err != nil {
 		return err
 	}
+	pwKey, err := metaOptional(ctx, q, metaPasswordKey)
+	if err != nil {
+		return err
+	}
+	rotation, err := metaOptional(ctx, q, metaRotationKey)
+	if err != nil {
+		return err
+	}
 	kek := crypto.DeriveKey(passphrase, salt, d.ppKDF)
 	defer kek.Erase()
-	d.data, err = kek.Unwrap(wrapped)
+	data, err := kek.Unwrap(wrapped)
 	if err != nil {
 		return ErrWrongPassphrase
 	}
-	seed, err := d.data.Open(sealed, identityAD(pub))
+	ring := &keyring{data: data, wrapped: wrapped}
+	fail := func(msg string) error {
+		ring.erase()
+		d.pwKey.Erase()
+		clear(d.identity)
+		return errors.New("corrupt database: " + msg)
+	}
+	seed, err := data.Open(sealed, identityAD(pub))
 	if err != nil || len(seed) != ed25519.SeedSize {
-		d.data.Erase()
-		return errors.New("corrupt database: identity key does not open")
+		return fail("identity key does not open")
 	}
 	d.identity = ed25519.NewKeyFromSeed(seed)
 	clear(seed)
+	if pwKey == nil {
+		// Made before schema 2: the identifiers were tagged under the data
+		// key's own subkey, which becomes the password key (stored at open).
+		d.pwKey, d.pwLegacy = data.TagKey(passwordIDLabel), true
+	} else if d.pwKey, err = data.UnwrapFor(pwKey, passwordIDLabel); err != nil {
+		return fail("password key does not open")
+	}
+	if rotation != nil {
+		if ring.other, err = data.UnwrapFor(rotation, rotationLabel); err != nil {
+			return fail("rotation key does not open")
+		}
+		ring.rotating = true
+	}
+	d.ring.Store(ring)
+	return nil
+}
+
+// stillCurrent returns ErrKeyChanged if the wrapped data key or the
+// rotation state differ from what unlock read (a rotation finished or
+// started in between).
+func (d *DB) stillCurrent(ctx context.Context, q querier) error {
+	wrapped, err := metaValue(ctx, q, metaWrappedKey)
+	if err != nil {
+		return err
+	}
+	rotation, err := metaOptional(ctx, q, metaRotationKey)
+	if err != nil {
+		return err
+	}
+	if !bytes.Equal(wrapped, d.ring.Load().wrapped) || (rotation != nil) != d.ring.Load().rotating {
+		return ErrKeyChanged
+	}
 	return nil
 }
 
@@ -263,17 +330,41 @@ func OpenWith(ctx context.Context, path string, passphrase []byte, opts Options)
 	}
 	d := &DB{path: path, opts: opts, hashSlots: make(chan struct{}, opts.MaxConcurrentHashes)}
 	err = d.unlock(ctx, ro, passphrase)
+	if err == nil {
+		// Held from here until Close, so that a key rotation cannot start
+		// while this handle holds the old key. Taken after the passphrase
+		// is checked (a wrong one writes nothing, not even the lock file),
+		// so the keys are checked again under it.
+		d.inUse, err = lockInUse(path)
+		if err == nil {
+			err = d.stillCurrent(ctx, ro)
+			if err != nil {
+				d.inUse.release()
+			}
+		}
+		if err != nil {
+			d.ring.Load().erase()
+			d.pwKey.Erase()
+			clear(d.identity)
+		}
+	}
 	ro.Close()
 	if err != nil {
-		if errors.Is(err, ErrWrongPassphrase) {
+		if errors.Is(err, ErrWrongPassphrase) || errors.Is(err, ErrRotating) || errors.Is(err, ErrKeyChanged) {
 			return nil, fmt.Errorf("%s: %w", path, err)
 		}
 		return nil, fmt.Errorf("unlock %s: %w", path, err)
 	}
+	abandon := func() {
+		d.inUse.release()
+		d.ring.Load().erase()
+		d.pwKey.Erase()
+		clear(d.identity)
+	}
 	// From here on the file is known to be ours and the passphrase right:
 	// opening for writing may switch a restored backup to WAL and migrate.
 	if err := migrateFile(ctx, path, opts.BusyTimeout); err != nil {
-		d.data.Erase()
+		abandon()
 		return nil, err
 	}
 	wdsn := dsn(path, writerBusyTimeout, true)
@@ -282,7 +373,7 @@ func OpenWith(ctx context.Context, path string, passphrase []byte, opts Options)
 	}
 	d.w, err = sql.Open("sqlite", wdsn)
 	if err != nil {
-		d.data.Erase()
+		abandon()
 		return nil, fmt.Errorf("open database: %w", err)
 	}
 	d.w.SetMaxOpenConns(1)
@@ -290,7 +381,7 @@ func OpenWith(ctx context.Context, path string, passphrase []byte, opts Options)
 	d.r, err = sql.Open("sqlite", dsn(path, opts.BusyTimeout, false))
 	if err != nil {
 		d.w.Close()
-		d.data.Erase()
+		abandon()
 		return nil, fmt.Errorf("open database: %w", err)
 	}
 	d.r.SetMaxOpenConns(4)
@@ -300,6 +391,12 @@ func OpenWith(ctx context.Context, path string, passphrase []byte, opts Options)
 	if err := d.w.PingContext(ctx); err != nil {
 		d.Close()
 		return nil, fmt.Errorf("open %s for writing: %w", path, err)
+	}
+	if d.pwLegacy {
+		if err := d.storePasswordKey(ctx); err != nil {
+			d.Close()
+			return nil, fmt.Errorf("upgrade %s: %w", path, err)
+		}
 	}
 	return d, nil
 }

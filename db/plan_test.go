@@ -6,17 +6,18 @@ import (
 	"testing"
 )
 
-// TestQueryPlans: the page queries are one range scan of
-// messages_by_salon, never a scan of the table nor a sort, however large
-// the salon.
+// TestQueryPlans: the page queries, the last id of a salon and the cid
+// lookup use an index of messages, never a scan of the table nor a sort,
+// however large the salon.
 func TestQueryPlans(t *testing.T) {
 	d := testOpen(t)
+	// The very strings the queries run: a copy here could drift from them.
 	for name, q := range map[string]string{
-		"Latest": selectMessages + `WHERE m.salon_id = ? ORDER BY m.id DESC LIMIT ?`,
-		"Before": selectMessages + `WHERE m.salon_id = ? AND m.id < ? ORDER BY m.id DESC LIMIT ?`,
-		"After":  selectMessages + `WHERE m.salon_id = ? AND m.id > ? ORDER BY m.id ASC LIMIT ?`,
-		"Last":   `SELECT s.id, ` + lastID + ` FROM salons s WHERE s.id = ?`,
-		"Cid":    `SELECT id, at, portions FROM messages WHERE user_id = ? AND cid = ?`,
+		"Latest":      queryLatest,
+		"Before":      queryBefore,
+		"After":       queryAfter,
+		"SalonByName": querySalonByName,
+		"Cid":         queryCid,
 	} {
 		t.Run(name, func(t *testing.T) {
 			args := make([]any, strings.Count(q, "?"))

@@ -11,15 +11,19 @@ import (
 // the (salon_id, id) index.
 const lastID = `coalesce((SELECT max(m.id) FROM messages m WHERE m.salon_id = s.id), 0)`
 
+// querySalonByName reads a salon and its last id (plan_test.go checks its
+// plan).
+const querySalonByName = `SELECT s.id, s.name, ` + lastID + ` FROM salons s WHERE s.name = ?`
+
 // salonByName finds a salon by name, ignoring case.
 func salonByName(ctx context.Context, q querier, name string) (Salon, error) {
 	var s Salon
 	if !ValidName(name) {
-		return s, fmt.Errorf("salon %q: %w", name, ErrNotFound)
+		return s, &NotFoundError{Kind: KindSalon, Name: name}
 	}
-	err := q.QueryRowContext(ctx, `SELECT s.id, s.name, `+lastID+` FROM salons s WHERE s.name = ?`, name).Scan(&s.ID, &s.Name, &s.Last)
+	err := q.QueryRowContext(ctx, querySalonByName, name).Scan(&s.ID, &s.Name, &s.Last)
 	if isNoRows(err) {
-		return s, fmt.Errorf("salon %q: %w", name, ErrNotFound)
+		return s, &NotFoundError{Kind: KindSalon, Name: name}
 	}
 	return s, storageErr(err)
 }
@@ -189,8 +193,9 @@ func (d *DB) changeAccess(ctx context.Context, salon string, pseudos []string, s
 // SalonInfo is a salon as the admin lists it.
 type SalonInfo struct {
 	Salon
-	Messages int64    // how many messages it holds
-	Members  []string // pseudos with access, sorted
+	Messages  int64         // how many messages it holds
+	Members   []string      // pseudos with access, sorted
+	Retention time.Duration // messages older than this are deleted; 0 keeps them
 }
 
 // Salons lists every salon with its message count and members, by name.
@@ -198,7 +203,7 @@ func (d *DB) Salons(ctx context.Context) ([]SalonInfo, error) {
 	rows, err := d.r.QueryContext(ctx, `
 		SELECT s.id, s.name, `+lastID+`,
 		       (SELECT count(*) FROM messages m WHERE m.salon_id = s.id),
-		       u.pseudo
+		       s.retain_ms, u.pseudo
 		FROM salons s
 		LEFT JOIN grants g ON g.salon_id = s.id
 		LEFT JOIN users u ON u.id = g.user_id
@@ -211,9 +216,11 @@ func (d *DB) Salons(ctx context.Context) ([]SalonInfo, error) {
 	for rows.Next() {
 		var si SalonInfo
 		var member sql.NullString
-		if err := rows.Scan(&si.ID, &si.Name, &si.Last, &si.Messages, &member); err != nil {
+		var retainMS int64
+		if err := rows.Scan(&si.ID, &si.Name, &si.Last, &si.Messages, &retainMS, &member); err != nil {
 			return nil, storageErr(err)
 		}
+		si.Retention = time.Duration(retainMS) * time.Millisecond
 		if len(out) == 0 || out[len(out)-1].ID != si.ID {
 			si.Members = []string{}
 			out = append(out, si)

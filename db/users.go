@@ -13,8 +13,10 @@ import (
 
 // passwordID computes a password's identifier: Argon2id with the
 // install-wide salt (at most MaxConcurrentHashes at once), then an HMAC
-// under the data key, so that a stolen file without the passphrase gives
-// an offline guesser nothing to test guesses against.
+// under the password key (stored wrapped by the data key), so that a
+// stolen file without the passphrase gives an offline guesser nothing to
+// test guesses against. The password key survives a key rotation: users
+// keep their passwords.
 func (d *DB) passwordID(ctx context.Context, password string) ([]byte, error) {
 	select {
 	case d.hashSlots <- struct{}{}:
@@ -24,11 +26,12 @@ func (d *DB) passwordID(ctx context.Context, password string) ([]byte, error) {
 	h := crypto.HashPassword(password, d.pwSalt, d.pwKDF)
 	<-d.hashSlots
 	defer clear(h)
-	return d.data.Tag("password-id", h), nil
+	return d.pwKey.MAC(h), nil
 }
 
 // Authenticate hashes password (Argon2id, bounded concurrency) and returns
-// the matching user, or ErrAuth. The cost is the same whether or not a user
+// the matching user, or ErrAuth; ErrDisabled (which is also ErrAuth) when
+// the user is disabled. The cost is the same whether or not a user
 // matches: one hash, one indexed lookup.
 func (d *DB) Authenticate(ctx context.Context, password string) (Credential, error) {
 	if len(password) == 0 || len(password) > crypto.MaxPasswordLength {
@@ -39,21 +42,26 @@ func (d *DB) Authenticate(ctx context.Context, password string) (Credential, err
 		return Credential{}, err
 	}
 	c := Credential{Hash: id}
-	err = d.queryRow(ctx, `SELECT id, pseudo FROM users WHERE pass_id = ?`, id).Scan(&c.UserID, &c.Pseudo)
+	var disabled bool
+	err = d.queryRow(ctx, `SELECT id, pseudo, disabled_at IS NOT NULL FROM users WHERE pass_id = ?`, id).Scan(&c.UserID, &c.Pseudo, &disabled)
 	if isNoRows(err) {
 		return Credential{}, ErrAuth
 	}
 	if err != nil {
 		return Credential{}, storageErr(err)
 	}
+	if disabled {
+		return Credential{}, ErrDisabled
+	}
 	return c, nil
 }
 
-// Valid reports whether the credential still names a user with the same
-// password: false once the user is removed or their password reset.
+// Valid reports whether the credential still names an enabled user with
+// the same password: false once the user is removed, disabled or their
+// password reset.
 func (d *DB) Valid(ctx context.Context, c Credential) (bool, error) {
 	var one int
-	err := d.queryRow(ctx, `SELECT 1 FROM users WHERE id = ? AND pass_id = ?`, c.UserID, c.Hash).Scan(&one)
+	err := d.queryRow(ctx, `SELECT 1 FROM users WHERE id = ? AND pass_id = ? AND disabled_at IS NULL`, c.UserID, c.Hash).Scan(&one)
 	if isNoRows(err) {
 		return false, nil
 	}
@@ -162,11 +170,11 @@ func passwordFree(ctx context.Context, tx *sql.Tx, id []byte, except int64) erro
 func userByName(ctx context.Context, q querier, pseudo string) (User, error) {
 	var u User
 	if !ValidName(pseudo) {
-		return u, fmt.Errorf("user %q: %w", pseudo, ErrNotFound)
+		return u, &NotFoundError{Kind: KindUser, Name: pseudo}
 	}
-	err := q.QueryRowContext(ctx, `SELECT id, pseudo FROM users WHERE pseudo = ?`, pseudo).Scan(&u.ID, &u.Pseudo)
+	err := q.QueryRowContext(ctx, `SELECT id, pseudo, disabled_at IS NOT NULL FROM users WHERE pseudo = ?`, pseudo).Scan(&u.ID, &u.Pseudo, &u.Disabled)
 	if isNoRows(err) {
-		return u, fmt.Errorf("user %q: %w", pseudo, ErrNotFound)
+		return u, &NotFoundError{Kind: KindUser, Name: pseudo}
 	}
 	return u, storageErr(err)
 }
@@ -221,7 +229,7 @@ func (d *DB) ResetPassword(ctx context.Context, pseudo, password string) error {
 // Users lists every user with their salons, sorted by pseudo.
 func (d *DB) Users(ctx context.Context) ([]User, error) {
 	rows, err := d.r.QueryContext(ctx, `
-		SELECT u.id, u.pseudo, s.name
+		SELECT u.id, u.pseudo, u.disabled_at IS NOT NULL, s.name
 		FROM users u
 		LEFT JOIN grants g ON g.user_id = u.id
 		LEFT JOIN salons s ON s.id = g.salon_id
@@ -234,12 +242,13 @@ func (d *DB) Users(ctx context.Context) ([]User, error) {
 	for rows.Next() {
 		var id int64
 		var pseudo string
+		var disabled bool
 		var salon sql.NullString
-		if err := rows.Scan(&id, &pseudo, &salon); err != nil {
+		if err := rows.Scan(&id, &pseudo, &disabled, &salon); err != nil {
 			return nil, storageErr(err)
 		}
 		if len(users) == 0 || users[len(users)-1].ID != id {
-			users = append(users, User{ID: id, Pseudo: pseudo, Salons: []string{}})
+			users = append(users, User{ID: id, Pseudo: pseudo, Disabled: disabled, Salons: []string{}})
 		}
 		if salon.Valid {
 			u := &users[len(users)-1]

@@ -227,7 +227,7 @@ func TestGrantRevokeAccess(t *testing.T) {
 		}
 	}
 	users, _ := d.Users(ctx)
-	if fmt.Sprint(users) != fmt.Sprintf("[{%d alice [dev general]} {%d bob []}]", alice.ID, bob.ID) {
+	if fmt.Sprint(users) != fmt.Sprintf("[{%d alice [dev general] false} {%d bob [] false}]", alice.ID, bob.ID) {
 		t.Fatalf("Users = %v", users)
 	}
 }

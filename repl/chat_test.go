@@ -11,6 +11,7 @@ import (
 
 	lnet "librecord/net"
 	"librecord/net/client"
+	"librecord/net/testkit"
 )
 
 // startChat runs an interactive chat on a fake terminal against h.
@@ -107,14 +108,14 @@ func TestInteractiveSession(t *testing.T) {
 	t.Run("Continuation", func(t *testing.T) {
 		term.input <- `first\`
 		term.input <- "second"
-		waitUntil(t, "two-line message stored", func() bool {
+		testkit.WaitFor(t, "two-line message stored", func() bool {
 			st := h.storedTexts()
 			return len(st) == 2 && st[1] == "first\nsecond"
 		})
 	})
 	t.Run("DoubleSlashSendsSlash", func(t *testing.T) {
 		term.input <- "//me waves"
-		waitUntil(t, "slash message", func() bool {
+		testkit.WaitFor(t, "slash message", func() bool {
 			st := h.storedTexts()
 			return len(st) == 3 && st[2] == "/me waves"
 		})
@@ -150,7 +151,7 @@ func TestInteractiveSession(t *testing.T) {
 		term.input <- "/join DEV"
 		term.waitText(t, "carol: in dev 2")
 		term.input <- "in dev now"
-		waitUntil(t, "message to dev", func() bool {
+		testkit.WaitFor(t, "message to dev", func() bool {
 			h.mu.Lock()
 			defer h.mu.Unlock()
 			ms := h.msgs["dev"]
@@ -214,7 +215,7 @@ func TestOutboxAcrossResume(t *testing.T) {
 		ReconnectWindow: 10 * time.Second})
 	term.waitText(t, "your salons")
 	term.input <- "before"
-	waitUntil(t, "first message", func() bool { return len(h.storedTexts()) == 1 })
+	testkit.WaitFor(t, "first message", func() bool { return len(h.storedTexts()) == 1 })
 	h.setDown(true)
 	term.waitText(t, "connection lost; reconnecting")
 	for _, l := range []string{"one", "two", "three"} {
@@ -223,7 +224,7 @@ func TestOutboxAcrossResume(t *testing.T) {
 	term.waitText(t, "alice: three (pending)")
 	h.setDown(false)
 	term.waitText(t, "reconnected")
-	waitUntil(t, "outbox flushed", func() bool { return len(h.storedTexts()) == 4 })
+	testkit.WaitFor(t, "outbox flushed", func() bool { return len(h.storedTexts()) == 4 })
 	if got := h.storedTexts(); !reflect.DeepEqual(got, []string{"before", "one", "two", "three"}) {
 		t.Errorf("stored %q", got)
 	}
@@ -245,7 +246,7 @@ func TestLostAckStoredOnce(t *testing.T) {
 	term.input <- "only once"
 	term.input <- "after it"
 	term.waitText(t, "reconnected")
-	waitUntil(t, "both stored", func() bool { return len(h.storedTexts()) == 2 })
+	testkit.WaitFor(t, "both stored", func() bool { return len(h.storedTexts()) == 2 })
 	if got := h.storedTexts(); !reflect.DeepEqual(got, []string{"only once", "after it"}) {
 		t.Errorf("stored %q", got)
 	}
@@ -264,7 +265,7 @@ func TestReloginAfterUnknownSession(t *testing.T) {
 	h.forget()
 	h.setDown(false)
 	term.waitText(t, "logged in again as alice")
-	waitUntil(t, "flushed", func() bool { return len(h.storedTexts()) == 1 })
+	testkit.WaitFor(t, "flushed", func() bool { return len(h.storedTexts()) == 1 })
 	h.post("general", "bob", "welcome back")
 	term.waitText(t, "bob: welcome back")
 }
@@ -292,7 +293,7 @@ func TestReloginAfterUnknownSessionIsSpread(t *testing.T) {
 	h.setDown(false)
 	term.waitText(t, "no longer knows this session")
 	told := time.Now()
-	waitUntil(t, "logged in again", func() bool {
+	testkit.WaitFor(t, "logged in again", func() bool {
 		h.mu.Lock()
 		defer h.mu.Unlock()
 		return h.logins == 2
@@ -342,7 +343,7 @@ func TestWindowOverAsksPassword(t *testing.T) {
 	term.waitText(t, "wrong password")
 	term.passwords <- "right"
 	term.waitText(t, "logged in again as alice")
-	waitUntil(t, "flushed", func() bool { return len(h.storedTexts()) == 1 })
+	testkit.WaitFor(t, "flushed", func() bool { return len(h.storedTexts()) == 1 })
 }
 
 func TestQuitWaitsForOutbox(t *testing.T) {

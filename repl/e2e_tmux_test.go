@@ -16,6 +16,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"librecord/net/testkit"
 )
 
 // The end-to-end test of `librecord chat`: the real binary, a real server
@@ -38,7 +40,7 @@ type e2e struct {
 	pass   string
 	sock   string
 	srvCmd *exec.Cmd
-	srvOut *syncBuffer
+	srvOut *testkit.Buffer
 	srvAdr string
 	proxy  *proxy
 	fp     string
@@ -102,6 +104,8 @@ func TestChatInTmux(t *testing.T) {
 	})
 
 	// alice: asked to trust the server and for her password.
+	timedOut := func() int { return strings.Count(e.srvOut.String(), "not logged in in time") }
+	before := timedOut()
 	e.startPane("alice", "chat", "--server", e.proxy.addr(), "--relogin-delay", "1s")
 	e.waitPane("alice", "Trust this server and connect? (yes/no)")
 	if !strings.Contains(e.pane("alice"), e.fp) {
@@ -112,10 +116,10 @@ func TestChatInTmux(t *testing.T) {
 	// She types slowly: the server closes a connection not logged in
 	// after its --login-timeout (e2eLoginTimeout here), and the client
 	// logs in on a new one, at the first try and when asked again.
-	time.Sleep(e2eLoginTimeout + 500*time.Millisecond)
+	testkit.WaitFor(t, "the server closing alice's first connection", func() bool { return timedOut() >= before+1 })
 	e.keys("alice", "not-her-password", "Enter")
 	e.waitPane("alice", "wrong password, try again")
-	time.Sleep(e2eLoginTimeout + 500*time.Millisecond)
+	testkit.WaitFor(t, "the server closing alice's second connection", func() bool { return timedOut() >= before+2 })
 	e.keys("alice", alicePW, "Enter")
 	e.waitPane("alice", "your salons: general")
 	e.waitPane("alice", "bob: seed 16")
@@ -411,7 +415,7 @@ func (e *e2e) startServer(addr string) {
 	e.t.Helper()
 	c := e.cmd("", "serve", "--listen", addr, "--session-timeout", "20s", "--poll", "1s",
 		"--login-timeout", e2eLoginTimeout.String())
-	e.srvOut = &syncBuffer{}
+	e.srvOut = &testkit.Buffer{}
 	c.Stdout, c.Stderr = e.srvOut, e.srvOut
 	if err := c.Start(); err != nil {
 		e.t.Fatal(err)

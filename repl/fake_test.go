@@ -12,6 +12,7 @@ import (
 
 	lnet "librecord/net"
 	"librecord/net/client"
+	"librecord/net/testkit"
 )
 
 // hub is an in-memory server for the REPL tests: salons, messages, cid
@@ -538,30 +539,12 @@ func (f *fakeTerm) text() string {
 // waitFor waits until the screen satisfies ok, or fails the test.
 func (f *fakeTerm) waitFor(t *testing.T, what string, ok func(screen string) bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		if ok(f.text()) {
-			return
-		}
-		time.Sleep(5 * time.Millisecond)
+	if !testkit.Eventually(func() bool { return ok(f.text()) }) {
+		t.Fatalf("timed out waiting for %s; screen:\n%s", what, f.text())
 	}
-	t.Fatalf("timed out waiting for %s; screen:\n%s", what, f.text())
 }
 
 func (f *fakeTerm) waitText(t *testing.T, s string) {
 	t.Helper()
 	f.waitFor(t, fmt.Sprintf("%q", s), func(screen string) bool { return strings.Contains(screen, s) })
-}
-
-// waitUntil polls cond with a deadline.
-func waitUntil(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		if cond() {
-			return
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	t.Fatalf("timed out waiting for %s", what)
 }

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"librecord/net/testkit"
 )
 
 // The host restores a backup while the chat is open: the server restarts
@@ -69,34 +71,34 @@ func TestRestoredBackupInteractive(t *testing.T) {
 func TestRestoredBackupScript(t *testing.T) {
 	h := newHub()
 	pr, pw := io.Pipe()
-	var out, errOut syncBuffer
+	var out, errOut testkit.Buffer
 	cfg := scriptConfig()
 	cfg.ReconnectWindow = 10 * time.Second
 	done := make(chan error, 1)
 	go func() { done <- RunScript(context.Background(), cfg, h.dial, pr, &out, &errOut) }()
-	waitUntil(t, "script logged in", func() bool {
+	testkit.WaitFor(t, "script logged in", func() bool {
 		h.mu.Lock()
 		defer h.mu.Unlock()
 		return h.logins == 1
 	})
 	h.post("general", "bob", "seen") // 1
-	waitUntil(t, "seen written", func() bool { return strings.Contains(out.String(), "bob: seen") })
+	testkit.WaitFor(t, "seen written", func() bool { return strings.Contains(out.String(), "bob: seen") })
 	b := h.backup()
 	h.post("general", "bob", "gone") // 2
-	waitUntil(t, "gone written", func() bool { return strings.Contains(out.String(), "bob: gone") })
+	testkit.WaitFor(t, "gone written", func() bool { return strings.Contains(out.String(), "bob: gone") })
 	h.mu.Lock()
 	h.hideAbove = 2 // the acks come, the fetches do not bring the lines yet
 	h.mu.Unlock()
 	pw.Write([]byte("mine\nnext\n")) // 3 and 4; next goes out once mine's ack is in
-	waitUntil(t, "both lines stored", func() bool { return len(h.storedTexts()) == 2 })
+	testkit.WaitFor(t, "both lines stored", func() bool { return len(h.storedTexts()) == 2 })
 
 	h.setDown(true)
-	waitUntil(t, "loss noticed", func() bool { return strings.Contains(errOut.String(), "connection lost") })
+	testkit.WaitFor(t, "loss noticed", func() bool { return strings.Contains(errOut.String(), "connection lost") })
 	h.restore(b)
 	h.post("general", "bob", "after restore 1") // 2 again
 	h.post("general", "bob", "after restore 2") // 3 again: the id mine was acked with
 	h.setDown(false)
-	waitUntil(t, "messages after the restore written", func() bool {
+	testkit.WaitFor(t, "messages after the restore written", func() bool {
 		return strings.Contains(out.String(), "bob: after restore 2")
 	})
 	pw.Close()

@@ -10,12 +10,14 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"librecord/net/testkit"
 )
 
 // waitPrompt waits until the terminal asks with prompt.
 func waitPrompt(t *testing.T, term *fakeTerm, prompt string) {
 	t.Helper()
-	waitUntil(t, "prompt "+prompt, func() bool { return term.lastPrompt() == prompt })
+	testkit.WaitFor(t, "prompt "+prompt, func() bool { return term.lastPrompt() == prompt })
 }
 
 // The host resets the password of a person chatting on a terminal: the
@@ -51,9 +53,9 @@ func TestPasswordResetAsksPassword(t *testing.T) {
 	waitPrompt(t, term, "password for test:7447: ")
 	term.passwords <- "new-secret"
 	term.waitText(t, "logged in again as alice")
-	waitUntil(t, "outbox flushed", func() bool { return len(h.storedTexts()) == 1 })
+	testkit.WaitFor(t, "outbox flushed", func() bool { return len(h.storedTexts()) == 1 })
 	term.input <- "after the login"
-	waitUntil(t, "sent after login", func() bool { return len(h.storedTexts()) == 2 })
+	testkit.WaitFor(t, "sent after login", func() bool { return len(h.storedTexts()) == 2 })
 
 	if got := h.storedTexts(); !reflect.DeepEqual(got, []string{"typed before the reset", "after the login"}) {
 		t.Errorf("stored %q", got)
@@ -99,7 +101,7 @@ func TestPasswordResetFoundBySend(t *testing.T) {
 	waitPrompt(t, term, "password for test:7447: ")
 	term.passwords <- "new-secret"
 	term.waitText(t, "logged in again as alice")
-	waitUntil(t, "outbox flushed", func() bool { return len(h.storedTexts()) == 1 })
+	testkit.WaitFor(t, "outbox flushed", func() bool { return len(h.storedTexts()) == 1 })
 }
 
 // With a password file, the client reads it again and logs in by itself.
@@ -120,7 +122,7 @@ func TestPasswordResetRereadsPasswordSource(t *testing.T) {
 	term.waitText(t, "log in again (with the password from pw.txt)")
 	term.waitText(t, "logged in again as alice")
 	term.input <- "hello again"
-	waitUntil(t, "sent", func() bool { return len(h.storedTexts()) == 1 })
+	testkit.WaitFor(t, "sent", func() bool { return len(h.storedTexts()) == 1 })
 }
 
 // Scripted use whose password file still has the old password: it ends
@@ -129,16 +131,16 @@ func TestScriptPasswordResetRefused(t *testing.T) {
 	h := newHub()
 	pr, pw := io.Pipe()
 	defer pw.Close()
-	var out, errOut syncBuffer
+	var out, errOut testkit.Buffer
 	done := make(chan error, 1)
 	go func() { done <- RunScript(t.Context(), scriptConfig(), h.dial, pr, &out, &errOut) }()
 	io.WriteString(pw, "first\n")
-	waitUntil(t, "first stored", func() bool { return len(h.storedTexts()) == 1 })
+	testkit.WaitFor(t, "first stored", func() bool { return len(h.storedTexts()) == 1 })
 	h.mu.Lock()
 	h.rateLimit = 1 << 30
 	h.mu.Unlock()
 	io.WriteString(pw, "second\n")
-	waitUntil(t, "second tried", func() bool { return len(h.sendAttempts()) >= 2 })
+	testkit.WaitFor(t, "second tried", func() bool { return len(h.sendAttempts()) >= 2 })
 	h.resetPassword("new-secret")
 	var err error
 	select {
@@ -189,7 +191,7 @@ func TestOpenSalonRevoked(t *testing.T) {
 	term.waitText(t, "cannot open dev: no such salon, or you may not open it")
 	waitPrompt(t, term, "general> ")
 	term.input <- "back in general"
-	waitUntil(t, "message to general", func() bool {
+	testkit.WaitFor(t, "message to general", func() bool {
 		h.mu.Lock()
 		defer h.mu.Unlock()
 		ms := h.msgs["general"]
@@ -235,7 +237,7 @@ func TestJoinPromptNamesNewSalon(t *testing.T) {
 	n := len(term.prompts)
 	term.mu.Unlock()
 	term.input <- "/join dev"
-	waitUntil(t, "next prompt", func() bool {
+	testkit.WaitFor(t, "next prompt", func() bool {
 		term.mu.Lock()
 		defer term.mu.Unlock()
 		return len(term.prompts) > n
@@ -268,7 +270,7 @@ func TestTrustAnswerNotInHistory(t *testing.T) {
 	}()
 	term.waitText(t, "your salons")
 	term.input <- "a message"
-	waitUntil(t, "sent", func() bool { return len(h.storedTexts()) == 1 })
+	testkit.WaitFor(t, "sent", func() bool { return len(h.storedTexts()) == 1 })
 	if hist := term.historyLines(); !reflect.DeepEqual(hist, []string{"a message"}) {
 		t.Errorf("history %q", hist)
 	}

@@ -2,7 +2,6 @@ package repl
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -13,6 +12,7 @@ import (
 	"time"
 
 	"librecord/net/client"
+	"librecord/net/testkit"
 )
 
 func scriptConfig() Config {
@@ -22,29 +22,11 @@ func scriptConfig() Config {
 	}
 }
 
-// syncBuffer is a bytes.Buffer safe to read while the script writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 func TestScriptSendsInOrderAndExits(t *testing.T) {
 	h := newHub()
 	h.rateLimit = 3 // a rate_limited answer means wait and retry
 	in := "one\r\ntwo\n\nthree"
-	var out, errOut syncBuffer
+	var out, errOut testkit.Buffer
 	err := RunScript(context.Background(), scriptConfig(), h.dial, strings.NewReader(in), &out, &errOut)
 	if err != nil {
 		t.Fatalf("%v (stderr %s)", err, errOut.String())
@@ -81,7 +63,7 @@ func TestScriptWritesIncoming(t *testing.T) {
 	h := newHub()
 	h.post("general", "bob", "old, not shown")
 	pr, pw := io.Pipe()
-	var errOut syncBuffer
+	var errOut testkit.Buffer
 	outR, outW := io.Pipe()
 	following, once := make(chan struct{}), new(sync.Once)
 	dial := func(ctx context.Context, ask AskTrust) (Session, error) {
@@ -142,7 +124,7 @@ func TestScriptWritesIncoming(t *testing.T) {
 func TestScriptReportsUnsentLines(t *testing.T) {
 	h := newHub()
 	in := "fine\nbad\x01char\n" + strings.Repeat("x", MaxScriptLine+10) + "\nlast\n"
-	var out, errOut syncBuffer
+	var out, errOut testkit.Buffer
 	err := RunScript(context.Background(), scriptConfig(), h.dial, strings.NewReader(in), &out, &errOut)
 	var ns *NotSentError
 	if !errors.As(err, &ns) {
@@ -185,15 +167,15 @@ func TestScriptWrongPassword(t *testing.T) {
 func TestScriptSurvivesServerRestart(t *testing.T) {
 	h := newHub()
 	pr, pw := io.Pipe()
-	var errOut syncBuffer
+	var errOut testkit.Buffer
 	done := make(chan error, 1)
 	go func() { done <- RunScript(context.Background(), scriptConfig(), h.dial, pr, io.Discard, &errOut) }()
 	pw.Write([]byte("a\n"))
-	waitUntil(t, "first line", func() bool { return len(h.storedTexts()) == 1 })
+	testkit.WaitFor(t, "first line", func() bool { return len(h.storedTexts()) == 1 })
 	h.setDown(true)
 	h.forget()
 	pw.Write([]byte("b\nc\n"))
-	waitUntil(t, "loss noticed", func() bool { return strings.Contains(errOut.String(), "connection lost") })
+	testkit.WaitFor(t, "loss noticed", func() bool { return strings.Contains(errOut.String(), "connection lost") })
 	h.setDown(false)
 	pw.Close()
 	if err := <-done; err != nil {
@@ -213,7 +195,7 @@ func TestScriptGivesUp(t *testing.T) {
 	cfg.ReloginDelay = 10 * time.Millisecond
 	done := make(chan error, 1)
 	go func() { done <- RunScript(context.Background(), cfg, h.dial, pr, io.Discard, io.Discard) }()
-	waitUntil(t, "logged in", func() bool {
+	testkit.WaitFor(t, "logged in", func() bool {
 		h.mu.Lock()
 		defer h.mu.Unlock()
 		return h.logins == 1

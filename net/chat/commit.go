@@ -2,6 +2,7 @@ package chat
 
 import (
 	"errors"
+	"time"
 
 	"librecord/db"
 )
@@ -92,7 +93,9 @@ func (h *Hub) insert(msgs []db.NewMessage) ([]db.Stored, []error) {
 	if len(msgs) == 0 {
 		return nil, errs
 	}
+	start := time.Now()
 	stored, err := h.store.InsertMessages(h.ctx, msgs)
+	h.observer().Committed(len(msgs), time.Since(start), err)
 	if err == nil && len(stored) != len(msgs) {
 		err = errors.New("storage returned a result per message count that does not match")
 	}

@@ -120,6 +120,7 @@ type budgetStore interface {
 // and, when the store can stop early, little more than one answer holds
 // (messagesBody still trims to the frame).
 func (h *Hub) query(salon db.Salon, req *Request, limit int) ([]db.Message, bool, error) {
+	defer func(start time.Time) { h.observer().FetchRead(time.Since(start)) }(time.Now())
 	bs, ok := h.store.(budgetStore)
 	if !ok {
 		switch {
@@ -209,6 +210,7 @@ func (h *Hub) messagesBody(req *Request, salon string, msgs []db.Message, more b
 			items = items[len(items)-keep:]
 		}
 	}
+	h.observer().Delivered(len(items))
 	head := messagesHead(req.ID, salon)
 	b := make([]byte, 0, len(head)+len("false")+len(messagesMid)+size+len(messagesTail))
 	b = append(b, head...)

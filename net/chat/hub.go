@@ -47,6 +47,9 @@ type Config struct {
 	MaxBody int
 	// MaxBatch bounds how many messages one group commit stores.
 	MaxBatch int
+	// Observer is told of logins, acks, commits, fetches and storage
+	// errors (serve --metrics); nil: nobody. Not a flag.
+	Observer Observer
 }
 
 // DefaultFetchLimit is a fetch's limit when the request has none.
@@ -483,6 +486,7 @@ func (h *Hub) checkValid(s *Session, cred db.Credential, re int64, reply Reply) 
 // storeError turns a storage error into an answer: unavailable when
 // storage is busy or full (retry), internal otherwise (logged).
 func (h *Hub) storeError(re int64, err error, what string) *Error {
+	h.observer().StorageError()
 	if errors.Is(err, db.ErrBusy) {
 		h.log.Warn("storage unavailable", "op", what, "err", err)
 		return &Error{Re: re, Code: net.CodeUnavailable, Message: "storage unavailable, nothing was stored: retry"}
@@ -504,6 +508,7 @@ func (h *Hub) login(s *Session, req *Request, reply Reply) {
 	s.mu.Unlock()
 	host := hostOf(addr)
 	if !h.logins.begin(host, time.Now) {
+		h.observer().Login(LoginRateLimited)
 		h.log.Warn("login refused: too many failures", "addr", addr)
 		reply.Send(ErrorBody(req.ID, net.CodeRateLimited, "too many failed logins from your address: wait a minute"))
 		return
@@ -521,12 +526,14 @@ func (h *Hub) login(s *Session, req *Request, reply Reply) {
 		}
 	}()
 	cred, err := h.store.Authenticate(ctx, req.Password)
-	h.logins.end(host, errors.Is(err, db.ErrAuth), time.Now())
+	// A disabled user's login is answered auth but is no failed login (PROTOCOL.md 4).
+	h.logins.end(host, errors.Is(err, db.ErrAuth) && !errors.Is(err, db.ErrDisabled), time.Now())
 	if closed(reply) {
 		reply.Drop()
 		return
 	}
 	if errors.Is(err, db.ErrAuth) {
+		h.observer().Login(refusedLogin(err))
 		h.log.Info("login failed", "addr", addr)
 		reply.Send(ErrorBody(req.ID, net.CodeAuth, "wrong password"))
 		return
@@ -554,6 +561,7 @@ func (h *Hub) login(s *Session, req *Request, reply Reply) {
 	s.lastActive = time.Now()
 	s.timer = time.AfterFunc(h.cfg.SessionTimeout, func() { h.idle(s) })
 	s.mu.Unlock()
+	h.observer().Login(LoginOK)
 	h.log.Info("login", "session", s.id, "pseudo", cred.Pseudo, "addr", addr)
 	reply.Send(encode(connectedBody{
 		Op: net.OpConnected, Re: req.ID, Status: net.StatusConnected, Pseudo: cred.Pseudo,
@@ -606,6 +614,7 @@ func (h *Hub) send(s *Session, cred db.Credential, req *Request, portions int, r
 	}
 	ack := func(st db.Stored) {
 		s.setLastSalon(salon.ID)
+		h.observer().Acked()
 		reply.Send(encode(ackBody{Op: net.OpAck, Re: req.ID, Msg: st.ID, Portions: st.Portions}))
 	}
 	prev, found, err := h.store.LookupCid(h.ctx, cred.UserID, req.Cid)

@@ -20,6 +20,7 @@ import (
 	"librecord/net/client"
 	"librecord/net/server"
 	"librecord/net/server/servertest"
+	"librecord/net/testkit"
 	"librecord/repl"
 )
 
@@ -108,7 +109,7 @@ func TestAgainstRealServer(t *testing.T) {
 			got <- res
 		}()
 		// While bob's fetch is parked, his other requests are answered.
-		waitFor(t, func() bool {
+		testkit.WaitFor(t, "bob in who while his fetch is parked", func() bool {
 			who, err := bob.Who(ctx, "general")
 			return err == nil && reflect.DeepEqual(who, []string{"alice", "bob"})
 		})
@@ -179,7 +180,7 @@ func TestScriptAgainstRealServer(t *testing.T) {
 	// bob sees alice's lines in order.
 	var seen []string
 	var after int64
-	waitFor(t, func() bool {
+	testkit.WaitFor(t, "alice's lines seen by bob", func() bool {
 		res, err := bob.Fetch(context.Background(), client.FetchRequest{Salon: "general", HasAfter: true, After: after, Limit: 50})
 		if err != nil {
 			t.Fatal(err)
@@ -211,17 +212,6 @@ func TestScriptAgainstRealServer(t *testing.T) {
 	go io.Copy(io.Discard, outR)
 	if err := <-done; err != nil {
 		t.Fatal(err)
-	}
-}
-
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("timed out")
-		}
-		time.Sleep(20 * time.Millisecond)
 	}
 }
 
@@ -300,12 +290,12 @@ func TestLoginAfterServerClosedConnection(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer sess.Close()
-	waitFor(t, func() bool { return !sess.Connected() }) // the server gave up
+	testkit.WaitFor(t, "the server to close the slow login", func() bool { return !sess.Connected() }) // the server gave up
 	if _, err := sess.Login(ctx, "nope"); !client.IsCode(err, lnet.CodeAuth) {
 		t.Fatalf("wrong password: got %v", err)
 	}
 	// Asked again, the person is slow again.
-	waitFor(t, func() bool { return !sess.Connected() })
+	testkit.WaitFor(t, "the server to close the slow login again", func() bool { return !sess.Connected() })
 	info, err := sess.Login(ctx, "alice-password")
 	if err != nil {
 		t.Fatalf("login after the server closed the connection: %v", err)
@@ -376,7 +366,7 @@ func TestLoginAfterServerClosedRefusesChangedKey(t *testing.T) {
 	}
 	defer sess.Close()
 	p.target.Store(b.addr) // another server, another identity key
-	waitFor(t, func() bool { return !sess.Connected() })
+	testkit.WaitFor(t, "the connection to the moved server to drop", func() bool { return !sess.Connected() })
 	_, err = sess.Login(ctx, "alice-password")
 	var mismatch *crypto.KeyMismatchError
 	if !errors.As(err, &mismatch) {

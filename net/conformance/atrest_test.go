@@ -50,7 +50,6 @@ func TestAtRest(t *testing.T) {
 	}
 
 	// Wrong passphrase: refused, nothing written.
-	time.Sleep(20 * time.Millisecond)
 	cmd := exec.Command(binPath, "--db", s.db, "serve", "--listen", "127.0.0.1:0")
 	cmd.Env = append(os.Environ(), "LIBRECORD_PASSPHRASE=not-the-passphrase")
 	done := make(chan struct{})

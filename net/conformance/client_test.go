@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"golang.org/x/crypto/nacl/box"
+
+	"librecord/net/testkit"
 )
 
 const readTimeout = 10 * time.Second
@@ -558,20 +560,6 @@ func (c *client) expectClosed(timeout time.Duration) []*msg {
 	}
 }
 
-// expectSilence checks nothing arrives within d (used sparingly, only
-// where a frame would be a definite violation).
-func (c *client) expectSilence(d time.Duration) {
-	c.t.Helper()
-	m, err := c.tryRead(d)
-	if err == nil {
-		c.t.Fatalf("unexpected envelope %q %s", m.kind, m.bodyRaw)
-	}
-	var ne net.Error
-	if !(errors.As(err, &ne) && ne.Timeout()) {
-		c.t.Fatalf("unexpected: %v", err)
-	}
-}
-
 func (o obj) str(k string) string { s, _ := o[k].(string); return s }
 
 func (o obj) intField(k string) (int64, bool) {
@@ -632,6 +620,25 @@ func (c *client) resumeConn() *client {
 	n := dial(c.t, c.srv)
 	n.sess = c.sess
 	return n
+}
+
+// expectUnknownSession resumes c's session on new connections until the
+// server answers a plain unknown_session. A session that never logged in
+// ends with its connection, but the server notices a close on its own
+// time: until it has, a resume may still succeed (and the session then
+// ends with that connection too).
+func (c *client) expectUnknownSession() {
+	c.t.Helper()
+	var last *msg
+	testkit.WaitFor(c.t, "unknown_session", func() bool {
+		r := c.resumeConn()
+		defer r.close()
+		r.request(obj{"op": "resume"})
+		last = r.read()
+		return last.kind == 'E'
+	})
+	checkError(c.t, last, "unknown_session")
+	noRe(c.t, last)
 }
 
 // message is one message of a fetch answer.

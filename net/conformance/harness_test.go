@@ -4,18 +4,17 @@ package conformance
 
 import (
 	"bufio"
-	"bytes"
-	"context"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"librecord/net/testkit"
 )
 
 const passphrase = "conformance-host-passphrase"
@@ -83,25 +82,8 @@ type server struct {
 	done        chan struct{}
 	users       map[string]user
 	maxPortions int
-	stderr      *syncBuffer
+	stderr      *testkit.Buffer
 	flags       []string
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func pw(pseudo string) string { return pseudo + "-pass-word-0123" }
@@ -188,7 +170,7 @@ func (s *server) start() {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.stderr = &syncBuffer{}
+	s.stderr = &testkit.Buffer{}
 	cmd.Stderr = s.stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -257,11 +239,6 @@ func (s *server) kill() {
 func (s *server) admin(stdin string, args ...string) string {
 	s.t.Helper()
 	return admin(s.t, s.db, stdin, args...)
-}
-
-// waitCtx returns a context for a bounded wait.
-func waitCtx(d time.Duration) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(context.Background(), d)
 }
 
 func commandWithEnv(name string, args ...string) *exec.Cmd {

@@ -183,9 +183,7 @@ func TestLoginTimeout(t *testing.T) {
 	time.Sleep(300 * time.Millisecond)
 	logged.doOK(obj{"op": "salons"})
 	// A session that never logged in ends with its connection.
-	c := hello.resumeConn()
-	c.request(obj{"op": "resume"})
-	noRe(t, c.expectPlainError("unknown_session"))
+	hello.expectUnknownSession()
 }
 
 // TestSessionTimeoutNotBeforeLogin: the session clock does not run before

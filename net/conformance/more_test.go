@@ -86,10 +86,7 @@ func TestResumeKeepsLogin(t *testing.T) {
 	p := dial(t, s)
 	p.hello()
 	p.close()
-	time.Sleep(100 * time.Millisecond)
-	q := p.resumeConn()
-	q.request(obj{"op": "resume"})
-	noRe(t, q.expectPlainError("unknown_session"))
+	p.expectUnknownSession()
 }
 
 // TestRatePerSession: the send limit is per session, not per user.

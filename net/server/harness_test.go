@@ -23,6 +23,7 @@ import (
 	"librecord/net/chat"
 	"librecord/net/server"
 	"librecord/net/server/servertest"
+	"librecord/net/testkit"
 )
 
 // Users of every fixture: pseudo -> password. alice and bob may open
@@ -43,7 +44,7 @@ type fixture struct {
 	cfg    server.Config
 	addr   string
 	served chan error
-	logs   *syncBuffer
+	logs   *testkit.Buffer
 }
 
 // testConfig is the default config with timings short enough for tests
@@ -88,7 +89,7 @@ func (f *fixture) start(d *db.DB) {
 	f.t.Helper()
 	f.db = d
 	f.store = &faultyStore{Store: d}
-	f.logs = &syncBuffer{}
+	f.logs = &testkit.Buffer{}
 	log := slog.New(slog.NewTextHandler(f.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	srv, err := server.New(f.store, d.Identity(), f.cfg, log)
 	if err != nil {
@@ -131,24 +132,6 @@ func (f *fixture) restart() {
 	f.t.Helper()
 	f.stop()
 	f.start(servertest.NewDB(f.t, f.path))
-}
-
-// syncBuffer is a bytes.Buffer safe for the logger's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // faultyStore is the real database with switchable storage failures.

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"librecord/net/server"
+	"librecord/net/testkit"
 )
 
 // A login still waiting for its password hash when the login timeout
@@ -27,7 +28,7 @@ func TestLoginTimeoutDuringLogin(t *testing.T) {
 	}
 	alice.expectClosed()
 	release()
-	waitFor(t, "alice's connection torn down", func() bool { return f.srv.Conns() == 1 })
+	testkit.WaitFor(t, "alice's connection torn down", func() bool { return f.srv.Conns() == 1 })
 	if a := bob.call("who", map[string]any{"salon": "general"}); strings.Contains(string(a.raw), "alice") {
 		t.Fatalf("a login finished after its connection closed: %v", a)
 	}

@@ -16,6 +16,7 @@ import (
 	"librecord/db"
 	"librecord/net/server"
 	"librecord/net/server/servertest"
+	"librecord/net/testkit"
 )
 
 var atFormat = regexp.MustCompile(`^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$`)
@@ -765,23 +766,11 @@ func TestSlowPeerDoesNotBlockOthers(t *testing.T) {
 		alice.call("fetch", map[string]any{"salon": "general", "limit": 1})
 	}
 	// Not reading is the point: wait for the server's log, not the socket.
-	waitFor(t, "bob dropped", func() bool { return strings.Contains(f.logs.String(), "write failed") })
+	testkit.WaitFor(t, "bob dropped", func() bool { return strings.Contains(f.logs.String(), "write failed") })
 	bob.nc.SetReadDeadline(time.Now().Add(20 * time.Second))
 	_, err := io.Copy(io.Discard, bob.nc)
 	var ne stdnet.Error
 	if errors.As(err, &ne) && ne.Timeout() {
 		t.Fatal("the connection of a dropped peer is still open")
-	}
-}
-
-// waitFor polls cond until it holds, failing the test after 20 s.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }

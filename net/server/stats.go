@@ -1,0 +1,21 @@
+package server
+
+import "librecord/net/chat"
+
+// Stats is a snapshot of the server's connections and sessions, for
+// metrics.
+type Stats struct {
+	Conns   int // open connections
+	Pending int // connections not logged in yet
+	chat.Stats
+}
+
+// Stats counts the open connections and the hub's sessions. Call it at
+// scrape time, not per request.
+func (s *Server) Stats() Stats {
+	s.mu.Lock()
+	st := Stats{Conns: len(s.conns), Pending: s.pending}
+	s.mu.Unlock()
+	st.Stats = s.hub.Stats()
+	return st
+}
