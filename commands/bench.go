@@ -71,9 +71,6 @@ func benchCommand() *cli.Command {
 			&cli.StringFlag{Name: "cpuprofile", Usage: "write the started server's CPU profile to `FILE` (FILE.SHAPE with --shape all)"},
 		},
 		Action: func(c *cli.Context) error {
-			if c.NArg() > 0 {
-				return fmt.Errorf("bench takes no arguments, got %q", c.Args().First())
-			}
 			cfg := BenchConfig{
 				Shape:        c.String("shape"),
 				JSON:         c.Bool("json"),
