@@ -113,6 +113,10 @@ func (d *DB) InsertMessages(ctx context.Context, msgs []NewMessage) ([]Stored, e
 		return nil, storageErr(err)
 	}
 	defer tx.Rollback()
+	// Inside the write lock the statements are bounded (index lookups and
+	// inserts; the commit's fsync cannot be interrupted anyway): they do
+	// not watch ctx, which costs the driver a goroutine per statement.
+	ctx = context.WithoutCancel(ctx)
 	seqStmt, findCid, salonQuery, insert := tx.StmtContext(ctx, ws[0]), tx.StmtContext(ctx, ws[1]), tx.StmtContext(ctx, ws[2]), tx.StmtContext(ctx, ws[3])
 	defer seqStmt.Close()
 	defer findCid.Close()
