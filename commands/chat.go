@@ -183,12 +183,12 @@ func readPasswordFile(file string) (string, error) {
 // identity is checked against the known-servers file.
 func (cfg ChatConfig) dialer() repl.Dialer {
 	addr := cfg.Server
-	if norm, err := crypto.NormaliseServerAddr(addr); err == nil {
+	if norm, err := client.NormaliseServerAddr(addr); err == nil {
 		addr = norm // adds the default port
 	}
-	path := filepath.Join(cfg.ConfigDir, crypto.KnownServersFile)
+	path := filepath.Join(cfg.ConfigDir, client.KnownServersFile)
 	return func(ctx context.Context, ask repl.AskTrust) (repl.Session, error) {
-		known, err := crypto.LoadKnownServers(path)
+		known, err := client.LoadKnownServers(path)
 		if err != nil {
 			return nil, err
 		}

@@ -48,7 +48,13 @@ func serveCommand() *cli.Command {
 			&cli.DurationFlag{Name: "write-timeout", Value: d.WriteTimeout, Usage: "drop a peer that does not read an answer for this long"},
 			&cli.IntFlag{Name: "max-conns", Value: d.MaxConns, Usage: "open connections at most (0: no limit)"},
 			&cli.IntFlag{Name: "max-pending", Value: d.MaxPending, Usage: "connections not yet logged in at most (0: no limit)"},
-			&cli.IntFlag{Name: "login-limit", Value: d.Chat.LoginLimit, Usage: "failed logins per address within --login-window before refusing (0: no limit)"},
+			&cli.IntFlag{Name: "max-pending-per-source", Value: d.MaxPendingPerSource, Usage: "connections not yet logged in per source (IPv4 address, IPv6 /64) at most (0: no limit)"},
+			&cli.IntFlag{Name: "login-limit", Value: d.Chat.LoginLimit, Usage: "failed logins per source (IPv4 address, IPv6 /64) within --login-window before refusing (0: no limit)"},
+			&cli.IntFlag{Name: "login-limit-48", Value: d.Chat.LoginBlock, Usage: "failed logins per IPv6 /48 within --login-window before refusing (0: no limit)"},
+			&cli.IntFlag{Name: "max-sessions-per-user", Value: d.Chat.MaxSessions, Usage: "logged-in sessions per user at most (0: no limit)"},
+			&cli.IntFlag{Name: "max-parked", Value: d.Chat.MaxParked, Usage: "parked fetches per session; past it the oldest is answered early (0: no limit)"},
+			&cli.IntFlag{Name: "log-per-source", Value: d.Chat.LogPerSource, Usage: "log lines a minute caused by one source not logged in (0: no limit)"},
+			&cli.IntFlag{Name: "log-total", Value: d.Chat.LogTotal, Usage: "log lines a minute caused by all peers not logged in (0: no limit)"},
 			&cli.DurationFlag{Name: "login-window", Value: d.Chat.LoginWindow, Usage: "window of --login-limit"},
 			&cli.Float64Flag{Name: "send-rate", Value: d.Chat.SendRate, Usage: "sends per second per session (0: no limit)"},
 			&cli.IntFlag{Name: "send-burst", Value: d.Chat.SendBurst, Usage: "sends a session may make at once above --send-rate"},
@@ -78,7 +84,13 @@ func serveCommand() *cli.Command {
 			s.WriteTimeout = c.Duration("write-timeout")
 			s.MaxConns = c.Int("max-conns")
 			s.MaxPending = c.Int("max-pending")
+			s.MaxPendingPerSource = c.Int("max-pending-per-source")
 			s.Chat.LoginLimit = c.Int("login-limit")
+			s.Chat.LoginBlock = c.Int("login-limit-48")
+			s.Chat.MaxSessions = c.Int("max-sessions-per-user")
+			s.Chat.MaxParked = c.Int("max-parked")
+			s.Chat.LogPerSource = c.Int("log-per-source")
+			s.Chat.LogTotal = c.Int("log-total")
 			s.Chat.LoginWindow = c.Duration("login-window")
 			s.Chat.SendRate = c.Float64("send-rate")
 			s.Chat.SendBurst = c.Int("send-burst")
@@ -160,6 +172,7 @@ func runServe(ctx context.Context, d *db.DB, ln stdnet.Listener, cfg serveConfig
 		handler = slog.NewJSONHandler(stderr, nil)
 	}
 	log := slog.New(handler)
+	d.SetLogger(log) // messages that fail to decrypt are skipped and logged once
 	var m *metrics.Metrics
 	if cfg.Metrics != nil {
 		m = metrics.New(moduleVersion(), vcsRevision(), runtime.Version())

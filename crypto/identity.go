@@ -3,7 +3,10 @@ package crypto
 import (
 	"crypto/ed25519"
 	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/base64"
+	"errors"
+	"strings"
 )
 
 // NewIdentity generates the server's long-lived Ed25519 identity key.
@@ -18,4 +21,34 @@ func NewIdentity() (ed25519.PrivateKey, error) {
 func Fingerprint(pub ed25519.PublicKey) string {
 	sum := sha256.Sum256(pub)
 	return "SHA256:" + base64.RawStdEncoding.EncodeToString(sum[:])
+}
+
+// ErrBadFingerprint is returned by ParseFingerprint.
+var ErrBadFingerprint = errors.New(`fingerprint is not "SHA256:" followed by 43 characters of base64, as librecord serve prints it`)
+
+// ParseFingerprint checks a fingerprint typed by a person (e.g. a --trust
+// flag) or read from a file and returns it in the form Fingerprint prints:
+// "SHA256:" and the unpadded standard base64 of 32 bytes. Trailing "=" are
+// accepted.
+func ParseFingerprint(s string) (string, error) {
+	s = strings.TrimSpace(s)
+	rest, ok := strings.CutPrefix(s, "SHA256:")
+	if !ok {
+		return "", ErrBadFingerprint
+	}
+	sum, err := base64.RawStdEncoding.Strict().DecodeString(strings.TrimRight(rest, "="))
+	if err != nil || len(sum) != sha256.Size {
+		return "", ErrBadFingerprint
+	}
+	return "SHA256:" + base64.RawStdEncoding.EncodeToString(sum), nil
+}
+
+// FingerprintMatches reports whether fingerprint (as ParseFingerprint
+// accepts it) is the fingerprint of pub, comparing in constant time.
+func FingerprintMatches(fingerprint string, pub ed25519.PublicKey) bool {
+	fp, err := ParseFingerprint(fingerprint)
+	if err != nil {
+		return false
+	}
+	return subtle.ConstantTimeCompare([]byte(fp), []byte(Fingerprint(pub))) == 1
 }

@@ -87,24 +87,3 @@ func FuzzParseHello(f *testing.F) {
 		_, _ = ParsePlainError(b)
 	})
 }
-
-// FuzzLoadKnownServers parses arbitrary known-servers files: no panic, and
-// every address kept is already normalised.
-func FuzzLoadKnownServers(f *testing.F) {
-	f.Add([]byte("# c\nclub.example SHA256:Vkdap1RjR0wChd9dvyvKtz2mUTWIOem3dIGy6rEHcIw A6EHv/POEL4dcN0Y50vAmWfk1jCbpQ1fHdyGZBJVMbg\n"))
-	f.Add([]byte("[::1]:7447 SHA256:Vkdap1RjR0wChd9dvyvKtz2mUTWIOem3dIGy6rEHcIw\n"))
-	f.Fuzz(func(t *testing.T, data []byte) {
-		ks := &KnownServers{path: "known_servers"}
-		if err := ks.parse(data); err != nil {
-			return
-		}
-		for _, e := range ks.entries {
-			if a, err := normaliseAddr(e.addr); err != nil || a != e.addr {
-				t.Fatalf("address %q not normalised (%q, %v)", e.addr, a, err)
-			}
-			if fp, err := ParseFingerprint(e.fingerprint); err != nil || fp != e.fingerprint {
-				t.Fatalf("fingerprint %q kept as is", e.fingerprint)
-			}
-		}
-	})
-}

@@ -18,7 +18,9 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"log/slog"
 	"runtime"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -139,7 +141,12 @@ type DB struct {
 	inUse    *useLock
 	// hashSlots bounds the Argon2id hashes computed at once.
 	hashSlots chan struct{}
-	stmts     stmts // prepared once, reused (stmts.go)
+
+	unreadMu   sync.Mutex
+	log        *slog.Logger       // SetLogger; nil logs nothing
+	unreadSeen map[int64]struct{} // unreadable rows already logged
+	unreadFull bool               // unreadSeen reached maxReported
+	stmts      stmts              // prepared once, reused (stmts.go)
 }
 
 // Create makes a new database at path: salt, KDF parameters, wrapped data

@@ -6,7 +6,10 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
+	"strconv"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -251,22 +254,31 @@ type Budget struct {
 // first, the last read (the oldest) being the one that went over b, and
 // whether older ones exist.
 func (d *DB) LatestWithin(ctx context.Context, salonID int64, limit int, b Budget) ([]Message, bool, error) {
-	return d.page(ctx, limit, b, true, queryLatest, salonID, limit+1)
+	return d.page(ctx, limit, b, true, d.reportUnreadable, queryLatest, salonID, noLimit)
 }
 
 // BeforeWithin is Before stopped early by b, like LatestWithin.
 func (d *DB) BeforeWithin(ctx context.Context, salonID, id int64, limit int, b Budget) ([]Message, bool, error) {
-	return d.page(ctx, limit, b, true, queryBefore, salonID, id, limit+1)
+	return d.page(ctx, limit, b, true, d.reportUnreadable, queryBefore, salonID, id, noLimit)
 }
 
 // AfterWithin is After stopped early by b: the messages read, oldest
 // first, the last (the newest) being the one that went over b, and
 // whether newer ones exist.
 func (d *DB) AfterWithin(ctx context.Context, salonID, id int64, limit int, b Budget) ([]Message, bool, error) {
-	return d.page(ctx, limit, b, false, queryAfter, salonID, id, limit+1)
+	return d.page(ctx, limit, b, false, d.reportUnreadable, queryAfter, salonID, id, noLimit)
 }
 
-func (d *DB) page(ctx context.Context, limit int, b Budget, newestFirst bool, query string, args ...any) ([]Message, bool, error) {
+// noLimit is the LIMIT of the page queries (SQLite: none). Rows are read
+// one by one and page stops after limit readable ones; a fixed SQL limit
+// would let rows that fail to decrypt shorten a page, or stall a cursor
+// on a run of them.
+const noLimit = -1
+
+// page reads messages in query order: at most limit readable ones, and
+// within b. A row that fails to decrypt (corruption, tampering) is
+// skipped and handed to skip with its id; it never stops the page.
+func (d *DB) page(ctx context.Context, limit int, b Budget, newestFirst bool, skip func(id int64, err error), query string, args ...any) ([]Message, bool, error) {
 	if limit < 1 {
 		return nil, false, fmt.Errorf("read messages: limit %d must be positive", limit)
 	}
@@ -286,6 +298,11 @@ func (d *DB) page(ctx context.Context, limit int, b Budget, newestFirst bool, qu
 			break
 		}
 		m, err := d.scanMessage(rows)
+		var unreadable *unreadableRow
+		if errors.As(err, &unreadable) {
+			skip(unreadable.id, unreadable.err)
+			continue
+		}
 		if err != nil {
 			return nil, false, err
 		}
@@ -312,14 +329,83 @@ func (d *DB) scanMessage(rows *sql.Rows) (Message, error) {
 	}
 	pt, err := d.ring.Load().open(blob, messageAD(m.ID, salonID, at, userID, cid, portions))
 	if err != nil {
-		return m, fmt.Errorf("message %d: %w", m.ID, crypto.ErrDecrypt)
+		return m, &unreadableRow{m.ID, crypto.ErrDecrypt}
 	}
 	m.Pseudo, m.Text, m.System, err = decodeBody(pt)
 	if err != nil {
-		return m, fmt.Errorf("message %d: %w", m.ID, err)
+		return m, &unreadableRow{m.ID, err}
 	}
 	m.At = time.UnixMilli(at).UTC()
 	return m, nil
+}
+
+// unreadableRow is a message row whose blob does not open (or does not
+// decode): page skips it.
+type unreadableRow struct {
+	id  int64
+	err error
+}
+
+func (e *unreadableRow) Error() string { return fmt.Sprintf("message %d: %v", e.id, e.err) }
+func (e *unreadableRow) Unwrap() error { return e.err }
+
+// UnreadableError is returned by Export after every readable message was
+// exported: it names the messages that failed to decrypt.
+type UnreadableError struct {
+	IDs []int64 // ascending
+}
+
+func (e *UnreadableError) Error() string {
+	const show = 20
+	ids := make([]string, 0, min(len(e.IDs), show))
+	for _, id := range e.IDs[:min(len(e.IDs), show)] {
+		ids = append(ids, strconv.FormatInt(id, 10))
+	}
+	more := ""
+	if len(e.IDs) > show {
+		more = fmt.Sprintf(" and %d more", len(e.IDs)-show)
+	}
+	return fmt.Sprintf("%d unreadable messages (failed to decrypt: corrupt or tampered with), ids %s%s",
+		len(e.IDs), strings.Join(ids, ", "), more)
+}
+
+// maxReported bounds the ids of unreadable rows remembered so that each
+// is logged once.
+const maxReported = 4096
+
+// reportUnreadable logs a row that failed to decrypt, once per id (the
+// first maxReported of them; then once that more exist).
+func (d *DB) reportUnreadable(id int64, err error) {
+	d.unreadMu.Lock()
+	_, seen := d.unreadSeen[id]
+	full := len(d.unreadSeen) >= maxReported
+	if !seen && !full {
+		if d.unreadSeen == nil {
+			d.unreadSeen = map[int64]struct{}{}
+		}
+		d.unreadSeen[id] = struct{}{}
+	}
+	first := full && !d.unreadFull
+	if full {
+		d.unreadFull = true
+	}
+	log := d.log
+	d.unreadMu.Unlock()
+	switch {
+	case log == nil:
+	case !seen && !full:
+		log.Error("message unreadable, skipped", "msg", id, "err", err)
+	case first:
+		log.Error("more unreadable messages, skipped without logging each", "logged", maxReported)
+	}
+}
+
+// SetLogger gives the database a logger for what it skips (messages
+// that fail to decrypt). Without one, it logs nothing.
+func (d *DB) SetLogger(log *slog.Logger) {
+	d.unreadMu.Lock()
+	d.log = log
+	d.unreadMu.Unlock()
 }
 
 // exportPage is how many messages Export holds in memory at once.
@@ -328,24 +414,41 @@ const exportPage = 500
 // Export calls fn on every message of salon (by name, ignoring case),
 // oldest first, that existed when it started. It reads page by page, so
 // memory stays flat however long the history, and it holds no lock
-// between pages. ErrNotFound if there is no such salon.
+// between pages. ErrNotFound if there is no such salon. Messages that
+// fail to decrypt are skipped; once every other one went to fn, Export
+// returns an *UnreadableError naming them.
 func (d *DB) Export(ctx context.Context, salon string, fn func(Message) error) error {
 	s, err := d.Salon(ctx, salon)
 	if err != nil {
 		return err
 	}
+	var bad []int64
+	skip := func(id int64, _ error) {
+		// Rows come in id order; one past the last readable row of a
+		// page is seen again by the next page.
+		if id <= s.Last && (len(bad) == 0 || id > bad[len(bad)-1]) {
+			bad = append(bad, id)
+		}
+	}
+	unreadable := func() error {
+		if len(bad) == 0 {
+			return nil
+		}
+		return &UnreadableError{IDs: bad}
+	}
 	var after int64
 	for after < s.Last {
-		msgs, _, err := d.After(ctx, s.ID, after, exportPage)
+		msgs, _, err := d.page(ctx, exportPage, Budget{}, false, skip,
+			queryAfter, s.ID, after, noLimit)
 		if err != nil {
 			return err
 		}
 		if len(msgs) == 0 {
-			return nil
+			return unreadable()
 		}
 		for _, m := range msgs {
 			if m.ID > s.Last {
-				return nil
+				return unreadable()
 			}
 			if err := fn(m); err != nil {
 				return err
@@ -353,5 +456,5 @@ func (d *DB) Export(ctx context.Context, salon string, fn func(Message) error) e
 			after = m.ID
 		}
 	}
-	return nil
+	return unreadable()
 }

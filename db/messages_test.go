@@ -5,11 +5,10 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"log/slog"
 	"runtime"
 	"strings"
 	"testing"
-
-	"librecord/crypto"
 )
 
 func mustUser(t testing.TB, d *DB, pseudo string, salons ...string) User {
@@ -225,22 +224,24 @@ func TestIdsNeverReused(t *testing.T) {
 }
 
 // TestBlobBinding moves and edits blobs behind the package's back, each
-// case on a fresh database: the row refuses to open every time, and an
-// untouched database opens.
+// case on a fresh database: the row refuses to open every time (it is
+// skipped by the pages, logged once, and named by Export after the
+// readable ones), and an untouched database opens.
 func TestBlobBinding(t *testing.T) {
 	ctx := context.Background()
 	cases := []struct {
 		name string
 		stmt string // $A, $B: ids of two general messages, $C one of dev; ?1 blob of A
 		dev  bool   // read dev rather than general
+		bad  string // the row that no longer opens
 	}{
-		{"Untouched", ``, false},
-		{"MovedToOtherRow", `UPDATE messages SET blob = ?1 WHERE id = $B`, false},
-		{"MovedToOtherSalon", `UPDATE messages SET blob = ?1 WHERE id = $C`, true},
-		{"SenderChanged", `UPDATE messages SET user_id = user_id + 1 WHERE id = $A`, false},
-		{"TimeChanged", `UPDATE messages SET at = at - 1000 WHERE id = $A`, false},
-		{"RowMovedToOtherSalon", `UPDATE messages SET salon_id = (SELECT id FROM salons WHERE name = 'dev') WHERE id = $B`, true},
-		{"Tampered", `UPDATE messages SET blob = CAST(substr(blob, 1, length(blob) - 1) || iif(substr(blob, -1) = x'00', x'01', x'00') AS BLOB) WHERE id = $A`, false},
+		{"Untouched", ``, false, ""},
+		{"MovedToOtherRow", `UPDATE messages SET blob = ?1 WHERE id = $B`, false, "B"},
+		{"MovedToOtherSalon", `UPDATE messages SET blob = ?1 WHERE id = $C`, true, "C"},
+		{"SenderChanged", `UPDATE messages SET user_id = user_id + 1 WHERE id = $A`, false, "A"},
+		{"TimeChanged", `UPDATE messages SET at = at - 1000 WHERE id = $A`, false, "A"},
+		{"RowMovedToOtherSalon", `UPDATE messages SET salon_id = (SELECT id FROM salons WHERE name = 'dev') WHERE id = $B`, true, "B"},
+		{"Tampered", `UPDATE messages SET blob = CAST(substr(blob, 1, length(blob) - 1) || iif(substr(blob, -1) = x'00', x'01', x'00') AS BLOB) WHERE id = $A`, false, "A"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -277,15 +278,38 @@ func TestBlobBinding(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			_, _, err = d.Latest(ctx, salon, 10)
-			if tc.stmt == "" {
+			logs := &strings.Builder{}
+			d.SetLogger(slog.New(slog.NewTextHandler(logs, nil)))
+			want := map[int64]bool{}
+			for _, m := range []Stored{a, b, c} {
+				want[m.ID] = true
+			}
+			bad := map[string]int64{"A": a.ID, "B": b.ID, "C": c.ID}[tc.bad]
+			delete(want, bad)
+			for range 2 {
+				msgs, _, err := d.Latest(ctx, salon, 10)
 				if err != nil {
 					t.Fatal(err)
 				}
+				for _, m := range msgs {
+					if !want[m.ID] {
+						t.Fatalf("message %d read (bad %d)", m.ID, bad)
+					}
+				}
+			}
+			err = d.Export(ctx, map[bool]string{false: "general", true: "dev"}[tc.dev], func(Message) error { return nil })
+			if tc.stmt == "" {
+				if err != nil || logs.Len() != 0 {
+					t.Fatalf("untouched: export %v, logs %s", err, logs)
+				}
 				return
 			}
-			if !errors.Is(err, crypto.ErrDecrypt) {
-				t.Fatalf("err = %v, want ErrDecrypt", err)
+			var ue *UnreadableError
+			if !errors.As(err, &ue) || len(ue.IDs) != 1 || ue.IDs[0] != bad {
+				t.Fatalf("export: %v, want unreadable [%d]", err, bad)
+			}
+			if n := strings.Count(logs.String(), "message unreadable"); n != 1 || !strings.Contains(logs.String(), fmt.Sprintf("msg=%d", bad)) {
+				t.Fatalf("logged %d times, want once with its id:\n%s", n, logs)
 			}
 		})
 	}
@@ -421,6 +445,61 @@ func BenchmarkFetchLarge(b *testing.B) {
 				if _, _, err := d.LatestWithin(ctx, gen.ID, n, budget); err != nil {
 					b.Fatal(err)
 				}
+			}
+		})
+	}
+}
+
+// TestUnreadableRowsSkipped: rows that fail to decrypt are passed over by
+// every page without shortening it, stalling a cursor or spending the
+// budget.
+func TestUnreadableRowsSkipped(t *testing.T) {
+	ctx := context.Background()
+	d := testOpen(t)
+	alice := mustUser(t, d, "alice", "general")
+	gen, _ := d.Salon(ctx, "general")
+	var ids []int64
+	for i := range 10 {
+		ids = append(ids, send(t, d, gen.ID, alice, fmt.Sprint(i), strings.Repeat("x", 100)).ID)
+	}
+	raw, err := sql.Open("sqlite", "file:"+d.Path())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	// The 3rd to 7th no longer open.
+	if _, err := raw.Exec(`UPDATE messages SET at = at - 1 WHERE id BETWEEN ? AND ?`, ids[2], ids[6]); err != nil {
+		t.Fatal(err)
+	}
+	got := func(msgs []Message, more bool, err error) string {
+		if err != nil {
+			t.Fatal(err)
+		}
+		var s []string
+		for _, m := range msgs {
+			for i, id := range ids {
+				if id == m.ID {
+					s = append(s, fmt.Sprint(i+1))
+				}
+			}
+		}
+		return fmt.Sprintf("%s more=%v", strings.Join(s, ","), more)
+	}
+	for name, tc := range map[string]struct {
+		got, want string
+	}{
+		"After":        {got(d.After(ctx, gen.ID, 0, 3)), "1,2,8 more=true"},
+		"AfterRest":    {got(d.After(ctx, gen.ID, ids[7], 3)), "9,10 more=false"},
+		"AfterInside":  {got(d.After(ctx, gen.ID, ids[2], 3)), "8,9,10 more=false"},
+		"Latest":       {got(d.Latest(ctx, gen.ID, 3)), "8,9,10 more=true"},
+		"Before":       {got(d.Before(ctx, gen.ID, ids[7], 3)), "1,2 more=false"},
+		"BudgetAfter":  {got(d.AfterWithin(ctx, gen.ID, 0, 10, Budget{Bytes: 150, PerMessage: 10})), "1,2 more=true"},
+		"BudgetLatest": {got(d.LatestWithin(ctx, gen.ID, 10, Budget{Bytes: 150, PerMessage: 10})), "9,10 more=true"},
+		"BudgetSkips":  {got(d.AfterWithin(ctx, gen.ID, ids[1], 10, Budget{Bytes: 150, PerMessage: 10})), "8,9 more=true"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			if tc.got != tc.want {
+				t.Fatalf("got %s, want %s", tc.got, tc.want)
 			}
 		})
 	}

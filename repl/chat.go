@@ -226,18 +226,32 @@ func RunInteractive(ctx context.Context, cfg Config, dial Dialer, term Terminal)
 }
 
 // login dials (asking about an unknown server) and logs in, asking the
-// password again when it is wrong.
+// password again when it is wrong. A server that turns the connection or
+// the login away for now is tried again after a growing wait, with the
+// same password.
 func (c *chat) login(ctx context.Context) (Session, client.LoginInfo, error) {
 	cfg := c.e.cfg
-	sess, err := c.e.dial(ctx, c.askTrust)
-	if err != nil {
-		return nil, client.LoginInfo{}, err
-	}
+	bo := c.e.newBackoff()
+	var sess Session
 	for {
-		var pw string
-		if cfg.Password != nil {
+		var err error
+		sess, err = c.e.dial(ctx, c.askTrust)
+		if err == nil {
+			break
+		}
+		if !c.e.waitRefused(ctx, err, bo) {
+			return nil, client.LoginInfo{}, err
+		}
+	}
+	var pw string
+	for again := false; ; {
+		var err error
+		switch {
+		case again:
+			again = false // the same password, after a refusal for now
+		case cfg.Password != nil:
 			pw, err = cfg.Password()
-		} else {
+		default:
 			pw, err = c.term.ReadPassword("password for " + cfg.Addr + ": ")
 			if err == nil && pw == "" {
 				continue
@@ -259,8 +273,12 @@ func (c *chat) login(ctx context.Context) (Session, client.LoginInfo, error) {
 		case client.IsCode(err, lnet.CodeAuth):
 			sess.Close()
 			return nil, client.LoginInfo{}, fmt.Errorf("the password from %s was refused", cfg.PasswordSource)
-		case client.IsCode(err, lnet.CodeRateLimited) && cfg.Password == nil:
-			c.term.Print("too many failed logins from this address: wait a minute, then try again")
+		case refusedForNow(err):
+			if !c.e.waitRefused(ctx, err, bo) {
+				sess.Close()
+				return nil, client.LoginInfo{}, err
+			}
+			again = true
 		default:
 			sess.Close()
 			return nil, client.LoginInfo{}, err
@@ -314,7 +332,10 @@ func (c *chat) chooseSalon() string {
 }
 
 func (c *chat) prompt() string {
-	name := c.e.salon
+	// The salon's name is a valid name (client checks what servers
+	// send); Printable keeps liner from refusing the prompt whatever
+	// comes.
+	name := client.Printable(c.e.salon)
 	if name == "" {
 		name = "librecord"
 	}
@@ -463,8 +484,10 @@ func (c *chat) sendText(text string, echo Mark) {
 }
 
 // notice prints a line of the client, replacing the countdown if shown.
+// Notices quote the server (errors, names), so the whole line goes
+// through client.Printable.
 func (c *chat) notice(text string) {
-	line := "-!- " + text
+	line := "-!- " + client.Printable(text)
 	if c.status1 != 0 && c.term.Replace(c.status1, line) {
 		c.status1 = 0
 		return
@@ -478,7 +501,7 @@ func (c *chat) status(text string) {
 		c.status1 = 0
 		return
 	}
-	line := "-!- " + text
+	line := "-!- " + client.Printable(text)
 	if c.status1 != 0 && c.term.Replace(c.status1, line) {
 		return
 	}
@@ -758,7 +781,8 @@ func (c *chat) cmdHistory(arg string) {
 				e.oldest[salon] = o
 			}
 			var b strings.Builder
-			fmt.Fprintf(&b, "-!- %d earlier message(s) in %s:", len(res.Messages), salon)
+			shownSalon := client.Printable(salon)
+			fmt.Fprintf(&b, "-!- %d earlier message(s) in %s:", len(res.Messages), shownSalon)
 			day := time.Now().In(e.cfg.Location).Format("2006-01-02")
 			for _, m := range res.Messages {
 				if at := parseAt(m.At); !at.IsZero() {
@@ -771,7 +795,7 @@ func (c *chat) cmdHistory(arg string) {
 			}
 			more := "/history for more"
 			if !res.More {
-				more = "that is the beginning of " + salon
+				more = "that is the beginning of " + shownSalon
 			}
 			b.WriteString("\n-!- end of earlier messages (" + more + ")")
 			c.term.Print(b.String())

@@ -143,6 +143,27 @@ func TestChatInTmux(t *testing.T) {
 		e.waitGone("alice", "(pending)")
 	})
 
+	t.Run("BidiOverrideNeutralised", func(t *testing.T) {
+		// The server takes bidi overrides and isolates in text (they are
+		// not control characters); the client must not let them reorder
+		// what the terminal shows.
+		out, err := e.cmd("rtl \u202eevil\u2066 text\n", "chat", "--server", e.proxy.addr(), "--salon", "general",
+			"--password-file", bobPWFile, "--trust", e.fp).CombinedOutput()
+		if err != nil {
+			t.Fatalf("scripted chat: %v\n%s", err, out)
+		}
+		e.waitPane("alice", "bob: rtl ")
+		line := ""
+		for _, l := range strings.Split(e.pane("alice"), "\n") {
+			if strings.Contains(l, "bob: rtl ") {
+				line = l
+			}
+		}
+		if strings.ContainsAny(line, "\u202e\u2066") || !strings.Contains(line, "evil") || !strings.Contains(line, " text") {
+			t.Fatalf("line shown as %q", line)
+		}
+	})
+
 	t.Run("HalfTypedLineSurvives", func(t *testing.T) {
 		e.keys("bob", "half typed")
 		e.waitLastLine("bob", "general> half typed")

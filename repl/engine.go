@@ -54,8 +54,17 @@ type Config struct {
 	// again (default 7 s).
 	ReloginDelay time.Duration
 	// RetryDelay is the pause between resume or login attempts and before
-	// re-sending a message the server refused for now (default 1 s).
+	// re-sending a message the server refused for now (default 1 s). It
+	// is also the first wait after a server turned a connection or a login
+	// away for now (unavailable, rate_limited); each further refusal
+	// doubles the wait, up to RetryMax, with jitter.
 	RetryDelay time.Duration
+	// RetryMax bounds the wait between refused logins (default
+	// DefaultRetryMax).
+	RetryMax time.Duration
+	// sleep waits between refused logins (tests replace it); nil waits
+	// for real, or until the context ends.
+	sleep func(ctx context.Context, d time.Duration) error
 	// ReloginJitter bounds the random wait before logging in again from
 	// the password source when the server answered that it no longer
 	// knows the session (it restarted): every client of that server learns
@@ -80,6 +89,13 @@ func (c *Config) defaults() {
 	}
 	if c.RetryDelay <= 0 {
 		c.RetryDelay = time.Second
+	}
+	if c.RetryMax <= 0 {
+		c.RetryMax = DefaultRetryMax
+	}
+	c.RetryMax = max(c.RetryMax, c.RetryDelay)
+	if c.sleep == nil {
+		c.sleep = sleepCtx
 	}
 	if c.Location == nil {
 		c.Location = time.Local
@@ -171,6 +187,9 @@ type engine struct {
 
 	deadline time.Time // end of the current countdown
 	gaveUpAt time.Time // scripted: stop trying to log in again after this
+	// loginBackoff spaces out logins again that the server refuses for
+	// now; reset by a successful login.
+	loginBackoff *backoff
 
 	done    bool
 	exitErr error
@@ -319,7 +338,7 @@ func (e *engine) setSalons(list []string) {
 // loginErrorFatal reports whether a login error should stop the program
 // rather than be retried.
 func loginErrorFatal(err error) bool {
-	var changed *crypto.KeyMismatchError
+	var changed *client.KeyMismatchError
 	var pinned *client.PinnedMismatchError
 	var unknown *client.UnknownServerError
 	var proto *client.ProtocolError
@@ -814,6 +833,7 @@ func (e *engine) onLogin(ep int, pw string, sess Session, info client.LoginInfo,
 	if err == nil {
 		e.adopt(sess, info)
 		e.gaveUpAt = time.Time{}
+		e.loginBackoff = nil
 		e.front.notice("logged in again as " + info.Pseudo)
 		// A salon no longer allowed answers forbidden to the poll:
 		// salonLost says so and moves on.
@@ -837,19 +857,41 @@ func (e *engine) onLogin(ep int, pw string, sess Session, info client.LoginInfo,
 		e.quit(err)
 		return
 	}
-	// Unreachable, rate limited, timed out: try again a bit later.
+	// Unreachable, refused for now, timed out: try again a bit later.
 	if e.cfg.Password != nil && e.noRetryAfter() {
 		e.quit(fmt.Errorf("cannot log in again: %w", err))
 		return
 	}
 	e.state = stReloginWait
-	e.deadline = time.Now().Add(e.cfg.RetryDelay)
-	e.front.status(fmt.Sprintf("cannot log in again (%v); retrying", err))
-	e.after(e.cfg.RetryDelay, func() {
-		if e.state == stReloginWait && ep == e.epoch {
-			e.startLogin(pw)
+	if !refusedForNow(err) {
+		// Unreachable (a restart): every RetryDelay, to be back soon.
+		e.deadline = time.Now().Add(e.cfg.RetryDelay)
+		e.front.status(fmt.Sprintf("cannot log in again (%v); retrying", err))
+		e.after(e.cfg.RetryDelay, func() {
+			if e.state == stReloginWait && ep == e.epoch {
+				e.startLogin(pw)
+			}
+		})
+		return
+	}
+	// The server turned us away (a full source, too many sessions, too
+	// many failed logins): wait longer each time.
+	if e.loginBackoff == nil {
+		e.loginBackoff = e.newBackoff()
+	}
+	d := e.loginBackoff.next()
+	e.deadline = time.Now().Add(d)
+	e.front.status(fmt.Sprintf("%s; logging in again in %s", refusal(err), fmtWait(d)))
+	go func() {
+		if e.cfg.sleep(e.ctx, d) != nil {
+			return
 		}
-	})
+		e.post(func() {
+			if e.state == stReloginWait && ep == e.epoch {
+				e.startLogin(pw)
+			}
+		})
+	}()
 }
 
 // rewound is a salon whose history went back, and where to read it from.

@@ -38,6 +38,14 @@ type hub struct {
 	gen       int      // bumped when alice's password changes: sessions end
 	hideAbove int64    // when set, fetches leave out messages with a higher id
 	lastAt    time.Time
+	// refuseDials: answer this many dials with the plain unavailable of
+	// a full source; refuseLogins: answer this many logins with
+	// refuseLoginErr (default rate_limited "too many sessions").
+	refuseDials    int
+	refuseLogins   int
+	refuseLoginErr error
+	dials          int // dials that reached the hub
+	loginTries     int // logins that reached the hub
 }
 
 func newHub() *hub {
@@ -201,6 +209,11 @@ func (h *hub) dial(ctx context.Context, ask AskTrust) (Session, error) {
 	if h.down {
 		return nil, errors.New("connect: connection refused")
 	}
+	h.dials++
+	if h.refuseDials > 0 {
+		h.refuseDials--
+		return nil, &client.ServerError{Code: lnet.CodeUnavailable, Message: "too many connections from your address"}
+	}
 	s := &fakeSess{h: h, connected: true}
 	h.live[s] = true
 	return s, nil
@@ -244,6 +257,14 @@ func (s *fakeSess) Login(ctx context.Context, password string) (client.LoginInfo
 	defer h.mu.Unlock()
 	if err := s.check(); err != nil {
 		return client.LoginInfo{}, err
+	}
+	h.loginTries++
+	if h.refuseLogins > 0 {
+		h.refuseLogins--
+		if h.refuseLoginErr != nil {
+			return client.LoginInfo{}, h.refuseLoginErr
+		}
+		return client.LoginInfo{}, &client.ServerError{Code: lnet.CodeRateLimited, Message: "too many sessions"}
 	}
 	if password != h.password {
 		return client.LoginInfo{}, &client.ServerError{Code: lnet.CodeAuth, Message: "wrong password"}

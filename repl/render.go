@@ -3,10 +3,9 @@ package repl
 import (
 	"strings"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
 	lnet "librecord/net"
+	"librecord/net/client"
 )
 
 // parseAt reads a message time; a time the server garbled shows as zero.
@@ -18,26 +17,11 @@ func parseAt(at string) time.Time {
 	return t
 }
 
-// clean makes one line of text from the network safe to print: control
-// characters (C0, DEL and the C1 range, where ESC-like CSI lives) become
-// U+FFFD so that nobody can move the cursor or recolour the terminal, and a
-// tab becomes spaces.
+// clean makes one line of message text safe to print: a tab becomes four
+// spaces, and the rest goes through client.Printable (controls, C1 and
+// bidi overrides become U+FFFD).
 func clean(s string) string {
-	if !strings.ContainsFunc(s, func(r rune) bool { return unicode.IsControl(r) || r == utf8.RuneError }) {
-		return s
-	}
-	var b strings.Builder
-	for _, r := range s {
-		switch {
-		case r == '\t':
-			b.WriteString("    ")
-		case unicode.IsControl(r):
-			b.WriteRune('\uFFFD')
-		default:
-			b.WriteRune(r)
-		}
-	}
-	return b.String()
+	return client.Printable(strings.ReplaceAll(s, "\t", "    "))
 }
 
 // RenderMessage formats a message for the terminal: "HH:MM pseudo: text"
@@ -49,7 +33,7 @@ func RenderMessage(m lnet.Message, loc *time.Location) string {
 	if !at.IsZero() {
 		clock = at.In(loc).Format("15:04")
 	}
-	head := clock + " " + clean(m.Pseudo) + ": "
+	head := clock + " " + client.Printable(m.Pseudo) + ": "
 	if m.System {
 		head = clock + " * "
 	}
@@ -58,7 +42,7 @@ func RenderMessage(m lnet.Message, loc *time.Location) string {
 
 // RenderPending formats a line the user typed that is not acked yet.
 func RenderPending(pseudo, text string, at time.Time) string {
-	head := at.Format("15:04") + " " + pseudo + ": "
+	head := at.Format("15:04") + " " + client.Printable(pseudo) + ": "
 	return head + indent(text, len(head)) + " (pending)"
 }
 
@@ -83,9 +67,11 @@ func dayLine(t time.Time) string {
 // ScriptLine formats a message for scripted output, one line each:
 // "<RFC3339 time> <salon> <pseudo>: <text>", with "*" as the pseudo of a
 // system message, and backslash, newline and carriage return escaped as
-// \\, \n and \r so that a message is always exactly one line.
+// \\, \n and \r so that a message is always exactly one line. Tabs are
+// kept; every other character client.Printable replaces is U+FFFD. A
+// time that is not RFC 3339 is written "-".
 func ScriptLine(salon string, m lnet.Message) string {
-	at := m.At
+	at := "-"
 	if t := parseAt(m.At); !t.IsZero() {
 		at = t.UTC().Format("2006-01-02T15:04:05.000Z07:00")
 	}
@@ -94,28 +80,18 @@ func ScriptLine(salon string, m lnet.Message) string {
 		pseudo = "*"
 	}
 	var b strings.Builder
-	b.WriteString(at + " " + salon + " " + escapeScript(pseudo) + ": ")
+	b.WriteString(at + " " + escapeScript(salon) + " " + escapeScript(pseudo) + ": ")
 	b.WriteString(escapeScript(m.Text))
 	return b.String()
 }
 
+var scriptEscapes = strings.NewReplacer(`\`, `\\`, "\n", `\n`, "\r", `\r`)
+
+// escapeScript escapes s for one scripted output line (see ScriptLine).
 func escapeScript(s string) string {
-	var b strings.Builder
-	for _, r := range s {
-		switch r {
-		case '\\':
-			b.WriteString(`\\`)
-		case '\n':
-			b.WriteString(`\n`)
-		case '\r':
-			b.WriteString(`\r`)
-		default:
-			if unicode.IsControl(r) && r != '\t' {
-				b.WriteRune('\uFFFD')
-				continue
-			}
-			b.WriteRune(r)
-		}
+	parts := strings.Split(scriptEscapes.Replace(s), "\t")
+	for i, p := range parts {
+		parts[i] = client.Printable(p)
 	}
-	return b.String()
+	return strings.Join(parts, "\t")
 }

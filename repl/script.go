@@ -65,28 +65,16 @@ func RunScript(ctx context.Context, cfg Config, dial Dialer, in io.Reader, out, 
 	s.e = e
 	e.giveUp = true
 
-	sess, err := dial(ctx, nil)
+	sess, info, err := s.login(ctx)
 	if err != nil {
-		return err
-	}
-	pw, err := cfg.Password()
-	if err != nil {
-		sess.Close()
-		return fmt.Errorf("read password: %w", err)
-	}
-	info, err := sess.Login(ctx, pw)
-	if err != nil {
-		sess.Close()
-		if client.IsCode(err, lnet.CodeAuth) {
-			return fmt.Errorf("the password from %s was refused", cfg.PasswordSource)
-		}
 		return err
 	}
 	e.adopt(sess, info)
 	salon := canonical(info.Salons, cfg.Salon)
 	if salon == "" {
 		e.finish(e.cfg.RetryDelay)
-		return fmt.Errorf("%s may not write in salon %q (their salons: %s)", info.Pseudo, cfg.Salon, strings.Join(info.Salons, ", "))
+		return fmt.Errorf("%s may not write in salon %q (their salons: %s)", client.Printable(info.Pseudo), cfg.Salon,
+			client.Printable(strings.Join(info.Salons, ", ")))
 	}
 	e.open(salon)
 
@@ -116,6 +104,52 @@ func RunScript(ctx context.Context, cfg Config, dial Dialer, in io.Reader, out, 
 		return &NotSentError{Lines: s.notSent}
 	}
 	return nil
+}
+
+// login dials and logs in from the password source. A server that turns
+// the connection or the login away for now is tried again after a growing
+// wait, for up to a reconnect window in all.
+func (s *script) login(ctx context.Context) (Session, client.LoginInfo, error) {
+	e := s.e
+	bo := e.newBackoff()
+	for {
+		sess, err := e.dial(ctx, nil)
+		if err != nil {
+			if e.waitRefused(ctx, err, bo) {
+				continue
+			}
+			return nil, client.LoginInfo{}, refusedErr(err, bo)
+		}
+		for {
+			var pw string
+			pw, err = e.cfg.Password()
+			if err != nil {
+				sess.Close()
+				return nil, client.LoginInfo{}, fmt.Errorf("read password: %w", err)
+			}
+			var info client.LoginInfo
+			info, err = sess.Login(ctx, pw)
+			if err == nil {
+				return sess, info, nil
+			}
+			if !e.waitRefused(ctx, err, bo) {
+				break
+			}
+		}
+		sess.Close()
+		if client.IsCode(err, lnet.CodeAuth) {
+			return nil, client.LoginInfo{}, fmt.Errorf("the password from %s was refused", e.cfg.PasswordSource)
+		}
+		return nil, client.LoginInfo{}, refusedErr(err, bo)
+	}
+}
+
+// refusedErr says how long the server kept refusing, if it did.
+func refusedErr(err error, bo *backoff) error {
+	if refusedForNow(err) && bo.waited > 0 {
+		return fmt.Errorf("the server kept refusing for %s: %w", fmtWait(bo.waited), err)
+	}
+	return err
 }
 
 // unsent records what is still in the outbox.
@@ -199,13 +233,14 @@ func readLine(br *bufio.Reader, max int) (line string, tooLong bool, err error) 
 	}
 }
 
-// checkText says why a line cannot be a message (PROTOCOL.md 3.2), or "".
+// checkText says why a line cannot be a message (PROTOCOL.md 3.2: no C0
+// control but tab, no DEL, no C1 control), or "".
 func checkText(s string) string {
 	if !utf8.ValidString(s) {
 		return "not valid UTF-8"
 	}
 	for _, r := range s {
-		if r != '\t' && (r < 0x20 || r == 0x7f) {
+		if r != '\t' && (r < 0x20 || (r >= 0x7f && r <= 0x9f)) {
 			return "control character"
 		}
 	}
@@ -222,7 +257,7 @@ func (s *script) message(salon string, m lnet.Message, own *Item) {
 
 func (s *script) notice(text string) {
 	s.lastStatus = ""
-	fmt.Fprintf(s.errOut, "librecord: %s\n", text)
+	fmt.Fprintf(s.errOut, "librecord: %s\n", client.Printable(text))
 }
 
 // status prints a countdown once per phase, not every second.
@@ -237,10 +272,10 @@ func (s *script) status(text string) {
 		return
 	}
 	s.lastStatus = phase
-	fmt.Fprintf(s.errOut, "librecord: %s\n", text)
+	fmt.Fprintf(s.errOut, "librecord: %s\n", client.Printable(text))
 }
 
 func (s *script) failed(it *Item, err error) {
 	s.notSent = append(s.notSent, NotSent{Line: it.Line, Reason: err.Error()})
-	fmt.Fprintf(s.errOut, "librecord: line %d not sent: %v\n", it.Line, err)
+	fmt.Fprintf(s.errOut, "librecord: line %d not sent: %s\n", it.Line, client.Printable(err.Error()))
 }

@@ -123,7 +123,7 @@ func TestScriptWritesIncoming(t *testing.T) {
 
 func TestScriptReportsUnsentLines(t *testing.T) {
 	h := newHub()
-	in := "fine\nbad\x01char\n" + strings.Repeat("x", MaxScriptLine+10) + "\nlast\n"
+	in := "fine\nbad\x01char\n" + strings.Repeat("x", MaxScriptLine+10) + "\nc1 \u009b control\nlast\n"
 	var out, errOut testkit.Buffer
 	err := RunScript(context.Background(), scriptConfig(), h.dial, strings.NewReader(in), &out, &errOut)
 	var ns *NotSentError
@@ -134,7 +134,7 @@ func TestScriptReportsUnsentLines(t *testing.T) {
 	for _, l := range ns.Lines {
 		lines = append(lines, l.Line)
 	}
-	if !reflect.DeepEqual(lines, []int{2, 3}) {
+	if !reflect.DeepEqual(lines, []int{2, 3, 4}) {
 		t.Errorf("not sent %v (%v)", lines, err)
 	}
 	if got := h.storedTexts(); !reflect.DeepEqual(got, []string{"fine", "last"}) {

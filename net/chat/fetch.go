@@ -40,11 +40,11 @@ func (h *Hub) fetch(s *Session, cred db.Credential, req *Request, reply Reply) {
 		h.answer(s, salon, req, msgs, more, err, reply)
 		return
 	}
-	s.park()
+	early := s.park(h.cfg.MaxParked)
 	h.bg.Add(1)
 	go func() {
 		defer h.bg.Done()
-		defer s.unpark()
+		defer s.unpark(early)
 		wait := time.NewTimer(time.Duration(req.WaitMS) * time.Millisecond)
 		defer wait.Stop()
 		// Fetches woken together answer one at a time as the peer reads.
@@ -63,6 +63,7 @@ func (h *Hub) fetch(s *Session, cred db.Credential, req *Request, reply Reply) {
 				reply.Drop()
 				return
 			case <-wait.C:
+			case <-early: // pushed out by newer parked fetches: answer now
 			case <-h.stopping:
 			case <-woken:
 				woken = h.watch(salon.ID)

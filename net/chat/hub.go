@@ -6,7 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	stdnet "net"
+	"runtime"
 	"sort"
 	"strings"
 	"sync"
@@ -36,12 +36,26 @@ type Store interface {
 type Config struct {
 	SessionTimeout time.Duration // a logged-in session with no request for this long ends
 	Poll           time.Duration // fetch cadence announced to clients at login
-	LoginLimit     int           // failed logins per address within LoginWindow; 0 = no limit
+	LoginLimit     int           // failed logins per source (IPv4 address, IPv6 /64) within LoginWindow; 0 = no limit
+	LoginBlock     int           // failed logins per IPv6 /48 within LoginWindow; 0 = no limit
 	LoginWindow    time.Duration
-	SendRate       float64 // sends a second per session; 0 = no limit
-	SendBurst      int
-	MaxMessage     int // largest text, in bytes
-	MaxFetch       int // largest fetch limit
+	MaxSessions    int // logged-in sessions per user; 0 = no limit
+	// LoginHashes is how many password checks run at once, those from
+	// sources with no recent failure first; 0 means the store's default
+	// bound (db.Options.MaxConcurrentHashes: min(CPUs, 4)).
+	LoginHashes int
+	MaxParked   int // parked fetches per session; past it the oldest answers early; 0 = no limit
+	// LogPerSource and LogTotal bound the log lines a minute that peers
+	// not logged in can cause, per source and in total; 0 = no limit.
+	LogPerSource int
+	LogTotal     int
+	// LogSummary is how often suppressed log lines are counted in one
+	// line; 0 means a minute.
+	LogSummary time.Duration
+	SendRate   float64 // sends a second per session; 0 = no limit
+	SendBurst  int
+	MaxMessage int // largest text, in bytes
+	MaxFetch   int // largest fetch limit
 	// MaxBody is the largest answer body that fits in one frame once
 	// sealed; fetch answers are trimmed to it.
 	MaxBody int
@@ -54,6 +68,13 @@ type Config struct {
 
 // DefaultFetchLimit is a fetch's limit when the request has none.
 const DefaultFetchLimit = 10
+
+// Peer is where a connection comes from: its address, for logs, and
+// its source, for the per-source limits (net.SourceOfAddr).
+type Peer struct {
+	Addr   string
+	Source net.Source
+}
 
 // Conn is the connection a session is attached to, as chat sees it.
 type Conn interface {
@@ -87,9 +108,12 @@ type Hub struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	logins *loginLimiter
+	hashes *hashGate
+	quiet  *quietLog
 
 	mu       sync.Mutex
 	sessions map[[8]byte]*Session
+	perUser  map[int64]int           // logged-in sessions per user
 	watchers map[int64]chan struct{} // closed when a salon gets a message
 
 	jobs       chan job
@@ -115,7 +139,7 @@ type Session struct {
 	id     string // hex signer id, for logs
 
 	mu         sync.Mutex
-	addr       string
+	peer       Peer
 	conn       Conn
 	cred       db.Credential
 	loggedIn   bool
@@ -123,6 +147,7 @@ type Session struct {
 	erased     bool
 	lastActive time.Time
 	parked     int
+	parkedQ    []chan struct{} // closed to answer a parked fetch early, oldest first
 	lastSalon  int64
 	timer      *time.Timer
 	sends      bucket
@@ -133,11 +158,17 @@ func New(store Store, cfg Config, log *slog.Logger) *Hub {
 	if cfg.MaxBatch <= 0 {
 		cfg.MaxBatch = 500
 	}
+	if cfg.LoginHashes <= 0 {
+		cfg.LoginHashes = min(runtime.NumCPU(), 4)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	h := &Hub{
 		store: store, cfg: cfg, log: log, ctx: ctx, cancel: cancel,
-		logins:     newLoginLimiter(cfg.LoginLimit, cfg.LoginWindow),
+		logins:     newLoginLimiter(cfg.LoginLimit, cfg.LoginBlock, cfg.LoginWindow),
+		hashes:     newHashGate(cfg.LoginHashes),
+		quiet:      newQuietLog(log, cfg.LogPerSource, cfg.LogTotal, cfg.LogSummary),
 		sessions:   map[[8]byte]*Session{},
+		perUser:    map[int64]int{},
 		watchers:   map[int64]chan struct{}{},
 		jobs:       make(chan job, 4*cfg.MaxBatch),
 		writerDone: make(chan struct{}),
@@ -173,9 +204,9 @@ func (s *Session) ID() string { return s.id }
 var ErrSessionKeyInUse = errors.New("session key already in use")
 
 // NewSession registers the session a hello just created on conn, coming
-// from addr. The hub takes ownership of ch.
-func (h *Hub) NewSession(ch *crypto.Channel, addr string, conn Conn) (*Session, error) {
-	s := &Session{hub: h, ch: ch, signer: ch.PeerSignerID(), addr: addr, conn: conn,
+// from peer. The hub takes ownership of ch.
+func (h *Hub) NewSession(ch *crypto.Channel, peer Peer, conn Conn) (*Session, error) {
+	s := &Session{hub: h, ch: ch, signer: ch.PeerSignerID(), peer: peer, conn: conn,
 		sends: newBucket(h.cfg.SendRate, h.cfg.SendBurst)}
 	s.id = hex.EncodeToString(s.signer[:])
 	h.mu.Lock()
@@ -205,7 +236,7 @@ func (h *Hub) Touch(s *Session) {
 // was on, for the caller to close. It fails with unknown_session when the
 // session ended meanwhile or its credential is no longer valid (the
 // session then ends).
-func (h *Hub) Resume(s *Session, conn Conn, addr string, re int64) (Conn, *Error) {
+func (h *Hub) Resume(s *Session, conn Conn, peer Peer, re int64) (Conn, *Error) {
 	unknown := &Error{Code: net.CodeUnknownSession, Message: "no such session; start over with a hello and a login"}
 	s.mu.Lock()
 	ended, logged, cred := s.ended, s.loggedIn, s.cred
@@ -229,9 +260,13 @@ func (h *Hub) Resume(s *Session, conn Conn, addr string, re int64) (Conn, *Error
 		return nil, unknown
 	}
 	old := s.conn
-	s.conn, s.addr = conn, addr
+	s.conn, s.peer = conn, peer
 	s.lastActive = time.Now()
-	h.log.Info("session resumed", "session", s.id, "pseudo", s.cred.Pseudo, "addr", addr)
+	if s.loggedIn {
+		h.log.Info("session resumed", "session", s.id, "pseudo", s.cred.Pseudo, "addr", peer.Addr)
+	} else {
+		h.quiet.emit(peer.Source, slog.LevelInfo, "session resumed before login", "session", s.id, "addr", peer.Addr)
+	}
 	return old, nil
 }
 
@@ -281,6 +316,11 @@ func (h *Hub) forget(s *Session) (ending, bool) {
 	s.ended = true
 	if h.sessions[s.signer] == s {
 		delete(h.sessions, s.signer)
+	}
+	if s.loggedIn {
+		if h.perUser[s.cred.UserID]--; h.perUser[s.cred.UserID] <= 0 {
+			delete(h.perUser, s.cred.UserID)
+		}
 	}
 	if s.timer != nil {
 		s.timer.Stop()
@@ -384,17 +424,34 @@ func (h *Hub) expired(s *Session) bool {
 	return true
 }
 
-// park stops the session's clock while a fetch of it is parked.
-func (s *Session) park() {
+// park stops the session's clock while a fetch of it is parked. The
+// returned channel is closed when the fetch must answer early: more than
+// max fetches of the session are parked and it is the oldest (max 0: no
+// bound).
+func (s *Session) park(max int) chan struct{} {
+	early := make(chan struct{})
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	s.parked++
-	s.mu.Unlock()
+	s.parkedQ = append(s.parkedQ, early)
+	if max > 0 && len(s.parkedQ) > max {
+		close(s.parkedQ[0])
+		s.parkedQ[0] = nil
+		s.parkedQ = s.parkedQ[1:]
+	}
+	return early
 }
 
 // unpark restarts the clock when the last parked fetch is answered.
-func (s *Session) unpark() {
+func (s *Session) unpark(early chan struct{}) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	for i, ch := range s.parkedQ {
+		if ch == early {
+			s.parkedQ = append(s.parkedQ[:i], s.parkedQ[i+1:]...)
+			break
+		}
+	}
 	s.parked--
 	s.lastActive = time.Now()
 	if s.parked == 0 && s.timer != nil && !s.ended {
@@ -495,21 +552,14 @@ func (h *Hub) storeError(re int64, err error, what string) *Error {
 	return &Error{Re: re, Code: net.CodeInternal, Message: "internal error"}
 }
 
-func hostOf(addr string) string {
-	if host, _, err := stdnet.SplitHostPort(addr); err == nil {
-		return host
-	}
-	return addr
-}
-
 func (h *Hub) login(s *Session, req *Request, reply Reply) {
 	s.mu.Lock()
-	addr := s.addr
+	peer := s.peer
 	s.mu.Unlock()
-	host := hostOf(addr)
-	if !h.logins.begin(host, time.Now) {
+	allowed, clean := h.logins.begin(peer.Source, time.Now)
+	if !allowed {
 		h.observer().Login(LoginRateLimited)
-		h.log.Warn("login refused: too many failures", "addr", addr)
+		h.quiet.emit(peer.Source, slog.LevelWarn, "login refused: too many failures", "addr", peer.Addr, "source", peer.Source.String())
 		reply.Send(ErrorBody(req.ID, net.CodeRateLimited, "too many failed logins from your address: wait a minute"))
 		return
 	}
@@ -525,16 +575,22 @@ func (h *Hub) login(s *Session, req *Request, reply Reply) {
 		case <-ctx.Done():
 		}
 	}()
+	if !h.hashes.acquire(clean, ctx.Done()) {
+		h.logins.end(peer.Source, false, time.Now())
+		reply.Drop()
+		return
+	}
 	cred, err := h.store.Authenticate(ctx, req.Password)
+	h.hashes.release()
 	// A disabled user's login is answered auth but is no failed login (PROTOCOL.md 4).
-	h.logins.end(host, errors.Is(err, db.ErrAuth) && !errors.Is(err, db.ErrDisabled), time.Now())
+	h.logins.end(peer.Source, errors.Is(err, db.ErrAuth) && !errors.Is(err, db.ErrDisabled), time.Now())
 	if closed(reply) {
 		reply.Drop()
 		return
 	}
 	if errors.Is(err, db.ErrAuth) {
 		h.observer().Login(refusedLogin(err))
-		h.log.Info("login failed", "addr", addr)
+		h.quiet.emit(peer.Source, slog.LevelInfo, "login failed", "addr", peer.Addr)
 		reply.Send(ErrorBody(req.ID, net.CodeAuth, "wrong password"))
 		return
 	}
@@ -551,18 +607,31 @@ func (h *Hub) login(s *Session, req *Request, reply Reply) {
 	for i, sa := range salons {
 		names[i] = sa.Name
 	}
+	h.mu.Lock()
 	s.mu.Lock()
 	if s.ended || err != nil || closed(reply) {
 		s.mu.Unlock()
+		h.mu.Unlock()
 		reply.Drop()
 		return
 	}
+	// Refused here, after the password was checked: not a failed login.
+	if h.cfg.MaxSessions > 0 && h.perUser[cred.UserID] >= h.cfg.MaxSessions {
+		s.mu.Unlock()
+		h.mu.Unlock()
+		h.observer().Login(LoginTooMany)
+		h.quiet.emit(peer.Source, slog.LevelWarn, "login refused: too many sessions", "pseudo", cred.Pseudo, "addr", peer.Addr)
+		reply.Send(ErrorBody(req.ID, net.CodeRateLimited, "too many sessions: end one (quit another client) or wait for it to time out"))
+		return
+	}
+	h.perUser[cred.UserID]++
 	s.cred, s.loggedIn = cred, true
 	s.lastActive = time.Now()
 	s.timer = time.AfterFunc(h.cfg.SessionTimeout, func() { h.idle(s) })
 	s.mu.Unlock()
+	h.mu.Unlock()
 	h.observer().Login(LoginOK)
-	h.log.Info("login", "session", s.id, "pseudo", cred.Pseudo, "addr", addr)
+	h.log.Info("login", "session", s.id, "pseudo", cred.Pseudo, "addr", peer.Addr)
 	reply.Send(encode(connectedBody{
 		Op: net.OpConnected, Re: req.ID, Status: net.StatusConnected, Pseudo: cred.Pseudo,
 		Salons: names, SessionTimeoutMS: h.cfg.SessionTimeout.Milliseconds(), PollMS: h.cfg.Poll.Milliseconds(),
@@ -749,6 +818,14 @@ func (h *Hub) bye(s *Session, req *Request, reply Reply) {
 	}
 }
 
+// LogStranger logs a line caused by a peer that has not logged in, from
+// src, unless that source or all of them together are over their log
+// rate (Config.LogPerSource, LogTotal); suppressed lines are counted in
+// a periodic summary line.
+func (h *Hub) LogStranger(src net.Source, level slog.Level, msg string, args ...any) {
+	h.quiet.emit(src, level, msg, args...)
+}
+
 // Sessions returns how many sessions are live, logged in or not.
 func (h *Hub) Sessions() int {
 	h.mu.Lock()
@@ -764,6 +841,7 @@ func (h *Hub) Sessions() int {
 // request can arrive. It returns ctx's error if that takes too long.
 func (h *Hub) Shutdown(ctx context.Context) error {
 	defer h.endAll()
+	defer h.quiet.stop()
 	h.stopOnce.Do(func() { close(h.stopping) })
 	h.mu.Lock()
 	for _, s := range h.sessions {

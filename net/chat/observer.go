@@ -10,9 +10,10 @@ import (
 // Login outcomes an Observer is told of.
 const (
 	LoginOK          = "ok"
-	LoginFailed      = "failed"       // wrong password: counted against the source
-	LoginDisabled    = "disabled"     // right password of a disabled user: not counted
-	LoginRateLimited = "rate_limited" // refused unchecked: too many failures from the source
+	LoginFailed      = "failed"            // wrong password: counted against the source
+	LoginDisabled    = "disabled"          // right password of a disabled user: not counted
+	LoginRateLimited = "rate_limited"      // refused unchecked: too many failures from the source
+	LoginTooMany     = "too_many_sessions" // right password, the user's sessions at the cap: not counted
 )
 
 // Observer is told of the hub's events, for metrics (Config.Observer).

@@ -282,7 +282,8 @@ func validCid(cid string) bool {
 }
 
 // checkText applies PROTOCOL.md 3.2 to a decoded text: 1 to max bytes,
-// valid UTF-8, no control character but newline and tab.
+// valid UTF-8, no control character but newline and tab (C0, DEL and
+// the C1 controls U+0080 to U+009F are refused).
 func checkText(text string, max int) *Error {
 	switch {
 	case len(text) == 0:
@@ -292,10 +293,16 @@ func checkText(text string, max int) *Error {
 	case !utf8.ValidString(text):
 		return &Error{Code: net.CodeBadRequest, Message: "text is not valid UTF-8"}
 	}
-	for i := 0; i < len(text); i++ {
-		if c := text[i]; (c < 0x20 && c != '\n' && c != '\t') || c == 0x7F {
+	for _, r := range text {
+		if IsControl(r) && r != '\n' && r != '\t' {
 			return &Error{Code: net.CodeBadRequest, Message: "text holds a control character"}
 		}
 	}
 	return nil
+}
+
+// IsControl reports whether r is a control character of PROTOCOL.md 3.2:
+// C0 (U+0000 to U+001F), DEL (U+007F) or C1 (U+0080 to U+009F).
+func IsControl(r rune) bool {
+	return r < 0x20 || (r >= 0x7F && r <= 0x9F)
 }

@@ -1,6 +1,8 @@
 package chat
 
 import (
+	"fmt"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -92,7 +94,11 @@ func TestCheckText(t *testing.T) {
 		code string
 	}{
 		"OK":          {"à\n\t😀<", ""},
-		"C1Allowed":   {"\u0085", ""},
+		"NBSPAllowed": {"a\u00a0b", ""},
+		"C1NEL":       {"\u0085", net.CodeBadRequest},
+		"C1First":     {"a\u0080", net.CodeBadRequest},
+		"C1Last":      {"a\u009f", net.CodeBadRequest},
+		"C1CSI":       {"\u009b31m", net.CodeBadRequest},
 		"Max":         {strings.Repeat("é", 5), ""},
 		"Empty":       {"", net.CodeBadRequest},
 		"TooLarge":    {strings.Repeat("a", 11), net.CodeTooLarge},
@@ -187,50 +193,119 @@ func TestBucket(t *testing.T) {
 func TestLoginLimiter(t *testing.T) {
 	now := time.Unix(1000, 0)
 	at := func(d time.Duration) func() time.Time { return func() time.Time { return now.Add(d) } }
-	l := newLoginLimiter(3, time.Minute)
+	l := newLoginLimiter(3, 0, time.Minute)
+	a := src("1.2.3.4")
 	for i := range 3 {
-		if !l.begin("1.2.3.4", at(time.Duration(i)*time.Second)) {
+		if !l.allow(a, at(time.Duration(i)*time.Second)) {
 			t.Fatalf("attempt %d refused", i)
 		}
-		l.end("1.2.3.4", true, now.Add(time.Duration(i)*time.Second))
+		l.end(a, true, now.Add(time.Duration(i)*time.Second))
 	}
-	if l.begin("1.2.3.4", at(10*time.Second)) {
+	if l.allow(a, at(10*time.Second)) {
 		t.Fatal("4th attempt allowed after 3 failures")
 	}
-	if !l.begin("5.6.7.8", at(10*time.Second)) {
+	if !l.allow(src("5.6.7.8"), at(10*time.Second)) {
 		t.Fatal("another address refused")
 	}
-	l.end("5.6.7.8", false, now)
+	l.end(src("5.6.7.8"), false, now)
 	// Refused attempts do not count: once the first failure is 60 s old,
 	// one attempt is allowed again.
-	if !l.begin("1.2.3.4", at(time.Minute)) {
+	if !l.allow(a, at(time.Minute)) {
 		t.Fatal("attempt refused after the oldest failure left the window")
 	}
 	// In flight counts as a possible failure: a parallel attempt waits for
 	// it, and is then refused if it failed...
 	second := make(chan bool)
-	go func() { second <- l.begin("1.2.3.4", at(time.Minute)) }()
+	go func() { second <- l.allow(a, at(time.Minute)) }()
 	select {
 	case ok := <-second:
 		t.Fatalf("parallel attempt beyond the limit did not wait (allowed %v)", ok)
 	case <-time.After(20 * time.Millisecond):
 	}
-	l.end("1.2.3.4", true, now.Add(time.Minute))
+	l.end(a, true, now.Add(time.Minute))
 	if <-second {
 		t.Fatal("attempt allowed after the one it waited for failed")
 	}
 	// ...or allowed if it succeeded.
-	if !l.begin("1.2.3.4", at(time.Minute+time.Second)) {
+	if !l.allow(a, at(time.Minute+time.Second)) {
 		t.Fatal("attempt refused after the second failure left the window")
 	}
-	go func() { second <- l.begin("1.2.3.4", at(time.Minute+time.Second)) }()
-	l.end("1.2.3.4", false, now.Add(time.Minute))
+	go func() { second <- l.allow(a, at(time.Minute+time.Second)) }()
+	l.end(a, false, now.Add(time.Minute))
 	if !<-second {
 		t.Fatal("attempt refused after the one it waited for succeeded")
 	}
-	if off := newLoginLimiter(0, time.Minute); !off.begin("x", at(0)) {
+	if off := newLoginLimiter(0, 0, time.Minute); !off.allow(src("1.2.3.4"), at(0)) {
 		t.Fatal("limit 0 should not limit")
 	}
+}
+
+func src(addr string) net.Source { return net.SourceOf(netip.MustParseAddr(addr)) }
+
+// TestLoginLimiterIPv6 checks the grouping of PROTOCOL.md section 4:
+// addresses of one /64 share one budget, the /64s of one /48 share a
+// larger one, and an IPv4-mapped address counts as its IPv4 source.
+func TestLoginLimiterIPv6(t *testing.T) {
+	now := time.Unix(1000, 0)
+	at := func() time.Time { return now }
+	fail := func(l *loginLimiter, addr string) bool {
+		if !l.allow(src(addr), at) {
+			return false
+		}
+		l.end(src(addr), true, now)
+		return true
+	}
+	t.Run("Rotating64", func(t *testing.T) {
+		l := newLoginLimiter(3, 0, time.Minute)
+		for i := range 3 {
+			if !fail(l, fmt.Sprintf("2001:db8:1:2::%x", i+1)) {
+				t.Fatalf("guess %d refused", i)
+			}
+		}
+		if fail(l, "2001:db8:1:2:dead:beef:0:1") {
+			t.Fatal("a 4th address of the same /64 got a 4th guess")
+		}
+		if !fail(l, "2001:db8:1:3::1") {
+			t.Fatal("another /64 refused")
+		}
+	})
+	t.Run("Rotating48", func(t *testing.T) {
+		l := newLoginLimiter(3, 10, time.Minute)
+		guesses := 0
+		for i := range 100 { // 100 /64s of one /48, 3 guesses each
+			for range 3 {
+				if fail(l, fmt.Sprintf("2001:db8:1:%x::1", i)) {
+					guesses++
+				}
+			}
+		}
+		if guesses != 10 {
+			t.Fatalf("one /48 got %d guesses, want its budget of 10", guesses)
+		}
+		if !fail(l, "2001:db8:2::1") {
+			t.Fatal("another /48 refused")
+		}
+		if !fail(l, "192.0.2.1") {
+			t.Fatal("an IPv4 source refused")
+		}
+	})
+	t.Run("Mapped", func(t *testing.T) {
+		l := newLoginLimiter(2, 0, time.Minute)
+		fail(l, "192.0.2.7")
+		fail(l, "::ffff:192.0.2.7")
+		if fail(l, "192.0.2.7") {
+			t.Fatal("the IPv4-mapped form bought a guess")
+		}
+	})
+	t.Run("Bounded", func(t *testing.T) {
+		l := newLoginLimiter(3, 10, time.Minute)
+		for i := range maxTracked + 500 {
+			fail(l, fmt.Sprintf("2001:db8:%x:%x::1", i>>8, i&0xff))
+		}
+		if n := l.tracked(); n > maxTracked {
+			t.Fatalf("table holds %d keys, bound %d", n, maxTracked)
+		}
+	})
 }
 
 func FuzzParseRequest(f *testing.F) {
@@ -260,4 +335,10 @@ func FuzzParseRequest(f *testing.F) {
 			}
 		}
 	})
+}
+
+// allow is begin without its clean result.
+func (l *loginLimiter) allow(src net.Source, now func() time.Time) bool {
+	ok, _ := l.begin(src, now)
+	return ok
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"net/netip"
 	"slices"
 	"sync"
 	"testing"
@@ -86,6 +87,12 @@ func (s *validStore) invalidate() {
 // general, and that salon.
 func sessionHub(t *testing.T) (*Hub, *validStore, db.Salon) {
 	t.Helper()
+	return sessionHubWith(t, nil)
+}
+
+// sessionHubWith is sessionHub with its configuration changed by mutate.
+func sessionHubWith(t *testing.T, mutate func(*Config)) (*Hub, *validStore, db.Salon) {
+	t.Helper()
 	ctx := context.Background()
 	d := testDB(t)
 	if _, err := d.AddUser(ctx, "alice", alicePassword, []string{db.DefaultSalon}); err != nil {
@@ -96,8 +103,12 @@ func sessionHub(t *testing.T) (*Hub, *validStore, db.Salon) {
 		t.Fatal(err)
 	}
 	store := &validStore{Store: d}
-	h := New(store, Config{SessionTimeout: time.Hour, Poll: time.Second, MaxMessage: 4000,
-		MaxFetch: 100, MaxBody: 60000}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	cfg := Config{SessionTimeout: time.Hour, Poll: time.Second, MaxMessage: 4000,
+		MaxFetch: 100, MaxBody: 60000}
+	if mutate != nil {
+		mutate(&cfg)
+	}
+	h := New(store, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
@@ -123,7 +134,7 @@ func loginOn(t *testing.T, h *Hub, conn Conn, general db.Salon) *Session {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := h.NewSession(crypto.NewChannel(server, peer), "127.0.0.1:1", conn)
+	s, err := h.NewSession(crypto.NewChannel(server, peer), testPeer("127.0.0.1:1"), conn)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -191,7 +202,7 @@ func TestTimeoutRacesResume(t *testing.T) {
 		// decides: the session must live on.
 		var old Conn
 		var rerr *Error
-		h.timedOut = func(*Session) { old, rerr = h.Resume(s, b, "127.0.0.1:2", 7) }
+		h.timedOut = func(*Session) { old, rerr = h.Resume(s, b, testPeer("127.0.0.1:2"), 7) }
 		h.idle(s)
 		h.timedOut = nil
 		if rerr != nil {
@@ -228,7 +239,7 @@ func TestTimeoutRacesResume(t *testing.T) {
 		s := loginOn(t, h, a, general)
 		expire(s)
 		h.idle(s)
-		if _, rerr := h.Resume(s, b, "127.0.0.1:2", 7); rerr == nil || rerr.Code != net.CodeUnknownSession {
+		if _, rerr := h.Resume(s, b, testPeer("127.0.0.1:2"), 7); rerr == nil || rerr.Code != net.CodeUnknownSession {
 			t.Fatalf("resume of a timed out session answered %+v, want unknown_session", rerr)
 		}
 		if ev := log.all(); !slices.Equal(ev, []string{"a close"}) {
@@ -261,7 +272,7 @@ func TestEndClosesCurrentConnection(t *testing.T) {
 			a, b := &recConn{"a", log}, &recConn{"b", log}
 			s := loginOn(t, h, a, general)
 			if tc.resume {
-				if _, rerr := h.Resume(s, b, "127.0.0.1:2", 7); rerr != nil {
+				if _, rerr := h.Resume(s, b, testPeer("127.0.0.1:2"), 7); rerr != nil {
 					t.Fatalf("resume answered %+v", rerr)
 				}
 			}
@@ -281,7 +292,7 @@ func TestEndClosesCurrentConnection(t *testing.T) {
 			if ev := log.all(); !slices.Equal(ev, want) {
 				t.Fatalf("events %v, want %v", ev, want)
 			}
-			if _, rerr := h.Resume(s, a, "127.0.0.1:3", 10); rerr == nil || rerr.Code != net.CodeUnknownSession {
+			if _, rerr := h.Resume(s, a, testPeer("127.0.0.1:3"), 10); rerr == nil || rerr.Code != net.CodeUnknownSession {
 				t.Fatalf("resume after the end answered %+v, want unknown_session", rerr)
 			}
 		})
@@ -322,4 +333,9 @@ func TestShutdownErasesKeys(t *testing.T) {
 	if ev := log.all(); len(ev) != 0 {
 		t.Fatalf("Shutdown closed connections itself: %v", ev)
 	}
+}
+
+func testPeer(addr string) Peer {
+	ap := netip.MustParseAddrPort(addr)
+	return Peer{Addr: addr, Source: net.SourceOf(ap.Addr())}
 }

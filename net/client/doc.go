@@ -6,5 +6,8 @@
 // outboxes and reconnect timing belong to package repl.
 //
 // Most callers use Dial, then Session.Login, then the request methods
-// (Send, Fetch, Salons, Who) and Session.Bye.
+// (Send, Fetch, Salons, Who) and Session.Bye. Trust, over the
+// known-servers file (LoadKnownServers), decides whether a server's
+// identity is acceptable. Every string a server sent goes through
+// Printable before anyone shows it.
 package client

@@ -1,6 +1,7 @@
 package client_test
 
 import (
+	"bufio"
 	"context"
 	"crypto/ed25519"
 	"errors"
@@ -51,7 +52,7 @@ func startServer(t *testing.T, mutate ...func(*server.Config)) *realServer {
 
 func login(t *testing.T, s *realServer, user string) *client.Session {
 	t.Helper()
-	known, err := crypto.LoadKnownServers(filepath.Join(t.TempDir(), "known_servers"))
+	known, err := client.LoadKnownServers(filepath.Join(t.TempDir(), "known_servers"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,7 +71,7 @@ func login(t *testing.T, s *realServer, user string) *client.Session {
 func TestAgainstRealServer(t *testing.T) {
 	s := startServer(t)
 	ctx := context.Background()
-	known, err := crypto.LoadKnownServers(filepath.Join(t.TempDir(), "known_servers"))
+	known, err := client.LoadKnownServers(filepath.Join(t.TempDir(), "known_servers"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -155,7 +156,7 @@ func TestScriptAgainstRealServer(t *testing.T) {
 	s := startServer(t)
 	dir := t.TempDir()
 	dial := func(ctx context.Context, ask repl.AskTrust) (repl.Session, error) {
-		known, err := crypto.LoadKnownServers(filepath.Join(dir, "known_servers"))
+		known, err := client.LoadKnownServers(filepath.Join(dir, "known_servers"))
 		if err != nil {
 			return nil, err
 		}
@@ -222,7 +223,7 @@ func TestScriptRateLimitedAgainstRealServer(t *testing.T) {
 	dir := t.TempDir()
 	fp := crypto.Fingerprint(s.db.Identity().Public().(ed25519.PublicKey))
 	dial := func(ctx context.Context, ask repl.AskTrust) (repl.Session, error) {
-		known, err := crypto.LoadKnownServers(filepath.Join(dir, "known_servers"))
+		known, err := client.LoadKnownServers(filepath.Join(dir, "known_servers"))
 		if err != nil {
 			return nil, err
 		}
@@ -267,7 +268,7 @@ func TestScriptRateLimitedAgainstRealServer(t *testing.T) {
 // how often the person was asked.
 func trustAll(t *testing.T, asked *atomic.Int32) client.Trust {
 	t.Helper()
-	known, err := crypto.LoadKnownServers(filepath.Join(t.TempDir(), "known_servers"))
+	known, err := client.LoadKnownServers(filepath.Join(t.TempDir(), "known_servers"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -368,7 +369,7 @@ func TestLoginAfterServerClosedRefusesChangedKey(t *testing.T) {
 	p.target.Store(b.addr) // another server, another identity key
 	testkit.WaitFor(t, "the connection to the moved server to drop", func() bool { return !sess.Connected() })
 	_, err = sess.Login(ctx, "alice-password")
-	var mismatch *crypto.KeyMismatchError
+	var mismatch *client.KeyMismatchError
 	if !errors.As(err, &mismatch) {
 		t.Fatalf("login with a changed server key: got %v, want a key mismatch", err)
 	}
@@ -417,3 +418,90 @@ func newSwitchProxy(t *testing.T, target string) *switchProxy {
 }
 
 func (p *switchProxy) addr() string { return p.ln.Addr().String() }
+
+// fullSource stands in front of target as a server whose source is full:
+// the first refuse connections get the plain unavailable after their
+// hello (PROTOCOL.md 4), the others are forwarded.
+type fullSource struct {
+	ln     stdnet.Listener
+	refuse atomic.Int32
+	conns  atomic.Int32
+}
+
+func newFullSource(t *testing.T, target string, refuse int32) *fullSource {
+	t.Helper()
+	ln, err := stdnet.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &fullSource{ln: ln}
+	p.refuse.Store(refuse)
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			p.conns.Add(1)
+			if p.refuse.Add(-1) >= 0 {
+				go func() {
+					defer c.Close()
+					if _, _, err := lnet.NewFrameReader(bufio.NewReader(c), lnet.DefaultMaxPortions).Next(); err != nil {
+						return
+					}
+					lnet.NewEnvelopeWriter(c).WriteEnvelope(crypto.PlainError(
+						[]byte(`{"op":"error","code":"unavailable","message":"too many connections from your address"}`)))
+				}()
+				continue
+			}
+			go func() {
+				defer c.Close()
+				up, err := stdnet.Dial("tcp", target)
+				if err != nil {
+					return
+				}
+				defer up.Close()
+				go func() { io.Copy(up, c); up.Close() }()
+				io.Copy(c, up)
+			}()
+		}
+	}()
+	return p
+}
+
+// The real client and scripted chat against a real server behind a full
+// source: the refusals are waited out, then every line goes out.
+func TestScriptRetriesFullSourceAgainstRealServer(t *testing.T) {
+	s := startServer(t)
+	full := newFullSource(t, s.addr, 3)
+	dir := t.TempDir()
+	fp := crypto.Fingerprint(s.db.Identity().Public().(ed25519.PublicKey))
+	dial := func(ctx context.Context, ask repl.AskTrust) (repl.Session, error) {
+		known, err := client.LoadKnownServers(filepath.Join(dir, "known_servers"))
+		if err != nil {
+			return nil, err
+		}
+		sess, err := client.Dial(ctx, client.Config{Addr: full.ln.Addr().String(), CheckIdentity: client.Trust{Known: known, Pinned: fp}.Check})
+		if err != nil {
+			return nil, err
+		}
+		return sess, nil
+	}
+	cfg := repl.Config{Addr: full.ln.Addr().String(), Salon: "general", Poll: 300 * time.Millisecond, RetryDelay: 10 * time.Millisecond,
+		Password: func() (string, error) { return "alice-password", nil }, PasswordSource: "test"}
+	var errOut strings.Builder
+	if err := repl.RunScript(context.Background(), cfg, dial, strings.NewReader("through\n"), io.Discard, &errOut); err != nil {
+		t.Fatalf("%v (stderr %s)", err, errOut.String())
+	}
+	if n := full.conns.Load(); n != 4 {
+		t.Errorf("%d connections, want 3 refused and 1 served", n)
+	}
+	if got := strings.Count(errOut.String(), "turned the connection away for now (too many connections from your address (unavailable))"); got != 3 {
+		t.Errorf("%d refusals said, want 3:\n%s", got, errOut.String())
+	}
+	res, err := login(t, s, "bob").Fetch(context.Background(), client.FetchRequest{Salon: "general", Limit: 10})
+	if err != nil || len(res.Messages) == 0 || res.Messages[0].Pseudo != "alice" || res.Messages[0].Text != "through" {
+		t.Fatalf("general holds %+v, %v", res, err)
+	}
+}

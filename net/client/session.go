@@ -50,11 +50,13 @@ type ServerError struct {
 	Message string
 }
 
+// Error shows the server's words through Printable, cut to a few hundred
+// bytes: the message and the code come from the server.
 func (e *ServerError) Error() string {
 	if e.Message == "" {
-		return "server error " + e.Code
+		return "server error " + shown(e.Code)
 	}
-	return e.Message + " (" + e.Code + ")"
+	return shown(e.Message) + " (" + shown(e.Code) + ")"
 }
 
 // IsCode reports whether err is a ServerError with the given code.
@@ -67,7 +69,7 @@ func IsCode(err error, code string) bool {
 // (a wrong status, an answer of the wrong kind). It is not retried.
 type ProtocolError struct{ Msg string }
 
-func (e *ProtocolError) Error() string { return "protocol violation by server: " + e.Msg }
+func (e *ProtocolError) Error() string { return "protocol violation by server: " + shown(e.Msg) }
 
 // Config says where and how to connect. Zero durations take the defaults.
 type Config struct {
@@ -120,7 +122,34 @@ func (c *Config) defaults() {
 	}
 }
 
-// LoginInfo is what the server announced at login (PROTOCOL.md 3.1).
+// Bounds on the timing a server announces at login (PROTOCOL.md 3.1 and
+// 5): Login clamps poll_ms and session_timeout_ms into them, so that a
+// hostile or broken server can make the client neither fetch hundreds of
+// times a second nor try to resume for hours. A value missing or not
+// positive takes the protocol's default.
+const (
+	MinPoll               = time.Second
+	MaxPoll               = time.Minute
+	DefaultPoll           = 3 * time.Second
+	MinSessionTimeout     = 10 * time.Second
+	MaxSessionTimeout     = 10 * time.Minute
+	DefaultSessionTimeout = 30 * time.Second
+)
+
+// clampMS turns an announced number of milliseconds into a duration in
+// [lo, hi], or def when it is missing or not positive.
+func clampMS(ms int64, def, lo, hi time.Duration) time.Duration {
+	if ms <= 0 {
+		return def
+	}
+	if ms > int64(hi/time.Millisecond) {
+		return hi
+	}
+	return max(time.Duration(ms)*time.Millisecond, lo)
+}
+
+// LoginInfo is what the server announced at login (PROTOCOL.md 3.1), its
+// names checked and its timing clamped (MinPoll ... MaxSessionTimeout).
 type LoginInfo struct {
 	Pseudo         string
 	Salons         []string
@@ -549,6 +578,8 @@ func expectOp(r response, op string) error {
 
 // Login logs the session in (PROTOCOL.md 3.1). A wrong password is a
 // ServerError of code "auth"; the session stays usable for another try.
+// A pseudo or salon name in the answer that is not a valid name is a
+// *ProtocolError; poll_ms and session_timeout_ms are clamped (MinPoll ...).
 // The answer may take up to Config.LoginTimeout (the server may be hashing
 // many passwords at once), not only the reply margin.
 //
@@ -612,12 +643,20 @@ func (s *Session) login(ctx context.Context, password string) (LoginInfo, error)
 	}
 	info := LoginInfo{
 		Pseudo:         r.Pseudo,
-		SessionTimeout: time.Duration(r.SessionTimeoutMS) * time.Millisecond,
-		Poll:           time.Duration(r.PollMS) * time.Millisecond,
+		SessionTimeout: clampMS(r.SessionTimeoutMS, DefaultSessionTimeout, MinSessionTimeout, MaxSessionTimeout),
+		Poll:           clampMS(r.PollMS, DefaultPoll, MinPoll, MaxPoll),
+	}
+	if !validName(r.Pseudo) {
+		return LoginInfo{}, &ProtocolError{Msg: "the login answer's pseudo is not a valid name"}
 	}
 	if len(r.Salons) > 0 {
 		if err := json.Unmarshal(r.Salons, &info.Salons); err != nil {
 			return LoginInfo{}, &ProtocolError{Msg: "login salons are not a list of names"}
+		}
+	}
+	for _, name := range info.Salons {
+		if !validName(name) {
+			return LoginInfo{}, &ProtocolError{Msg: "the login answer lists a salon whose name is not valid"}
 		}
 	}
 	return info, nil
@@ -637,7 +676,10 @@ func (s *Session) Send(ctx context.Context, salon, text, cid string) (Ack, error
 }
 
 // Fetch fetches messages (PROTOCOL.md 3.3). With After and Wait set the
-// server may hold the answer up to Wait.
+// server may hold the answer up to Wait. A message whose pseudo is not a
+// valid name (empty for a system message) makes the answer a
+// *ProtocolError. Texts and times are as the server sent them: show them
+// through Printable.
 func (s *Session) Fetch(ctx context.Context, f FetchRequest) (Messages, error) {
 	req := request{Op: lnet.OpFetch, Salon: f.Salon, Limit: f.Limit, Before: f.Before}
 	if f.HasAfter {
@@ -656,10 +698,17 @@ func (s *Session) Fetch(ctx context.Context, f FetchRequest) (Messages, error) {
 	if err := expectOp(r, lnet.OpMessages); err != nil {
 		return Messages{}, err
 	}
+	for _, m := range r.Messages {
+		// A system message has no author (its pseudo is "").
+		if !validName(m.Pseudo) && !(m.System && m.Pseudo == "") {
+			return Messages{}, &ProtocolError{Msg: fmt.Sprintf("message %d has a pseudo that is not a valid name", m.ID)}
+		}
+	}
 	return Messages{Salon: r.Salon, More: r.More, Messages: r.Messages}, nil
 }
 
 // Salons lists the salons the user may open with their newest message id.
+// A name that is not a valid name makes the answer a *ProtocolError.
 func (s *Session) Salons(ctx context.Context) ([]lnet.SalonInfo, error) {
 	r, err := s.do(ctx, request{Op: lnet.OpSalons}, s.cfg.ReplyMargin)
 	if err != nil {
@@ -674,10 +723,16 @@ func (s *Session) Salons(ctx context.Context) ([]lnet.SalonInfo, error) {
 			return nil, &ProtocolError{Msg: "salons answer is not a list of salons"}
 		}
 	}
+	for _, in := range out {
+		if !validName(in.Name) {
+			return nil, &ProtocolError{Msg: "the salons answer lists a salon whose name is not valid"}
+		}
+	}
 	return out, nil
 }
 
-// Who lists the users with a live session who may open salon.
+// Who lists the users with a live session who may open salon. A pseudo
+// that is not a valid name makes the answer a *ProtocolError.
 func (s *Session) Who(ctx context.Context, salon string) ([]string, error) {
 	r, err := s.do(ctx, request{Op: lnet.OpWho, Salon: salon}, s.cfg.ReplyMargin)
 	if err != nil {
@@ -685,6 +740,11 @@ func (s *Session) Who(ctx context.Context, salon string) ([]string, error) {
 	}
 	if err := expectOp(r, lnet.OpWho); err != nil {
 		return nil, err
+	}
+	for _, p := range r.Pseudos {
+		if !validName(p) {
+			return nil, &ProtocolError{Msg: "the who answer lists a pseudo that is not a valid name"}
+		}
 	}
 	return r.Pseudos, nil
 }

@@ -34,6 +34,11 @@ type fakeServer struct {
 	// raw, when set, replaces the sealed answer of the next request with
 	// these bytes as a frame payload.
 	raw []byte
+	// refuseHellos: answer this many hellos with the plain error
+	// helloRefusal (default: unavailable, a full source) and close.
+	refuseHellos int
+	helloRefusal []byte
+	hellos       int // hellos received
 }
 
 func newFakeServer(t *testing.T) *fakeServer {
@@ -134,6 +139,21 @@ func (s *fakeServer) serve(c stdnet.Conn) {
 		if err != nil {
 			return
 		}
+		s.mu.Lock()
+		s.hellos++
+		refuse := s.refuseHellos > 0
+		if refuse {
+			s.refuseHellos--
+		}
+		refusal := s.helloRefusal
+		s.mu.Unlock()
+		if refuse {
+			if refusal == nil {
+				refusal = []byte(`{"op":"error","code":"unavailable","message":"too many connections from your address"}`)
+			}
+			ew.WriteEnvelope(crypto.PlainError(refusal))
+			return
+		}
 		keys, _ := crypto.NewSessionKeys()
 		ew.WriteEnvelope(keys.ServerHello(s.identity, first))
 		ch = crypto.NewChannel(keys, peer)
@@ -202,7 +222,7 @@ func mustJSON(v any) []byte {
 }
 
 func trustAll(t *testing.T) func(string, ed25519.PublicKey) error {
-	known, err := crypto.LoadKnownServers(filepath.Join(t.TempDir(), "known_servers"))
+	known, err := LoadKnownServers(filepath.Join(t.TempDir(), "known_servers"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -497,8 +517,8 @@ func TestTrust(t *testing.T) {
 	other, _ := crypto.NewIdentity()
 	otherFP := crypto.Fingerprint(other.Public().(ed25519.PublicKey))
 	path := filepath.Join(t.TempDir(), "known_servers")
-	load := func() *crypto.KnownServers {
-		k, err := crypto.LoadKnownServers(path)
+	load := func() *KnownServers {
+		k, err := LoadKnownServers(path)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -549,7 +569,7 @@ func TestTrust(t *testing.T) {
 			t.Fatal(err)
 		}
 		err := dial(Trust{Known: load(), Ask: func(string, string) (bool, error) { return true, nil }})
-		var km *crypto.KeyMismatchError
+		var km *KeyMismatchError
 		if !errors.As(err, &km) || !strings.Contains(err.Error(), path) {
 			t.Fatalf("got %v", err)
 		}

@@ -38,7 +38,7 @@ func (e *PinnedMismatchError) Error() string {
 // the key pinned in the known-servers file, else the fingerprint given with
 // --trust, else what the person answers; never a changed key.
 type Trust struct {
-	Known *crypto.KnownServers
+	Known *KnownServers
 	// Pinned is a fingerprint the user gave (--trust): the server must
 	// show exactly this key.
 	Pinned string
@@ -48,7 +48,7 @@ type Trust struct {
 }
 
 // Check implements Config.CheckIdentity. A changed key is a
-// *crypto.KeyMismatchError, whose message says how to remove the old
+// *KeyMismatchError, whose message says how to remove the old
 // entry.
 func (t Trust) Check(addr string, identity ed25519.PublicKey) error {
 	fp := crypto.Fingerprint(identity)
@@ -57,7 +57,7 @@ func (t Trust) Check(addr string, identity ed25519.PublicKey) error {
 	}
 	status, err := t.Known.Check(addr, identity)
 	switch {
-	case status == crypto.TrustMatch:
+	case status == TrustMatch:
 		return nil
 	case err != nil:
 		return err

@@ -312,14 +312,21 @@ func TestAckIsDurable(t *testing.T) {
 	r.expectPlainError("unknown_session")
 }
 
-// TestSendTextUnicode: only U+0000-U+001F (but newline and tab) and U+007F
-// are refused control characters; C1 controls, U+2028 and a BOM are valid
-// text; invalid UTF-8 (overlong, encoded surrogates) is refused.
+// TestSendTextUnicode: U+0000-U+001F (but newline and tab), U+007F and
+// the C1 controls U+0080-U+009F are refused control characters, raw or
+// escaped; U+00A0, U+2028 and a BOM are valid text; invalid UTF-8
+// (overlong, encoded surrogates) is refused.
 func TestSendTextUnicode(t *testing.T) {
 	t.Parallel()
 	s := newServer(t, serverConfig{})
 	c := connect(t, s, "alice")
-	for _, text := range []string{"a\u0085b", "a\u0080b", "a\u009fb", "a\u2028b", "\ufeffbom", "\U0010FFFF", "\ufffd"} {
+	for _, text := range []string{"a\u0080b", "a\u0085b", "a\u009bb", "\u009b31m", "a\u009fb"} {
+		c.doErr(obj{"op": "send", "salon": "general", "text": text, "cid": randCID()}, "bad_request")
+	}
+	for _, esc := range []string{`a\u0080`, `\u009B31m`, `a\u009f`} {
+		checkError(t, c.rawSend("general", esc, randCID()), "bad_request")
+	}
+	for _, text := range []string{"a\u00a0b", "a\u2028b", "\ufeffbom", "\U0010FFFF", "\ufffd"} {
 		id := c.send("general", text)
 		msgs, _, _ := c.fetch(obj{"salon": "general", "limit": 1})
 		if len(msgs) != 1 || msgs[0].ID != id || msgs[0].Text != text {

@@ -64,9 +64,9 @@ func New(version, revision, goVersion string) *Metrics {
 	m := &Metrics{reg: reg, wrap: prometheus.WrapRegistererWithPrefix(Prefix, reg)}
 	m.logins = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "logins_total",
-		Help: "Logins by result: ok, failed (wrong password), disabled (user disabled by the host), rate_limited (refused unchecked).",
+		Help: "Logins by result: ok, failed (wrong password), disabled (user disabled by the host), rate_limited (refused unchecked), too_many_sessions (the user's sessions at the cap).",
 	}, []string{"result"})
-	for _, r := range []string{chat.LoginOK, chat.LoginFailed, chat.LoginDisabled, chat.LoginRateLimited} {
+	for _, r := range []string{chat.LoginOK, chat.LoginFailed, chat.LoginDisabled, chat.LoginRateLimited, chat.LoginTooMany} {
 		m.logins.WithLabelValues(r) // present at 0 from the start
 	}
 	m.acked = prometheus.NewCounter(prometheus.CounterOpts{Name: "sends_acked_total",

@@ -2,8 +2,10 @@ package server
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	stdnet "net"
 	"sync"
 	"time"
@@ -44,7 +46,8 @@ type out struct {
 type conn struct {
 	srv  *Server
 	nc   stdnet.Conn
-	addr string
+	peer chat.Peer
+	addr string // peer.Addr
 
 	queue      chan out
 	slots      chan struct{}
@@ -58,22 +61,21 @@ type conn struct {
 	room   chan struct{} // closed when queued drops from queueBytes or more
 	large  chan struct{} // held by the one woken parked fetch waiting for room
 
-	mu      sync.Mutex
-	sess    *chat.Session
-	pending bool // counted in Server.pending (guarded by Server.mu)
-	broken  int  // broken frames so far (read loop only)
+	mu     sync.Mutex
+	sess   *chat.Session
+	state  int // stateDone, statePending or stateHeld (guarded by Server.mu)
+	broken int // broken frames so far (read loop only)
 }
 
-func newConn(s *Server, nc stdnet.Conn, addr string) *conn {
+func newConn(s *Server, nc stdnet.Conn, peer chat.Peer) *conn {
 	return &conn{
-		srv: s, nc: nc, addr: addr,
+		srv: s, nc: nc, peer: peer, addr: peer.Addr,
 		queue:      make(chan out, queueSize+1), // +1: the shutdown flush marker
 		slots:      make(chan struct{}, queueSize),
 		closed:     make(chan struct{}),
 		writerDone: make(chan struct{}),
 		room:       make(chan struct{}),
 		large:      make(chan struct{}, 1),
-		pending:    true,
 	}
 }
 
@@ -96,6 +98,16 @@ func (c *conn) session() *chat.Session {
 	return c.sess
 }
 
+// logf logs a line about the connection: through the strangers' rate
+// limit unless it carries a logged-in session.
+func (c *conn) logf(level slog.Level, msg string, args ...any) {
+	if s := c.session(); s != nil && s.LoggedIn() {
+		c.srv.log.Log(context.Background(), level, msg, append(args, "pseudo", s.Pseudo())...)
+		return
+	}
+	c.srv.hub.LogStranger(c.peer.Source, level, msg, args...)
+}
+
 func (c *conn) setSession(s *chat.Session) {
 	c.mu.Lock()
 	c.sess = s
@@ -109,7 +121,7 @@ func (c *conn) serve() {
 	go c.writeLoop()
 	c.loginTimer = time.AfterFunc(c.srv.cfg.LoginTimeout, func() {
 		if s := c.session(); s == nil || !s.LoggedIn() {
-			c.srv.log.Info("connection closed: not logged in in time", "addr", c.addr)
+			c.logf(slog.LevelInfo, "connection closed: not logged in in time", "addr", c.addr)
 			c.Close()
 		}
 	})
@@ -124,8 +136,8 @@ func (c *conn) serve() {
 	if s := c.session(); s != nil {
 		c.srv.hub.Detach(s, c)
 	}
+	c.logf(slog.LevelInfo, "connection closed", "addr", c.addr)
 	c.srv.remove(c)
-	c.srv.log.Info("connection closed", "addr", c.addr)
 }
 
 // errStop ends the read loop of a connection closed while it waited for
@@ -152,7 +164,7 @@ func (c *conn) readLoop() error {
 			}
 			c.broken++
 			fatal := fe.Fatal || c.broken >= brokenFramesLimit
-			c.srv.log.Info("broken frame", "addr", c.addr, "defect", fe.Msg, "closing", fatal)
+			c.logf(slog.LevelInfo, "broken frame", "addr", c.addr, "defect", fe.Msg, "closing", fatal)
 			c.sendError(0, net.CodeFrame, fe.Msg, fatal)
 			if fatal {
 				return nil
@@ -298,7 +310,7 @@ func (c *conn) writeLoop() {
 				c.release()
 			}
 			if err != nil {
-				c.srv.log.Info("write failed", "addr", c.addr, "err", err)
+				c.logf(slog.LevelInfo, "write failed", "addr", c.addr, "err", err)
 				c.Close()
 				return
 			}
@@ -364,6 +376,11 @@ func (c *conn) hello(payload []byte) {
 		c.sendError(0, net.CodeBadRequest, "malformed client hello", false)
 		return
 	}
+	if !c.srv.admitHello(c) {
+		c.srv.hub.LogStranger(c.peer.Source, slog.LevelWarn, "hello refused: too many connections not logged in", "addr", c.addr, "source", c.peer.Source.String())
+		c.sendError(0, net.CodeUnavailable, "too many connections not logged in from your address: try again later", true)
+		return
+	}
 	keys, err := crypto.NewSessionKeys()
 	if err != nil {
 		c.srv.log.Error("session keys", "err", err)
@@ -372,7 +389,7 @@ func (c *conn) hello(payload []byte) {
 	}
 	serverHello := keys.ServerHello(c.srv.identity, payload)
 	ch := crypto.NewChannel(keys, peer)
-	s, err := c.srv.hub.NewSession(ch, c.addr, c)
+	s, err := c.srv.hub.NewSession(ch, c.peer, c)
 	if err != nil {
 		ch.Erase()
 		c.sendError(0, net.CodeBadRequest, "session key already in use: generate fresh keys", false)
@@ -391,7 +408,7 @@ func (c *conn) sealed(s *chat.Session, payload []byte, portions int) {
 		return
 	}
 	if err != nil {
-		c.srv.log.Info("envelope rejected", "addr", c.addr, "session", s.ID())
+		c.srv.hub.LogStranger(c.peer.Source, slog.LevelInfo, "envelope rejected", "addr", c.addr, "session", s.ID())
 		c.sendError(0, net.CodeCrypto, "envelope rejected", false)
 		return
 	}
@@ -423,7 +440,7 @@ func (c *conn) resume(payload []byte) {
 	}
 	body, err := s.Channel().Open(payload)
 	if err != nil {
-		c.srv.log.Info("envelope rejected", "addr", c.addr, "session", s.ID())
+		c.srv.hub.LogStranger(c.peer.Source, slog.LevelInfo, "envelope rejected", "addr", c.addr, "session", s.ID())
 		c.sendPlain(&chat.Error{Code: net.CodeCrypto, Message: "envelope rejected"})
 		return
 	}
@@ -438,7 +455,7 @@ func (c *conn) resume(payload []byte) {
 			Message: "the first envelope on a connection must be a hello or a resume"})
 		return
 	}
-	old, e := c.srv.hub.Resume(s, c, c.addr, req.ID)
+	old, e := c.srv.hub.Resume(s, c, c.peer, req.ID)
 	if e != nil {
 		e.Re = req.ID
 		c.sendPlain(e)

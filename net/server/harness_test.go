@@ -54,6 +54,9 @@ func testConfig() server.Config {
 	cfg.LoginTimeout = 10 * time.Second
 	cfg.WriteTimeout = 5 * time.Second
 	cfg.Chat.SessionTimeout = 20 * time.Second
+	// Every test client but those of the per-source tests comes from
+	// 127.0.0.1, many at once.
+	cfg.MaxPendingPerSource = 0
 	return cfg
 }
 

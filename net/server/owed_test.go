@@ -136,7 +136,10 @@ func TestOwedAnswersStopReading(t *testing.T) {
 // their answers past the bound either.
 func TestOwedParkedAnswersBounded(t *testing.T) {
 	// The peer does not read for a while on purpose: do not drop it.
-	f := newFixture(t, func(c *server.Config) { c.WriteTimeout = time.Minute })
+	f := newFixture(t, func(c *server.Config) {
+		c.WriteTimeout = time.Minute
+		c.Chat.MaxParked = 0 // more parked fetches than the default bound
+	})
 	c := f.dialPipe(t, "alice")
 	last := c.send("dev", "start")
 	const n = 40

@@ -3,9 +3,11 @@
 // hellos, opens and seals envelopes, tracks which session a connection
 // carries, and hands every request to the chat rules (package chat). It
 // enforces the connection-level limits: total and not-yet-logged-in
-// connections, the login timeout, broken frames and write deadlines.
+// connections (in all and per source), the login timeout, broken frames
+// and write deadlines.
 //
-// Use New, then Serve on a listener, then Shutdown.
+// Use New, then Serve on a listener (or ServeConn for connections
+// accepted elsewhere), then Shutdown.
 package server
 
 import (
@@ -30,8 +32,11 @@ type Config struct {
 	WriteTimeout time.Duration // a peer that does not read an answer for this long is dropped
 	MaxConns     int           // open connections; 0 = no limit
 	MaxPending   int           // connections not logged in yet; 0 = no limit
-	MaxPortions  int           // portions per frame, read and written
-	Chat         chat.Config   // MaxBody is derived from MaxPortions by New
+	// MaxPendingPerSource caps the connections not logged in yet of one
+	// source (an IPv4 address, an IPv6 /64); 0 = no limit.
+	MaxPendingPerSource int
+	MaxPortions         int         // portions per frame, read and written
+	Chat                chat.Config // MaxBody is derived from MaxPortions by New
 }
 
 // DefaultConfig returns the protocol's defaults.
@@ -41,12 +46,19 @@ func DefaultConfig() Config {
 		WriteTimeout: 10 * time.Second,
 		MaxConns:     1000,
 		MaxPending:   200,
-		MaxPortions:  net.DefaultMaxPortions,
+		// A club behind one NAT, everyone logging in again after a restart.
+		MaxPendingPerSource: 16,
+		MaxPortions:         net.DefaultMaxPortions,
 		Chat: chat.Config{
 			SessionTimeout: 30 * time.Second,
 			Poll:           3 * time.Second,
 			LoginLimit:     5,
+			LoginBlock:     20,
 			LoginWindow:    time.Minute,
+			MaxSessions:    10,
+			MaxParked:      16,
+			LogPerSource:   20,
+			LogTotal:       600,
 			SendRate:       20,
 			SendBurst:      40,
 			MaxMessage:     65536,
@@ -79,8 +91,10 @@ func CheckLimits(cfg Config) error {
 		return errors.New("--login-window must be positive")
 	case c.Poll <= 0:
 		return errors.New("--poll must be positive")
-	case cfg.MaxConns < 0 || cfg.MaxPending < 0:
-		return errors.New("--max-conns and --max-pending cannot be negative")
+	case cfg.MaxConns < 0 || cfg.MaxPending < 0 || cfg.MaxPendingPerSource < 0:
+		return errors.New("--max-conns, --max-pending and --max-pending-per-source cannot be negative")
+	case c.LoginBlock < 0 || c.MaxSessions < 0 || c.MaxParked < 0 || c.LogPerSource < 0 || c.LogTotal < 0:
+		return errors.New("--login-limit-48, --max-sessions-per-user, --max-parked, --log-per-source and --log-total cannot be negative")
 	}
 	room := net.MaxPayload(cfg.MaxPortions) - crypto.SealedOverhead
 	send, answer := chat.LargestBodies(c.MaxMessage)
@@ -102,7 +116,8 @@ type Server struct {
 	mu        sync.Mutex
 	listeners []stdnet.Listener
 	conns     map[*conn]struct{}
-	pending   int // connections not logged in yet
+	pending   int                         // connections not logged in yet, admitted
+	sources   map[net.Source]*sourceConns // per source, while it has connections not logged in
 	shutting  bool
 	stopping  chan struct{} // closed when Shutdown begins
 
@@ -123,6 +138,7 @@ func New(store chat.Store, identity ed25519.PrivateKey, cfg Config, log *slog.Lo
 		cfg:      cfg,
 		log:      log,
 		conns:    map[*conn]struct{}{},
+		sources:  map[net.Source]*sourceConns{},
 		stopping: make(chan struct{}),
 	}, nil
 }
@@ -161,62 +177,160 @@ func (s *Server) Serve(ln stdnet.Listener) error {
 			return fmt.Errorf("accept: %w", err)
 		}
 		backoff = 0
-		s.accept(nc)
+		s.ServeConn(nc)
 	}
 }
 
-// accept registers a new connection, or refuses it with a plain
-// unavailable error when the server is full.
-func (s *Server) accept(nc stdnet.Conn) {
-	addr := nc.RemoteAddr().String()
+// sourceConns counts one source's connections not logged in: admitted
+// ones (pending) and those that came past its cap and wait for their
+// first envelope to be decided (held, PROTOCOL.md section 4).
+type sourceConns struct {
+	pending, held int
+}
+
+// The states of a connection not logged in (guarded by Server.mu).
+const (
+	stateDone    = iota // logged in (or resumed a logged-in session), or gone
+	statePending        // counted in Server.pending and its source's pending
+	stateHeld           // past a cap at accept: decided at its first envelope
+)
+
+// peerOf is where a connection comes from, taken from its RemoteAddr:
+// the one place the server derives a peer's source. A transport that
+// wraps connections (WebSocket) hands ServeConn a net.Conn whose
+// RemoteAddr is the real peer.
+func peerOf(nc stdnet.Conn) chat.Peer {
+	ra := nc.RemoteAddr()
+	if ra == nil {
+		return chat.Peer{Addr: "unknown"}
+	}
+	return chat.Peer{Addr: ra.String(), Source: net.SourceOfAddr(ra)}
+}
+
+// ServeConn serves one connection accepted elsewhere (another transport)
+// with the same limits as the connections Serve accepts. It returns at
+// once: the connection runs in its own goroutines. It closes nc if the
+// server is shutting down.
+func (s *Server) ServeConn(nc stdnet.Conn) {
+	peer := peerOf(nc)
 	s.mu.Lock()
 	if s.shutting {
 		s.mu.Unlock()
 		nc.Close()
 		return
 	}
-	full := s.cfg.MaxConns > 0 && len(s.conns) >= s.cfg.MaxConns
-	waiting := s.cfg.MaxPending > 0 && s.pending >= s.cfg.MaxPending
-	if full || waiting {
+	if s.cfg.MaxConns > 0 && len(s.conns) >= s.cfg.MaxConns {
 		s.mu.Unlock()
-		s.log.Warn("connection refused: server full", "addr", addr, "open", full, "not_logged_in", waiting)
-		go s.refuse(nc)
+		s.hub.LogStranger(peer.Source, slog.LevelWarn, "connection refused: server full", "addr", peer.Addr)
+		go s.refuse(nc, "server full: try again later")
 		return
 	}
-	c := newConn(s, nc, addr)
+	src := s.sources[peer.Source]
+	if src == nil {
+		src = &sourceConns{}
+		s.sources[peer.Source] = src
+	}
+	state := statePending
+	if !s.room(src) {
+		// Past a cap: a resume may still come (it is a session's, never
+		// pending); a hello will be refused unless room is made by then.
+		// Held connections of one source are capped too.
+		if cap := s.cfg.MaxPendingPerSource; cap > 0 && src.held >= cap {
+			s.forgetSource(peer.Source, src)
+			s.mu.Unlock()
+			s.hub.LogStranger(peer.Source, slog.LevelWarn, "connection refused: too many from this source", "addr", peer.Addr)
+			go s.refuse(nc, "too many connections not logged in from your address: try again later")
+			return
+		}
+		state = stateHeld
+	}
+	c := newConn(s, nc, peer)
+	c.state = state
+	if state == statePending {
+		s.pending++
+		src.pending++
+	} else {
+		src.held++
+	}
 	s.conns[c] = struct{}{}
-	s.pending++
 	s.readers.Add(1)
 	s.all.Add(1)
 	s.mu.Unlock()
-	s.log.Info("connection opened", "addr", addr)
+	s.hub.LogStranger(peer.Source, slog.LevelInfo, "connection opened", "addr", peer.Addr, "held", state == stateHeld)
 	go c.serve()
 }
 
-func (s *Server) refuse(nc stdnet.Conn) {
+// room reports whether a source may have one more connection pending,
+// under both the global cap and its own; s.mu is held.
+func (s *Server) room(src *sourceConns) bool {
+	if s.cfg.MaxPending > 0 && s.pending >= s.cfg.MaxPending {
+		return false
+	}
+	return s.cfg.MaxPendingPerSource == 0 || src.pending < s.cfg.MaxPendingPerSource
+}
+
+// admitHello decides a held connection at its hello: pending if its
+// source (and the server) now has room, refused otherwise.
+func (s *Server) admitHello(c *conn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if c.state != stateHeld {
+		return true
+	}
+	src := s.sources[c.peer.Source]
+	if !s.room(src) {
+		return false
+	}
+	src.held--
+	src.pending++
+	s.pending++
+	c.state = statePending
+	return true
+}
+
+func (s *Server) refuse(nc stdnet.Conn, msg string) {
 	defer nc.Close()
-	body := chat.ErrorBody(0, net.CodeUnavailable, "server full: try again later")
+	body := chat.ErrorBody(0, net.CodeUnavailable, msg)
 	nc.SetWriteDeadline(time.Now().Add(s.cfg.WriteTimeout))
 	net.WriteFrame(nc, crypto.PlainError(body))
 }
 
-// loggedIn moves c out of the not-logged-in count.
+// loggedIn moves c out of the not-logged-in counts.
 func (s *Server) loggedIn(c *conn) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if c.pending {
-		c.pending = false
-		s.pending--
-	}
+	s.settle(c)
 }
 
 func (s *Server) remove(c *conn) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	delete(s.conns, c)
-	if c.pending {
-		c.pending = false
+	s.settle(c)
+}
+
+// settle takes c out of the counts of connections not logged in; s.mu
+// is held.
+func (s *Server) settle(c *conn) {
+	if c.state == stateDone {
+		return
+	}
+	src := s.sources[c.peer.Source]
+	if c.state == statePending {
 		s.pending--
+		src.pending--
+	} else {
+		src.held--
+	}
+	c.state = stateDone
+	s.forgetSource(c.peer.Source, src)
+}
+
+// forgetSource drops a source's entry once it counts nothing, so that the
+// table holds only sources with connections not logged in; s.mu is held.
+func (s *Server) forgetSource(key net.Source, src *sourceConns) {
+	if src.pending == 0 && src.held == 0 {
+		delete(s.sources, key)
 	}
 }
 

@@ -220,13 +220,14 @@ func TestSendRules(t *testing.T) {
 		"MalformedSalon":   {alice, map[string]any{"salon": "../general", "text": "x", "cid": "a"}, "forbidden"},
 		"ValidationFirst":  {carol, map[string]any{"salon": "dev", "text": strings.Repeat("x", 101), "cid": "a"}, "too_large"},
 		"MalformedSalonFe": {alice, map[string]any{"salon": "a b", "text": "x", "cid": "a"}, "forbidden"},
+		"C1Control":        {alice, map[string]any{"salon": "general", "text": "x\u009b31m", "cid": "a"}, "bad_request"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			wantError(t, tc.c.call("send", tc.fields), 'S', tc.code, tc.c.nextID)
 		})
 	}
 	t.Run("Limits", func(t *testing.T) {
-		for _, text := range []string{strings.Repeat("é", 50), "tab\tnewline\n\u0085", "😀"} {
+		for _, text := range []string{strings.Repeat("é", 50), "tab\tnewline\n\u00a0", "😀"} {
 			alice.send("general", text)
 		}
 	})
@@ -575,8 +576,10 @@ func TestMaxPending(t *testing.T) {
 	f := newFixture(t, func(c *server.Config) { c.MaxPending = 1 })
 	a := dial(t, f.addr)
 	a.hello()
-	b := dial(t, f.addr)
+	b := dial(t, f.addr) // decided at its first envelope (PROTOCOL.md 4)
+	b.writeFrame(mustHello(t))
 	wantError(t, b.read(), 'E', "unavailable", 0)
+	b.expectClosed()
 	// Once logged in, a connection no longer counts as pending.
 	a.call("login", map[string]any{"password": passwords["alice"]})
 	for i := 0; ; i++ {

@@ -6,7 +6,7 @@ import "librecord/net/chat"
 // metrics.
 type Stats struct {
 	Conns   int // open connections
-	Pending int // connections not logged in yet
+	Pending int // connections not logged in yet, held ones (past a cap, undecided) included
 	chat.Stats
 }
 
@@ -15,6 +15,9 @@ type Stats struct {
 func (s *Server) Stats() Stats {
 	s.mu.Lock()
 	st := Stats{Conns: len(s.conns), Pending: s.pending}
+	for _, src := range s.sources {
+		st.Pending += src.held
+	}
 	s.mu.Unlock()
 	st.Stats = s.hub.Stats()
 	return st

@@ -1,17 +1,20 @@
-package crypto
+package client
 
 import (
 	"bytes"
 	"crypto/ed25519"
-	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"io/fs"
 	stdnet "net"
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
+
+	"librecord/crypto"
 )
 
 // The known-servers file (PROTOCOL.md section 6) pins each server address
@@ -32,9 +35,6 @@ import (
 // KnownServersFile is the file name of the known-servers store inside the
 // client's configuration directory.
 const KnownServersFile = "known_servers"
-
-// defaultPort is PROTOCOL.md's default port, added to addresses without one.
-const defaultPort = "7447"
 
 // TrustStatus is what Check says about a server's identity key.
 type TrustStatus int
@@ -89,12 +89,21 @@ func RemoveHint(path, addr string, line int) string {
 }
 
 // KnownServers is the client's known-servers store, loaded from one file.
-// Its methods are not safe for concurrent use.
+// Its methods are not safe for concurrent use by goroutines sharing one
+// value; separate values (and separate processes) may update the same
+// file at once: Add and Remove hold a lock on it (see Add).
 type KnownServers struct {
 	path    string
 	lines   []string // the file as read, comments included
 	entries []knownEntry
+	// lockWait bounds the wait for the lock of another updater.
+	lockWait time.Duration
 }
+
+// DefaultLockWait is how long Add and Remove wait for another client's
+// update of the same file before giving up: updates take milliseconds,
+// so a lock held longer belongs to a process that is stuck.
+const DefaultLockWait = 10 * time.Second
 
 type knownEntry struct {
 	addr        string
@@ -102,23 +111,12 @@ type knownEntry struct {
 	line        int // index into lines
 }
 
-// DefaultKnownServersPath returns the known-servers file in the user's
-// configuration directory ($XDG_CONFIG_HOME/librecord/known_servers, or
-// ~/.config/librecord/known_servers).
-func DefaultKnownServersPath() (string, error) {
-	dir, err := os.UserConfigDir()
-	if err != nil {
-		return "", fmt.Errorf("find the configuration directory: %w", err)
-	}
-	return filepath.Join(dir, "librecord", KnownServersFile), nil
-}
-
 // LoadKnownServers reads the known-servers file at path. A missing file is
 // an empty store (it is created by the first Add). A malformed line is an
 // error naming the file and the line: a store that cannot be read is never
 // treated as empty.
 func LoadKnownServers(path string) (*KnownServers, error) {
-	ks := &KnownServers{path: path}
+	ks := &KnownServers{path: path, lockWait: DefaultLockWait}
 	data, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return ks, nil
@@ -153,7 +151,7 @@ func (ks *KnownServers) parse(data []byte) error {
 		if err != nil {
 			return bad("%v", err)
 		}
-		fp, err := ParseFingerprint(f[1])
+		fp, err := crypto.ParseFingerprint(f[1])
 		if err != nil {
 			return bad("%v", err)
 		}
@@ -162,7 +160,7 @@ func (ks *KnownServers) parse(data []byte) error {
 			if err != nil || len(key) != ed25519.PublicKeySize {
 				return bad("the key is not 32 bytes of base64")
 			}
-			if Fingerprint(key) != fp {
+			if crypto.Fingerprint(key) != fp {
 				return bad("the key does not match the fingerprint")
 			}
 		}
@@ -212,7 +210,7 @@ func (ks *KnownServers) Check(addr string, pub ed25519.PublicKey) (TrustStatus, 
 	if !ok {
 		return TrustUnknown, nil
 	}
-	got := Fingerprint(pub)
+	got := crypto.Fingerprint(pub)
 	if subtle.ConstantTimeCompare([]byte(got), []byte(e.fingerprint)) == 1 {
 		return TrustMatch, nil
 	}
@@ -221,9 +219,13 @@ func (ks *KnownServers) Check(addr string, pub ed25519.PublicKey) (TrustStatus, 
 
 // Add pins pub for addr and writes the file atomically (a temporary file in
 // the same directory, synced, then renamed over the old one; mode 0600,
-// directory created 0700 if missing). The file is read again first, so
-// entries another client added meanwhile are kept. Adding the key already
-// pinned is a no-op; an address pinned to another key is a
+// directory created 0700 if missing). The update holds an exclusive lock
+// (flock) on a lock file beside the data file, named like it with ".lock"
+// added, and reads the file again under it: entries another client added
+// meanwhile are kept, even when both pin at the same moment. When the file
+// is a symbolic link, its target is updated (the lock file and the
+// temporary file go beside the target) and the link stays. Adding the key
+// already pinned is a no-op; an address pinned to another key is a
 // *KeyMismatchError: remove it first.
 func (ks *KnownServers) Add(addr string, pub ed25519.PublicKey) error {
 	if len(pub) != ed25519.PublicKeySize {
@@ -233,69 +235,123 @@ func (ks *KnownServers) Add(addr string, pub ed25519.PublicKey) error {
 	if err != nil {
 		return err
 	}
-	fresh, err := LoadKnownServers(ks.path)
-	if err != nil {
-		return err
-	}
-	*ks = *fresh
-	switch st, err := ks.Check(a, pub); st {
-	case TrustMatch:
-		return nil
-	case TrustMismatch:
-		return err
-	}
-	lines := ks.lines
-	if len(lines) == 0 {
-		lines = []string{"# librecord known servers: address, identity fingerprint, identity key (see docs/protocol.md)"}
-	}
-	lines = append(lines[:len(lines):len(lines)], a+" "+Fingerprint(pub)+" "+base64.RawStdEncoding.EncodeToString(pub))
-	return ks.write(lines)
+	return ks.update(func() ([]string, error) {
+		switch st, err := ks.Check(a, pub); st {
+		case TrustMatch:
+			return nil, nil
+		case TrustMismatch:
+			return nil, err
+		}
+		lines := ks.lines
+		if len(lines) == 0 {
+			lines = []string{"# librecord known servers: address, identity fingerprint, identity key (see docs/protocol.md)"}
+		}
+		return append(lines[:len(lines):len(lines)], a+" "+crypto.Fingerprint(pub)+" "+base64.RawStdEncoding.EncodeToString(pub)), nil
+	})
 }
 
-// Remove forgets addr and writes the file atomically. Removing an unknown
-// address is a no-op.
+// Remove forgets addr and writes the file atomically, under the same lock
+// as Add. Removing an unknown address is a no-op.
 func (ks *KnownServers) Remove(addr string) error {
 	a, err := normaliseAddr(addr)
 	if err != nil {
 		return err
 	}
+	return ks.update(func() ([]string, error) {
+		// Every line of addr goes, duplicates with the same key included.
+		var kept []string
+		dropped := false
+		for _, l := range ks.lines {
+			if f := strings.Fields(l); len(f) >= 2 && !strings.HasPrefix(f[0], "#") {
+				if na, err := normaliseAddr(f[0]); err == nil && na == a {
+					dropped = true
+					continue
+				}
+			}
+			kept = append(kept, l)
+		}
+		if !dropped {
+			return nil, nil
+		}
+		return kept, nil
+	})
+}
+
+// update reloads the store under the file's lock, asks change for the new
+// lines (nil: nothing to write) and writes them.
+func (ks *KnownServers) update(change func() ([]string, error)) error {
+	target, err := resolveLink(ks.path)
+	if err != nil {
+		return fmt.Errorf("known servers file %s: %w", ks.path, err)
+	}
+	dir := filepath.Dir(target)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("create %s: %w", dir, err)
+	}
+	wait := ks.lockWait
+	if wait <= 0 {
+		wait = DefaultLockWait
+	}
+	unlock, err := lockFile(target+".lock", wait)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	fresh, err := LoadKnownServers(ks.path)
 	if err != nil {
 		return err
 	}
+	fresh.lockWait = ks.lockWait
 	*ks = *fresh
-	// Every line of addr goes, duplicates with the same key included.
-	var drop []int
-	for i, l := range ks.lines {
-		if f := strings.Fields(l); len(f) >= 2 && !strings.HasPrefix(f[0], "#") {
-			if na, err := normaliseAddr(f[0]); err == nil && na == a {
-				drop = append(drop, i)
-			}
-		}
+	lines, err := change()
+	if err != nil || lines == nil {
+		return err
 	}
-	if len(drop) == 0 {
-		return nil
-	}
-	var kept []string
-	for i, l := range ks.lines {
-		skip := false
-		for _, d := range drop {
-			skip = skip || d == i
-		}
-		if !skip {
-			kept = append(kept, l)
-		}
-	}
-	return ks.write(kept)
+	return ks.write(target, lines)
 }
 
-// write replaces the file with lines, atomically, and reloads the store.
-func (ks *KnownServers) write(lines []string) error {
-	dir := filepath.Dir(ks.path)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return fmt.Errorf("create %s: %w", dir, err)
+// resolveLink returns the file that path names once symbolic links are
+// followed: the file to replace. A link whose target does not exist yet
+// is followed by hand (filepath.EvalSymlinks refuses it), so that the
+// first Add creates the target and keeps the link.
+func resolveLink(path string) (string, error) {
+	real, err := filepath.EvalSymlinks(path)
+	if err == nil {
+		return real, nil
 	}
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(ks.path)+".tmp-*")
+	if !errors.Is(err, fs.ErrNotExist) {
+		return "", err
+	}
+	p := path
+	for range 40 { // the kernel's own bound on links in a path
+		fi, err := os.Lstat(p)
+		if errors.Is(err, fs.ErrNotExist) {
+			return p, nil // the file (or the link's target) is still to create
+		}
+		if err != nil {
+			return "", err
+		}
+		if fi.Mode()&fs.ModeSymlink == 0 {
+			return p, nil
+		}
+		to, err := os.Readlink(p)
+		if err != nil {
+			return "", err
+		}
+		if !filepath.IsAbs(to) {
+			to = filepath.Join(filepath.Dir(p), to)
+		}
+		p = to
+	}
+	return "", errors.New("too many levels of symbolic links")
+}
+
+// write replaces the file target (ks.path, or the file its link points
+// to) with lines, atomically, and reloads the store. The caller holds the
+// lock.
+func (ks *KnownServers) write(target string, lines []string) error {
+	dir := filepath.Dir(target)
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(target)+".tmp-*")
 	if err != nil {
 		return fmt.Errorf("write known servers: %w", err)
 	}
@@ -316,14 +372,14 @@ func (ks *KnownServers) write(lines []string) error {
 	if err := tmp.Close(); err != nil {
 		return fmt.Errorf("write known servers: %w", err)
 	}
-	if err := os.Rename(tmp.Name(), ks.path); err != nil {
+	if err := os.Rename(tmp.Name(), target); err != nil {
 		return fmt.Errorf("write known servers: %w", err)
 	}
 	if d, err := os.Open(dir); err == nil {
 		_ = d.Sync() // make the rename durable; not all systems allow it
 		d.Close()
 	}
-	fresh := &KnownServers{path: ks.path}
+	fresh := &KnownServers{path: ks.path, lockWait: ks.lockWait}
 	if err := fresh.parse([]byte(data)); err != nil {
 		return err
 	}
@@ -337,7 +393,7 @@ func normaliseAddr(addr string) (string, error) {
 	if err != nil {
 		// No port: a bare host name or IPv4, or an IPv6 address with or
 		// without brackets.
-		host, port = addr, defaultPort
+		host, port = addr, DefaultPort
 		if strings.HasPrefix(addr, "[") && strings.HasSuffix(addr, "]") {
 			host = addr[1 : len(addr)-1]
 		}
@@ -359,32 +415,3 @@ func normaliseAddr(addr string) (string, error) {
 // NormaliseServerAddr returns addr as the known-servers file keys it:
 // host:port with the host lowercased and port 7447 added when missing.
 func NormaliseServerAddr(addr string) (string, error) { return normaliseAddr(addr) }
-
-// ErrBadFingerprint is returned by ParseFingerprint.
-var ErrBadFingerprint = errors.New(`fingerprint is not "SHA256:" followed by 43 characters of base64, as librecord serve prints it`)
-
-// ParseFingerprint checks a fingerprint typed by a person (e.g. a --trust
-// flag) and returns it in the form Fingerprint prints: "SHA256:" and the
-// unpadded standard base64 of 32 bytes. Trailing "=" are accepted.
-func ParseFingerprint(s string) (string, error) {
-	s = strings.TrimSpace(s)
-	rest, ok := strings.CutPrefix(s, "SHA256:")
-	if !ok {
-		return "", ErrBadFingerprint
-	}
-	sum, err := base64.RawStdEncoding.Strict().DecodeString(strings.TrimRight(rest, "="))
-	if err != nil || len(sum) != sha256.Size {
-		return "", ErrBadFingerprint
-	}
-	return "SHA256:" + base64.RawStdEncoding.EncodeToString(sum), nil
-}
-
-// FingerprintMatches reports whether fingerprint (as ParseFingerprint
-// accepts it) is the fingerprint of pub.
-func FingerprintMatches(fingerprint string, pub ed25519.PublicKey) bool {
-	fp, err := ParseFingerprint(fingerprint)
-	if err != nil {
-		return false
-	}
-	return subtle.ConstantTimeCompare([]byte(fp), []byte(Fingerprint(pub))) == 1
-}
