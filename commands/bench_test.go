@@ -88,7 +88,7 @@ func TestBenchChild(t *testing.T) {
 	if r.FloorUS <= 0 || (s.ServerCPUPerRequest != nil && s.FloorRatio == nil) {
 		t.Errorf("floor %v, ratio %v", r.FloorUS, s.FloorRatio)
 	}
-	for _, f := range []string{"send-rate", "login-limit", "max-pending", "max-conns"} {
+	for _, f := range []string{"send-rate", "login-limit", "max-pending", "max-conns", "max-pending-per-source", "max-sessions-per-user"} {
 		if !slices.Contains(r.Unthrottled, f) {
 			t.Errorf("limit --%s not switched off: %v", f, r.Unthrottled)
 		}
