@@ -21,6 +21,8 @@ func allCommands() []*cli.Command {
 		serveCommand(),
 		// chat: the client
 		chatCommand(),
+		// bench: load and measure a server
+		benchCommand(),
 	}
 }
 

@@ -8,7 +8,9 @@ import (
 	"io"
 	"log/slog"
 	stdnet "net"
+	"os"
 	"runtime"
+	"runtime/pprof"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -64,6 +66,9 @@ func serveCommand() *cli.Command {
 			&cli.StringFlag{Name: "log-format", Value: "text", Usage: "log format on stderr: text or json"},
 			&cli.StringFlag{Name: "metrics", Usage: "serve Prometheus /metrics and /healthz over HTTP on this `ADDRESS` (e.g. 127.0.0.1:9447; off by default)"},
 			&cli.DurationFlag{Name: "prune-every", Value: DefaultPruneEvery, Usage: "delete messages older than their salon's retention at start and this often (0: never; see salon retain)"},
+			// Developer tool (librecord bench --cpuprofile): the server's
+			// CPU profile, written at shutdown, for go tool pprof.
+			&cli.StringFlag{Name: "cpuprofile", Hidden: true},
 		}, webFlags()...),
 		Action: func(c *cli.Context) error {
 			cfg := serveConfig{
@@ -139,9 +144,37 @@ func serveCommand() *cli.Command {
 				}
 				return err
 			}
+			if path := c.String("cpuprofile"); path != "" {
+				stop, err := startCPUProfile(path)
+				if err != nil {
+					closeAll()
+					if webLn != nil {
+						webLn.Close()
+					}
+					d.Close()
+					return err
+				}
+				defer stop()
+			}
 			return runServe(c.Context, d, ln, webLn, cfg, c.App.Writer, c.App.ErrWriter)
 		},
 	}
+}
+
+// startCPUProfile profiles the process into path until stop is called.
+func startCPUProfile(path string) (stop func(), err error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("--cpuprofile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("--cpuprofile: %w", err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}, nil
 }
 
 // runServe serves on ln until ctx ends, then shuts down gracefully and

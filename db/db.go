@@ -146,6 +146,7 @@ type DB struct {
 	log        *slog.Logger       // SetLogger; nil logs nothing
 	unreadSeen map[int64]struct{} // unreadable rows already logged
 	unreadFull bool               // unreadSeen reached maxReported
+	stmts      stmts              // prepared once, reused (stmts.go)
 }
 
 // Create makes a new database at path: salt, KDF parameters, wrapped data
@@ -175,6 +176,7 @@ func OpenOrCreate(ctx context.Context, path string, passphrase []byte, opts Crea
 
 // Close closes the database and erases the keys it held.
 func (d *DB) Close() error {
+	d.stmts.close() // before the pools they were prepared on
 	err := errors.Join(d.w.Close(), d.r.Close(), d.inUse.release())
 	d.ring.Load().erase()
 	d.pwKey.Erase()

@@ -79,6 +79,15 @@ type cidKey struct {
 	cid  string
 }
 
+// insertQueries are the statements of InsertMessages, in this order: the
+// last id, a cid already stored, a salon that exists, the insert.
+var insertQueries = []string{
+	`SELECT seq FROM sqlite_sequence WHERE name = 'messages'`,
+	queryCid,
+	`SELECT 1 FROM salons WHERE id = ?`,
+	`INSERT INTO messages (id, salon_id, at, user_id, cid, portions, blob) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+}
+
 // InsertMessages stores msgs in one transaction and one sync (group
 // commit), deduplicating by (user, cid). When it returns nil every message
 // is durable. On error nothing is stored (ErrBusy for lock or disk trouble).
@@ -96,29 +105,34 @@ func (d *DB) InsertMessages(ctx context.Context, msgs []NewMessage) ([]Stored, e
 	if len(msgs) == 0 {
 		return out, nil
 	}
+	// Prepared on the writer before the transaction takes its only
+	// connection.
+	ws, err := d.writerStmts(ctx, insertQueries)
+	if err != nil {
+		return nil, storageErr(err)
+	}
 	tx, err := d.begin(ctx)
 	if err != nil {
 		return nil, storageErr(err)
 	}
 	defer tx.Rollback()
+	// Inside the write lock the statements are bounded (index lookups and
+	// inserts; the commit's fsync cannot be interrupted anyway): they do
+	// not watch ctx, which costs the driver a goroutine per statement.
+	ctx = context.WithoutCancel(ctx)
+	seqStmt, findCid, salonQuery, insert := tx.StmtContext(ctx, ws[0]), tx.StmtContext(ctx, ws[1]), tx.StmtContext(ctx, ws[2]), tx.StmtContext(ctx, ws[3])
+	defer seqStmt.Close()
+	defer findCid.Close()
+	defer salonQuery.Close()
+	defer insert.Close()
 
 	// The next ids, known inside the write lock, so that each blob is
 	// sealed bound to its own id and written once.
 	var last int64
-	err = tx.QueryRowContext(ctx, `SELECT seq FROM sqlite_sequence WHERE name = 'messages'`).Scan(&last)
+	err = seqStmt.QueryRowContext(ctx).Scan(&last)
 	if err != nil && !isNoRows(err) {
 		return nil, storageErr(err)
 	}
-	findCid, err := tx.PrepareContext(ctx, queryCid)
-	if err != nil {
-		return nil, storageErr(err)
-	}
-	defer findCid.Close()
-	insert, err := tx.PrepareContext(ctx, `INSERT INTO messages (id, salon_id, at, user_id, cid, portions, blob) VALUES (?, ?, ?, ?, ?, ?, ?)`)
-	if err != nil {
-		return nil, storageErr(err)
-	}
-	defer insert.Close()
 
 	at := time.Now().UTC().Truncate(time.Millisecond)
 	atMs := at.UnixMilli()
@@ -147,7 +161,7 @@ func (d *DB) InsertMessages(ctx context.Context, msgs []NewMessage) ([]Stored, e
 		exists, known := salonExists[m.SalonID]
 		if !known {
 			var one int
-			err := tx.QueryRowContext(ctx, `SELECT 1 FROM salons WHERE id = ?`, m.SalonID).Scan(&one)
+			err := salonQuery.QueryRowContext(ctx, m.SalonID).Scan(&one)
 			if err != nil && !isNoRows(err) {
 				return nil, storageErr(err)
 			}
@@ -182,7 +196,7 @@ func (d *DB) InsertMessages(ctx context.Context, msgs []NewMessage) ([]Stored, e
 func (d *DB) LookupCid(ctx context.Context, userID int64, cid string) (Stored, bool, error) {
 	var s Stored
 	var at int64
-	err := d.r.QueryRowContext(ctx, queryCid, userID, cid).Scan(&s.ID, &at, &s.Portions)
+	err := d.queryRow(ctx, queryCid, userID, cid).Scan(&s.ID, &at, &s.Portions)
 	if isNoRows(err) {
 		return Stored{}, false, nil
 	}
@@ -268,7 +282,7 @@ func (d *DB) page(ctx context.Context, limit int, b Budget, newestFirst bool, sk
 	if limit < 1 {
 		return nil, false, fmt.Errorf("read messages: limit %d must be positive", limit)
 	}
-	rows, err := d.r.QueryContext(ctx, query, args...)
+	rows, err := d.query(ctx, query, args...)
 	if err != nil {
 		return nil, false, storageErr(err)
 	}

@@ -475,7 +475,14 @@ const writerBusyTimeout = 10 * time.Millisecond
 func (d *DB) begin(ctx context.Context) (*sql.Tx, error) {
 	deadline := time.Now().Add(d.opts.BusyTimeout)
 	for {
-		tx, err := d.w.BeginTx(ctx, nil)
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		// The transaction is not tied to ctx's cancellation (its wait for
+		// the lock is, below): every caller rolls back on return, and a
+		// cancellable context costs database/sql a goroutine per
+		// transaction and per statement result to watch it.
+		tx, err := d.w.BeginTx(context.WithoutCancel(ctx), nil)
 		if err == nil {
 			return tx, nil
 		}

@@ -41,7 +41,7 @@ func (d *DB) Access(ctx context.Context, userID int64, name string) (Salon, erro
 	if !ValidName(name) {
 		return s, ErrNotFound
 	}
-	err := d.r.QueryRowContext(ctx, `
+	err := d.queryRow(ctx, `
 		SELECT s.id, s.name, `+lastID+`
 		FROM salons s JOIN grants g ON g.salon_id = s.id AND g.user_id = ?
 		WHERE s.name = ?`, userID, name).Scan(&s.ID, &s.Name, &s.Last)
@@ -53,7 +53,7 @@ func (d *DB) Access(ctx context.Context, userID int64, name string) (Salon, erro
 
 // UserSalons lists the salons the user may open, by name, with their last id.
 func (d *DB) UserSalons(ctx context.Context, userID int64) ([]Salon, error) {
-	rows, err := d.r.QueryContext(ctx, `
+	rows, err := d.query(ctx, `
 		SELECT s.id, s.name, `+lastID+`
 		FROM salons s JOIN grants g ON g.salon_id = s.id AND g.user_id = ?
 		ORDER BY s.name COLLATE NOCASE`, userID)
@@ -74,7 +74,7 @@ func (d *DB) UserSalons(ctx context.Context, userID int64) ([]Salon, error) {
 
 // UsersWithAccess returns the ids of the users who may open salon.
 func (d *DB) UsersWithAccess(ctx context.Context, salonID int64) ([]int64, error) {
-	rows, err := d.r.QueryContext(ctx, `SELECT user_id FROM grants WHERE salon_id = ? ORDER BY user_id`, salonID)
+	rows, err := d.query(ctx, `SELECT user_id FROM grants WHERE salon_id = ? ORDER BY user_id`, salonID)
 	if err != nil {
 		return nil, storageErr(err)
 	}

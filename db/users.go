@@ -43,7 +43,7 @@ func (d *DB) Authenticate(ctx context.Context, password string) (Credential, err
 	}
 	c := Credential{Hash: id}
 	var disabled bool
-	err = d.r.QueryRowContext(ctx, `SELECT id, pseudo, disabled_at IS NOT NULL FROM users WHERE pass_id = ?`, id).Scan(&c.UserID, &c.Pseudo, &disabled)
+	err = d.queryRow(ctx, `SELECT id, pseudo, disabled_at IS NOT NULL FROM users WHERE pass_id = ?`, id).Scan(&c.UserID, &c.Pseudo, &disabled)
 	if isNoRows(err) {
 		return Credential{}, ErrAuth
 	}
@@ -61,7 +61,7 @@ func (d *DB) Authenticate(ctx context.Context, password string) (Credential, err
 // password reset.
 func (d *DB) Valid(ctx context.Context, c Credential) (bool, error) {
 	var one int
-	err := d.r.QueryRowContext(ctx, `SELECT 1 FROM users WHERE id = ? AND pass_id = ? AND disabled_at IS NULL`, c.UserID, c.Hash).Scan(&one)
+	err := d.queryRow(ctx, `SELECT 1 FROM users WHERE id = ? AND pass_id = ? AND disabled_at IS NULL`, c.UserID, c.Hash).Scan(&one)
 	if isNoRows(err) {
 		return false, nil
 	}
