@@ -2,6 +2,7 @@ package db
 
 import (
 	"context"
+	"crypto/hmac"
 	"database/sql"
 	"fmt"
 	"sort"
@@ -224,6 +225,56 @@ func (d *DB) ResetPassword(ctx context.Context, pseudo, password string) error {
 		return storageErr(err)
 	}
 	return storageErr(tx.Commit())
+}
+
+// ChangePassword gives the user of c the password next, when current is
+// their password and c is still valid (PROTOCOL.md 3.8), and returns the
+// user's new credential. It returns ErrAuth, storing nothing, when
+// current is not the password c was made from, or when c is no longer
+// valid (the user was removed, disabled or their password changed
+// meanwhile); ErrInvalidPassword or ErrPasswordInUse for next. The
+// user's other sessions end at their next request (Valid turns false for
+// the old credential).
+func (d *DB) ChangePassword(ctx context.Context, c Credential, current, next string) (Credential, error) {
+	if len(current) == 0 || len(current) > crypto.MaxPasswordLength {
+		return Credential{}, ErrAuth
+	}
+	if err := checkPassword(next); err != nil {
+		return Credential{}, err
+	}
+	old, err := d.passwordID(ctx, current)
+	if err != nil {
+		return Credential{}, err
+	}
+	if !hmac.Equal(old, c.Hash) {
+		return Credential{}, ErrAuth
+	}
+	id, err := d.passwordID(ctx, next)
+	if err != nil {
+		return Credential{}, err
+	}
+	tx, err := d.begin(ctx)
+	if err != nil {
+		return Credential{}, storageErr(err)
+	}
+	defer tx.Rollback()
+	if err := passwordFree(ctx, tx, id, c.UserID); err != nil {
+		return Credential{}, err
+	}
+	res, err := tx.ExecContext(ctx, `UPDATE users SET pass_id = ? WHERE id = ? AND pass_id = ? AND disabled_at IS NULL`, id, c.UserID, old)
+	if err != nil {
+		return Credential{}, storageErr(err)
+	}
+	if n, err := res.RowsAffected(); err != nil || n != 1 {
+		if err != nil {
+			return Credential{}, storageErr(err)
+		}
+		return Credential{}, ErrAuth
+	}
+	if err := tx.Commit(); err != nil {
+		return Credential{}, storageErr(err)
+	}
+	return Credential{UserID: c.UserID, Pseudo: c.Pseudo, Hash: id}, nil
 }
 
 // Users lists every user with their salons, sorted by pseudo.

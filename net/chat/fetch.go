@@ -97,7 +97,7 @@ func (h *Hub) answerParked(s *Session, cred db.Credential, req *Request, limit i
 		reply.Send(e.Body())
 		return true
 	}
-	if !h.checkValid(s, cred, req.ID, reply) {
+	if !h.checkValid(s, req.ID, reply) {
 		return true
 	}
 	msgs, more, err := h.query(salon, req, limit)

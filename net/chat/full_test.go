@@ -40,6 +40,8 @@ type answer struct {
 	Code   string `json:"code"`
 	Msg    int64  `json:"msg"`
 	Status string `json:"status"`
+	// Password is a passwd answer's new password.
+	Password string `json:"password"`
 }
 
 func (r *testReply) wait(t *testing.T) answer {

@@ -21,6 +21,7 @@ import (
 type Store interface {
 	Authenticate(ctx context.Context, password string) (db.Credential, error)
 	Valid(ctx context.Context, c db.Credential) (bool, error)
+	ChangePassword(ctx context.Context, c db.Credential, current, next string) (db.Credential, error)
 	Access(ctx context.Context, userID int64, name string) (db.Salon, error)
 	UserSalons(ctx context.Context, userID int64) ([]db.Salon, error)
 	UsersWithAccess(ctx context.Context, salonID int64) ([]int64, error)
@@ -138,6 +139,11 @@ type Session struct {
 	signer [8]byte
 	id     string // hex signer id, for logs
 
+	// credMu orders a password change (write) against the credential
+	// checks of the session's other requests (read), so that none of
+	// them sees the database changed and the session's credential not.
+	credMu sync.RWMutex
+
 	mu         sync.Mutex
 	peer       Peer
 	conn       Conn
@@ -151,6 +157,11 @@ type Session struct {
 	lastSalon  int64
 	timer      *time.Timer
 	sends      bucket
+	// passwdRe and passwdAnswer are the id and the answer of the
+	// session's last successful passwd, sent again to a retry of that id
+	// (PROTOCOL.md 3.8); erased with the keys.
+	passwdRe     int64
+	passwdAnswer []byte
 }
 
 // New returns a Hub storing into store; call Shutdown to stop it.
@@ -239,13 +250,13 @@ func (h *Hub) Touch(s *Session) {
 func (h *Hub) Resume(s *Session, conn Conn, peer Peer, re int64) (Conn, *Error) {
 	unknown := &Error{Code: net.CodeUnknownSession, Message: "no such session; start over with a hello and a login"}
 	s.mu.Lock()
-	ended, logged, cred := s.ended, s.loggedIn, s.cred
+	ended, logged := s.ended, s.loggedIn
 	s.mu.Unlock()
 	if ended {
 		return nil, unknown
 	}
 	if logged {
-		ok, err := h.store.Valid(h.ctx, cred)
+		ok, err := h.valid(s)
 		if err != nil {
 			return nil, h.storeError(re, err, "check credential")
 		}
@@ -296,6 +307,8 @@ func (s *Session) erase() {
 	if !s.erased {
 		s.erased = true
 		s.ch.Erase()
+		clear(s.passwdAnswer)
+		s.passwdAnswer = nil
 	}
 }
 
@@ -496,8 +509,11 @@ func (h *Hub) Handle(s *Session, req *Request, portions int, reply Reply) {
 	case net.OpBye:
 		h.bye(s, req, reply)
 		return
+	case net.OpPasswd:
+		h.passwd(s, req, reply)
+		return
 	}
-	if !h.checkValid(s, cred, req.ID, reply) {
+	if !h.checkValid(s, req.ID, reply) {
 		return
 	}
 	switch req.Op {
@@ -514,10 +530,27 @@ func (h *Hub) Handle(s *Session, req *Request, portions int, reply Reply) {
 	}
 }
 
+// valid reports whether the session's credential is still valid (its
+// user not removed or disabled, its password not changed elsewhere).
+func (h *Hub) valid(s *Session) (bool, error) {
+	s.credMu.RLock()
+	defer s.credMu.RUnlock()
+	s.mu.Lock()
+	cred := s.cred
+	s.mu.Unlock()
+	return h.store.Valid(h.ctx, cred)
+}
+
 // checkValid ends the session with an auth error when its user was removed
 // or its password changed since login.
-func (h *Hub) checkValid(s *Session, cred db.Credential, re int64, reply Reply) bool {
-	ok, err := h.store.Valid(h.ctx, cred)
+func (h *Hub) checkValid(s *Session, re int64, reply Reply) bool {
+	ok, err := h.valid(s)
+	return h.afterValid(s, ok, err, re, reply)
+}
+
+// afterValid answers a failed credential check (ok false or err) and
+// reports whether the request may go on.
+func (h *Hub) afterValid(s *Session, ok bool, err error, re int64, reply Reply) bool {
 	if err != nil {
 		reply.Send(h.storeError(re, err, "check credential").Body())
 		return false

@@ -14,7 +14,7 @@ import (
 type Request struct {
 	Op       string
 	ID       int64
-	Password string // login
+	Password string // login, passwd (the current password)
 	Salon    string // send, fetch, who
 	Text     string // send
 	Cid      string // send
@@ -62,7 +62,7 @@ func ParseRequest(body []byte) (*Request, *Error) {
 		return nil, f.err
 	}
 	switch r.Op {
-	case net.OpLogin:
+	case net.OpLogin, net.OpPasswd:
 		r.Password, ok = f.str("password", true)
 	case net.OpSend:
 		var ok1, ok2 bool

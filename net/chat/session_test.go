@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"librecord/crypto"
 	"librecord/db"
 	"librecord/net"
 )
@@ -122,19 +121,7 @@ func sessionHubWith(t *testing.T, mutate func(*Config)) (*Hub, *validStore, db.S
 // there.
 func loginOn(t *testing.T, h *Hub, conn Conn, general db.Salon) *Session {
 	t.Helper()
-	client, err := crypto.NewSessionKeys()
-	if err != nil {
-		t.Fatal(err)
-	}
-	peer, err := crypto.ParseClientHello(client.ClientHello())
-	if err != nil {
-		t.Fatal(err)
-	}
-	server, err := crypto.NewSessionKeys()
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := h.NewSession(crypto.NewChannel(server, peer), testPeer("127.0.0.1:1"), conn)
+	s, err := h.NewSession(newChannel(t), testPeer("127.0.0.1:1"), conn)
 	if err != nil {
 		t.Fatal(err)
 	}
