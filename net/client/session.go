@@ -10,6 +10,7 @@ import (
 	"fmt"
 	stdnet "net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"librecord/crypto"
@@ -97,7 +98,13 @@ type Config struct {
 	// question and type the password: an older one, or one the server
 	// already closed, is replaced by a new connection and hello first.
 	FreshFor time.Duration
+	// ResumeBackoff is the pause between two resume attempts of Passwd
+	// (default DefaultResumeBackoff).
+	ResumeBackoff time.Duration
 }
+
+// DefaultResumeBackoff is Config.ResumeBackoff by default.
+const DefaultResumeBackoff = 500 * time.Millisecond
 
 // DefaultFreshFor is Config.FreshFor by default: half the server's
 // default login timeout, leaving it time to hash the password.
@@ -119,6 +126,9 @@ func (c *Config) defaults() {
 	c.LoginTimeout = max(c.LoginTimeout, c.ReplyMargin)
 	if c.FreshFor <= 0 {
 		c.FreshFor = DefaultFreshFor
+	}
+	if c.ResumeBackoff <= 0 {
+		c.ResumeBackoff = DefaultResumeBackoff
 	}
 }
 
@@ -207,6 +217,10 @@ type Session struct {
 	loginMu  sync.Mutex
 	loggedIn bool
 	helloAt  time.Time
+
+	// resumeFor is how long the session may be resumed after a loss:
+	// the announced session timeout minus 5 s (PROTOCOL.md 5).
+	resumeFor atomic.Int64 // a time.Duration
 }
 
 // conn is one TCP connection carrying the session, with its reader
@@ -236,6 +250,7 @@ type response struct {
 	Pseudos          []string        `json:"pseudos"`
 	Code             string          `json:"code"`
 	Message          string          `json:"message"`
+	Password         string          `json:"password"`
 }
 
 func (r *response) asError() error {
@@ -502,7 +517,7 @@ func encode(v any) []byte {
 
 // do sends req on the current connection and waits for its answer, for at
 // most timeout; past that the connection is dropped as dead and
-// ErrConnLost returned.
+// ErrConnLost returned. req gets the next id unless it has one (a retry).
 func (s *Session) do(ctx context.Context, req request, timeout time.Duration) (response, error) {
 	s.mu.Lock()
 	cn := s.conn
@@ -516,8 +531,10 @@ func (s *Session) do(ctx context.Context, req request, timeout time.Duration) (r
 	ch := make(chan response, 1)
 
 	s.wmu.Lock()
-	s.nextID++
-	req.ID = s.nextID
+	if req.ID == 0 {
+		s.nextID++
+		req.ID = s.nextID
+	}
 	cn.mu.Lock()
 	if cn.err != nil {
 		cn.mu.Unlock()
@@ -659,7 +676,94 @@ func (s *Session) login(ctx context.Context, password string) (LoginInfo, error)
 			return LoginInfo{}, &ProtocolError{Msg: "the login answer lists a salon whose name is not valid"}
 		}
 	}
+	s.resumeFor.Store(int64(info.SessionTimeout - 5*time.Second))
 	return info, nil
+}
+
+// Passwd changes the logged-in user's password (PROTOCOL.md 3.8): current
+// is checked by the server, which draws the new password and returns it
+// here, once. Show it to the person (through nothing that keeps it, such
+// as an input history) and tell them to store it: from now on the old
+// password is refused and the user's other sessions end; this session
+// goes on.
+//
+// A wrong current password is a ServerError of code "auth" (it counts as
+// a failed login of this address, and past the server's limit the answer
+// is "rate_limited" whatever the password); the session stays logged in.
+//
+// The password may have changed even when its answer never came, so a
+// lost connection does not fail Passwd: it resumes the session (pausing
+// Config.ResumeBackoff between attempts, for as long as the session can
+// be resumed: the announced session timeout minus 5 s) and sends the
+// same request with the same id, which the server answers with the same
+// new password. Passwd fails with ErrConnLost only when that window ends
+// or ctx is done; the password may then have changed, and the session
+// is lost: the person must ask the host for a new one (`librecord user
+// reset-password`). Meanwhile other requests of the session get
+// ErrNotConnected; a caller that resumes the session itself (a poller)
+// may go on doing so: Passwd resends on whatever connection the session
+// has, and only resumes when it has none.
+func (s *Session) Passwd(ctx context.Context, current string) (string, error) {
+	s.wmu.Lock()
+	s.nextID++
+	req := request{Op: lnet.OpPasswd, ID: s.nextID, Password: current}
+	s.wmu.Unlock()
+	window := time.Duration(s.resumeFor.Load())
+	if window <= 0 {
+		window = DefaultSessionTimeout - 5*time.Second
+	}
+	var deadline time.Time // set at the first loss
+	for {
+		r, err := s.do(ctx, req, s.cfg.LoginTimeout)
+		if err == nil {
+			if err := expectOp(r, lnet.OpPasswd); err != nil {
+				return "", err
+			}
+			if crypto.CheckPassword(r.Password) != nil {
+				return "", &ProtocolError{Msg: "the passwd answer's password is not a usable password"}
+			}
+			return r.Password, nil
+		}
+		if !errors.Is(err, ErrConnLost) && !errors.Is(err, ErrNotConnected) {
+			return "", err
+		}
+		if deadline.IsZero() {
+			deadline = time.Now().Add(window)
+		}
+		if err := s.resumeUntil(ctx, deadline); err != nil {
+			return "", err
+		}
+	}
+}
+
+// resumeUntil resumes the session, trying again every
+// Config.ResumeBackoff until deadline. It gives up at once when the
+// server no longer knows the session or the keys are erased. A session
+// that another caller resumed meanwhile is left as it is.
+func (s *Session) resumeUntil(ctx context.Context, deadline time.Time) error {
+	for {
+		if s.Connected() {
+			return nil
+		}
+		err := s.Resume(ctx)
+		if err == nil || errors.Is(err, ErrClosed) || IsCode(err, lnet.CodeUnknownSession) {
+			return err
+		}
+		var pe *ProtocolError
+		if errors.As(err, &pe) {
+			return err
+		}
+		if time.Until(deadline) < s.cfg.ResumeBackoff {
+			return fmt.Errorf("%w: could not resume: %w", ErrConnLost, err)
+		}
+		t := time.NewTimer(s.cfg.ResumeBackoff)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
 }
 
 // Send sends text to salon with the client message id cid (PROTOCOL.md
