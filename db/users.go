@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"librecord/crypto"
+	lnet "librecord/net"
 )
 
 // passwordID computes a password's identifier: Argon2id with the
@@ -170,7 +171,7 @@ func passwordFree(ctx context.Context, tx *sql.Tx, id []byte, except int64) erro
 // userByName finds a user by pseudo, ignoring case.
 func userByName(ctx context.Context, q querier, pseudo string) (User, error) {
 	var u User
-	if !ValidName(pseudo) {
+	if !lnet.ValidName(pseudo) {
 		return u, &NotFoundError{Kind: KindUser, Name: pseudo}
 	}
 	err := q.QueryRowContext(ctx, `SELECT id, pseudo, disabled_at IS NOT NULL FROM users WHERE pseudo = ?`, pseudo).Scan(&u.ID, &u.Pseudo, &u.Disabled)

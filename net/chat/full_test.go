@@ -138,7 +138,7 @@ func login(t *testing.T, h *Hub) *Session {
 
 func sendReq(h *Hub, s *Session, id int64, cid string) *testReply {
 	r := newReply()
-	h.Handle(s, &Request{Op: net.OpSend, ID: id, Salon: db.DefaultSalon, Text: fullText, Cid: cid}, 1, r)
+	h.Handle(s, &net.Request{Op: net.OpSend, ID: id, Salon: db.DefaultSalon, Text: fullText, Cid: cid}, 1, r)
 	return r
 }
 

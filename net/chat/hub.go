@@ -67,9 +67,6 @@ type Config struct {
 	Observer Observer
 }
 
-// DefaultFetchLimit is a fetch's limit when the request has none.
-const DefaultFetchLimit = 10
-
 // Peer is where a connection comes from: its address, for logs, and
 // its source, for the per-source limits (net.SourceOfAddr).
 type Peer struct {
@@ -247,8 +244,8 @@ func (h *Hub) Touch(s *Session) {
 // was on, for the caller to close. It fails with unknown_session when the
 // session ended meanwhile or its credential is no longer valid (the
 // session then ends).
-func (h *Hub) Resume(s *Session, conn Conn, peer Peer, re int64) (Conn, *Error) {
-	unknown := &Error{Code: net.CodeUnknownSession, Message: "no such session; start over with a hello and a login"}
+func (h *Hub) Resume(s *Session, conn Conn, peer Peer, re int64) (Conn, *net.Error) {
+	unknown := &net.Error{Code: net.CodeUnknownSession, Message: "no such session; start over with a hello and a login"}
 	s.mu.Lock()
 	ended, logged := s.ended, s.loggedIn
 	s.mu.Unlock()
@@ -482,7 +479,7 @@ func (s *Session) setLastSalon(id int64) {
 // before the answer is sent (send waits for its commit, a fetch may park),
 // and never blocks on the connection. portions is the request frame's
 // portion count.
-func (h *Hub) Handle(s *Session, req *Request, portions int, reply Reply) {
+func (h *Hub) Handle(s *Session, req *net.Request, portions int, reply Reply) {
 	s.mu.Lock()
 	ended, logged, cred := s.ended, s.loggedIn, s.cred
 	s.mu.Unlock()
@@ -490,7 +487,7 @@ func (h *Hub) Handle(s *Session, req *Request, portions int, reply Reply) {
 		reply.Drop()
 		return
 	}
-	fail := func(code, msg string) { reply.Send(ErrorBody(req.ID, code, msg)) }
+	fail := func(code, msg string) { reply.Send(net.ErrorBody(req.ID, code, msg)) }
 	if !logged {
 		if req.Op != net.OpLogin {
 			fail(net.CodeBadRequest, "log in first")
@@ -564,7 +561,7 @@ func (h *Hub) afterValid(s *Session, ok bool, err error, re int64, reply Reply) 
 		e, ended := h.forget(s)
 		s.mu.Unlock()
 		h.mu.Unlock()
-		reply.SendClose(ErrorBody(re, net.CodeAuth, "your account or password changed: log in again"))
+		reply.SendClose(net.ErrorBody(re, net.CodeAuth, "your account or password changed: log in again"))
 		if ended {
 			h.finish(s, e, "credential no longer valid", true)
 		}
@@ -575,17 +572,17 @@ func (h *Hub) afterValid(s *Session, ok bool, err error, re int64, reply Reply) 
 
 // storeError turns a storage error into an answer: unavailable when
 // storage is busy or full (retry), internal otherwise (logged).
-func (h *Hub) storeError(re int64, err error, what string) *Error {
+func (h *Hub) storeError(re int64, err error, what string) *net.Error {
 	h.observer().StorageError()
 	if errors.Is(err, db.ErrBusy) {
 		h.log.Warn("storage unavailable", "op", what, "err", err)
-		return &Error{Re: re, Code: net.CodeUnavailable, Message: "storage unavailable, nothing was stored: retry"}
+		return &net.Error{Re: re, Code: net.CodeUnavailable, Message: "storage unavailable, nothing was stored: retry"}
 	}
 	h.log.Error("storage error", "op", what, "err", err)
-	return &Error{Re: re, Code: net.CodeInternal, Message: "internal error"}
+	return &net.Error{Re: re, Code: net.CodeInternal, Message: "internal error"}
 }
 
-func (h *Hub) login(s *Session, req *Request, reply Reply) {
+func (h *Hub) login(s *Session, req *net.Request, reply Reply) {
 	s.mu.Lock()
 	peer := s.peer
 	s.mu.Unlock()
@@ -593,7 +590,7 @@ func (h *Hub) login(s *Session, req *Request, reply Reply) {
 	if !allowed {
 		h.observer().Login(LoginRateLimited)
 		h.quiet.emit(peer.Source, slog.LevelWarn, "login refused: too many failures", "addr", peer.Addr, "source", peer.Source.String())
-		reply.Send(ErrorBody(req.ID, net.CodeRateLimited, "too many failed logins from your address: wait a minute"))
+		reply.Send(net.ErrorBody(req.ID, net.CodeRateLimited, "too many failed logins from your address: wait a minute"))
 		return
 	}
 	// A login whose connection closes (the login timeout) is abandoned:
@@ -624,7 +621,7 @@ func (h *Hub) login(s *Session, req *Request, reply Reply) {
 	if errors.Is(err, db.ErrAuth) {
 		h.observer().Login(refusedLogin(err))
 		h.quiet.emit(peer.Source, slog.LevelInfo, "login failed", "addr", peer.Addr)
-		reply.Send(ErrorBody(req.ID, net.CodeAuth, "wrong password"))
+		reply.Send(net.ErrorBody(req.ID, net.CodeAuth, "wrong password"))
 		return
 	}
 	if err != nil {
@@ -654,7 +651,7 @@ func (h *Hub) login(s *Session, req *Request, reply Reply) {
 		h.mu.Unlock()
 		h.observer().Login(LoginTooMany)
 		h.quiet.emit(peer.Source, slog.LevelWarn, "login refused: too many sessions", "pseudo", cred.Pseudo, "addr", peer.Addr)
-		reply.Send(ErrorBody(req.ID, net.CodeRateLimited, "too many sessions: end one (quit another client) or wait for it to time out"))
+		reply.Send(net.ErrorBody(req.ID, net.CodeRateLimited, "too many sessions: end one (quit another client) or wait for it to time out"))
 		return
 	}
 	h.perUser[cred.UserID]++
@@ -665,10 +662,10 @@ func (h *Hub) login(s *Session, req *Request, reply Reply) {
 	h.mu.Unlock()
 	h.observer().Login(LoginOK)
 	h.log.Info("login", "session", s.id, "pseudo", cred.Pseudo, "addr", peer.Addr)
-	reply.Send(encode(connectedBody{
+	reply.Send((&net.Response{
 		Op: net.OpConnected, Re: req.ID, Status: net.StatusConnected, Pseudo: cred.Pseudo,
 		Salons: names, SessionTimeoutMS: h.cfg.SessionTimeout.Milliseconds(), PollMS: h.cfg.Poll.Milliseconds(),
-	}))
+	}).Encode())
 }
 
 // closed reports whether the connection of reply has closed.
@@ -684,9 +681,9 @@ func closed(reply Reply) bool {
 // access returns the salon if the user may open it; a malformed name is
 // forbidden like a salon they may not open, and the answer never says
 // whether the salon exists.
-func (h *Hub) access(userID int64, name string, re int64) (db.Salon, *Error) {
-	forbidden := &Error{Re: re, Code: net.CodeForbidden, Message: "no access to salon"}
-	if !ValidName(name) {
+func (h *Hub) access(userID int64, name string, re int64) (db.Salon, *net.Error) {
+	forbidden := &net.Error{Re: re, Code: net.CodeForbidden, Message: "no access to salon"}
+	if !net.ValidName(name) {
 		return db.Salon{}, forbidden
 	}
 	salon, err := h.store.Access(h.ctx, userID, name)
@@ -699,14 +696,14 @@ func (h *Hub) access(userID int64, name string, re int64) (db.Salon, *Error) {
 	return salon, nil
 }
 
-func (h *Hub) send(s *Session, cred db.Credential, req *Request, portions int, reply Reply) {
-	if e := checkText(req.Text, h.cfg.MaxMessage); e != nil {
+func (h *Hub) send(s *Session, cred db.Credential, req *net.Request, portions int, reply Reply) {
+	if e := net.CheckText(req.Text, h.cfg.MaxMessage); e != nil {
 		e.Re = req.ID
 		reply.Send(e.Body())
 		return
 	}
-	if !validCid(req.Cid) {
-		reply.Send(ErrorBody(req.ID, net.CodeBadRequest, "cid must be 1 to 64 printable ASCII characters"))
+	if !net.ValidCid(req.Cid) {
+		reply.Send(net.ErrorBody(req.ID, net.CodeBadRequest, "cid must be 1 to 64 printable ASCII characters"))
 		return
 	}
 	salon, e := h.access(cred.UserID, req.Salon, req.ID)
@@ -717,7 +714,7 @@ func (h *Hub) send(s *Session, cred db.Credential, req *Request, portions int, r
 	ack := func(st db.Stored) {
 		s.setLastSalon(salon.ID)
 		h.observer().Acked()
-		reply.Send(encode(ackBody{Op: net.OpAck, Re: req.ID, Msg: st.ID, Portions: st.Portions}))
+		reply.Send((&net.Response{Op: net.OpAck, Re: req.ID, Msg: st.ID, Portions: st.Portions}).Encode())
 	}
 	prev, found, err := h.store.LookupCid(h.ctx, cred.UserID, req.Cid)
 	if err != nil {
@@ -732,7 +729,7 @@ func (h *Hub) send(s *Session, cred db.Credential, req *Request, portions int, r
 	allowed := s.sends.take(time.Now())
 	s.mu.Unlock()
 	if !allowed {
-		reply.Send(ErrorBody(req.ID, net.CodeRateLimited, "sending too fast: slow down"))
+		reply.Send(net.ErrorBody(req.ID, net.CodeRateLimited, "sending too fast: slow down"))
 		return
 	}
 	refund := func() {
@@ -745,7 +742,7 @@ func (h *Hub) send(s *Session, cred db.Credential, req *Request, portions int, r
 	err = h.submit(job{msg: msg, done: func(st db.Stored, err error) {
 		if errors.Is(err, db.ErrNotFound) { // the salon was removed meanwhile
 			refund()
-			reply.Send(ErrorBody(req.ID, net.CodeForbidden, "no access to salon"))
+			reply.Send(net.ErrorBody(req.ID, net.CodeForbidden, "no access to salon"))
 			return
 		}
 		if err != nil {
@@ -760,11 +757,11 @@ func (h *Hub) send(s *Session, cred db.Credential, req *Request, portions int, r
 	}})
 	if err != nil {
 		refund()
-		reply.Send(ErrorBody(req.ID, net.CodeUnavailable, "server shutting down, nothing was stored: retry"))
+		reply.Send(net.ErrorBody(req.ID, net.CodeUnavailable, "server shutting down, nothing was stored: retry"))
 	}
 }
 
-func (h *Hub) salons(cred db.Credential, req *Request, reply Reply) {
+func (h *Hub) salons(cred db.Credential, req *net.Request, reply Reply) {
 	list, err := h.store.UserSalons(h.ctx, cred.UserID)
 	if err != nil {
 		reply.Send(h.storeError(req.ID, err, "list salons").Body())
@@ -774,12 +771,12 @@ func (h *Hub) salons(cred db.Credential, req *Request, reply Reply) {
 	for i, sa := range list {
 		out[i] = net.SalonInfo{Name: sa.Name, Last: sa.Last}
 	}
-	reply.Send(encode(salonsBody{Op: net.OpSalons, Re: req.ID, Salons: out}))
+	reply.Send((&net.Response{Op: net.OpSalons, Re: req.ID, SalonList: out}).Encode())
 }
 
 // who lists the users with a live (logged-in, not timed out) session who
 // may open the salon, once each, sorted ignoring case.
-func (h *Hub) who(cred db.Credential, req *Request, reply Reply) {
+func (h *Hub) who(cred db.Credential, req *net.Request, reply Reply) {
 	salon, e := h.access(cred.UserID, req.Salon, req.ID)
 	if e != nil {
 		reply.Send(e.Body())
@@ -813,7 +810,7 @@ func (h *Hub) who(cred db.Credential, req *Request, reply Reply) {
 		}
 		return pseudos[i] < pseudos[j]
 	})
-	reply.Send(encode(whoBody{Op: net.OpWho, Re: req.ID, Salon: salon.Name, Pseudos: pseudos}))
+	reply.Send((&net.Response{Op: net.OpWho, Re: req.ID, Salon: salon.Name, Pseudos: pseudos}).Encode())
 }
 
 // bye answers after the session's earlier sends are acked, closes the
@@ -821,7 +818,7 @@ func (h *Hub) who(cred db.Credential, req *Request, reply Reply) {
 // answer goes on the connection the bye came on; if a resume moved the
 // session to another connection meanwhile, that one closes too, once the
 // answers queued on it are written.
-func (h *Hub) bye(s *Session, req *Request, reply Reply) {
+func (h *Hub) bye(s *Session, req *net.Request, reply Reply) {
 	h.mu.Lock()
 	s.mu.Lock()
 	e, ok := h.forget(s)
@@ -832,7 +829,7 @@ func (h *Hub) bye(s *Session, req *Request, reply Reply) {
 		return
 	}
 	h.log.Info("session ended", "session", s.id, "pseudo", e.pseudo, "reason", "bye")
-	answer := encode(simpleBody{Op: net.OpBye, Re: req.ID})
+	answer := (&net.Response{Op: net.OpBye, Re: req.ID}).Encode()
 	done := func() {
 		reply.SendClose(answer)
 		if e.conn == nil {

@@ -11,12 +11,6 @@ import (
 	"librecord/net"
 )
 
-type passwdBody struct {
-	Op       string `json:"op"`
-	Re       int64  `json:"re"`
-	Password string `json:"password"`
-}
-
 // passwd changes the session's user's password (PROTOCOL.md 3.8). The
 // current password is checked like a login (a wrong one is a failed login
 // of the source, and a source over its budget is refused unchecked); the
@@ -24,7 +18,7 @@ type passwdBody struct {
 // keeps living on its new credential; the user's other sessions end at
 // their next request. A retry of the last successful passwd's id gets the
 // same answer, its password unchecked. Passwords are never logged.
-func (h *Hub) passwd(s *Session, req *Request, reply Reply) {
+func (h *Hub) passwd(s *Session, req *net.Request, reply Reply) {
 	s.credMu.Lock() // one change at a time; the session's other checks wait
 	defer s.credMu.Unlock()
 	s.mu.Lock()
@@ -43,12 +37,12 @@ func (h *Hub) passwd(s *Session, req *Request, reply Reply) {
 	allowed, clean := h.logins.begin(peer.Source, time.Now)
 	if !allowed {
 		h.quiet.emit(peer.Source, slog.LevelWarn, "password change refused: too many failures", "addr", peer.Addr, "source", peer.Source.String())
-		reply.Send(ErrorBody(req.ID, net.CodeRateLimited, "too many failed logins from your address: wait a minute"))
+		reply.Send(net.ErrorBody(req.ID, net.CodeRateLimited, "too many failed logins from your address: wait a minute"))
 		return
 	}
 	if !h.hashes.acquire(clean, h.ctx.Done()) {
 		h.logins.end(peer.Source, false, time.Now())
-		reply.Send(ErrorBody(req.ID, net.CodeUnavailable, "server shutting down, password unchanged: retry"))
+		reply.Send(net.ErrorBody(req.ID, net.CodeUnavailable, "server shutting down, password unchanged: retry"))
 		return
 	}
 	next, err := crypto.GeneratePassword()
@@ -61,16 +55,16 @@ func (h *Hub) passwd(s *Session, req *Request, reply Reply) {
 	switch {
 	case errors.Is(err, db.ErrAuth):
 		h.log.Info("password change refused: wrong password", "session", s.id, "pseudo", cred.Pseudo, "addr", peer.Addr)
-		reply.Send(ErrorBody(req.ID, net.CodeAuth, "wrong password; your password is unchanged"))
+		reply.Send(net.ErrorBody(req.ID, net.CodeAuth, "wrong password; your password is unchanged"))
 		return
 	case errors.Is(err, db.ErrPasswordInUse): // a 140-bit draw met another user's: never in practice
-		reply.Send(ErrorBody(req.ID, net.CodeUnavailable, "password unchanged: retry"))
+		reply.Send(net.ErrorBody(req.ID, net.CodeUnavailable, "password unchanged: retry"))
 		return
 	case err != nil:
 		reply.Send(h.storeError(req.ID, err, "change password").Body())
 		return
 	}
-	answer := encode(passwdBody{Op: net.OpPasswd, Re: req.ID, Password: next})
+	answer := (&net.Response{Op: net.OpPasswd, Re: req.ID, Password: next}).Encode()
 	s.mu.Lock()
 	s.cred = changed
 	clear(s.passwdAnswer)

@@ -55,21 +55,3 @@ func shown(s string) string {
 	}
 	return s[:cut] + "…"
 }
-
-// validName reports whether s is a pseudo or salon name as PROTOCOL.md
-// section 4 defines them: 1 to 32 ASCII letters, digits, '-', '_' and '.'.
-// It is the same rule as chat.ValidName on the server, copied here because
-// package chat imports the database (SQLite), which the client must not
-// pull in; the rule is to get one home both import.
-func validName(s string) bool {
-	if len(s) < 1 || len(s) > 32 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
-			return false
-		}
-	}
-	return true
-}
