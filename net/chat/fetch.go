@@ -1,7 +1,6 @@
 package chat
 
 import (
-	"context"
 	"math"
 	"strconv"
 	"strings"
@@ -108,42 +107,22 @@ func (h *Hub) answerParked(s *Session, cred db.Credential, req *net.Request, lim
 	return true
 }
 
-// budgetStore is a Store whose page queries can stop reading once what
-// they read no longer fits in one answer (*db.DB). Without it, fetch
-// reads limit messages and trims them to the frame afterwards.
-type budgetStore interface {
-	LatestWithin(ctx context.Context, salonID int64, limit int, b db.Budget) ([]db.Message, bool, error)
-	BeforeWithin(ctx context.Context, salonID, id int64, limit int, b db.Budget) ([]db.Message, bool, error)
-	AfterWithin(ctx context.Context, salonID, id int64, limit int, b db.Budget) ([]db.Message, bool, error)
-}
-
 // query reads the messages around the request's cursor: at most limit,
-// and, when the store can stop early, little more than one answer holds
-// (messagesBody still trims to the frame).
+// and little more than one answer holds (messagesBody still trims to the
+// frame).
 func (h *Hub) query(salon db.Salon, req *net.Request, limit int) ([]db.Message, bool, error) {
 	defer func(start time.Time) { h.observer().FetchRead(time.Since(start)) }(time.Now())
-	bs, ok := h.store.(budgetStore)
-	if !ok {
-		switch {
-		case req.HasAfter:
-			return h.store.After(h.ctx, salon.ID, req.After, limit)
-		case req.HasBefore:
-			return h.store.Before(h.ctx, salon.ID, req.Before, limit)
-		default:
-			return h.store.Latest(h.ctx, salon.ID, limit)
-		}
-	}
 	// Every item costs messagesBody at least minItem plus its text (JSON
 	// escaping only adds), so once the count passes the room left by the
 	// answer's fixed parts, the messages read cannot all go out.
 	b := db.Budget{Bytes: max(h.itemsRoom(req, salon.Name), 1), PerMessage: minItem}
 	switch {
 	case req.HasAfter:
-		return bs.AfterWithin(h.ctx, salon.ID, req.After, limit, b)
+		return h.store.AfterWithin(h.ctx, salon.ID, req.After, limit, b)
 	case req.HasBefore:
-		return bs.BeforeWithin(h.ctx, salon.ID, req.Before, limit, b)
+		return h.store.BeforeWithin(h.ctx, salon.ID, req.Before, limit, b)
 	default:
-		return bs.LatestWithin(h.ctx, salon.ID, limit, b)
+		return h.store.LatestWithin(h.ctx, salon.ID, limit, b)
 	}
 }
 

@@ -14,9 +14,21 @@ import (
 	"librecord/net"
 )
 
-// wholeStore hides the budgeted queries: fetch reads limit messages and
-// trims afterwards, as before budgets.
+// wholeStore drops the budget of every page query: fetch reads limit
+// messages and trims afterwards, as before budgets.
 type wholeStore struct{ Store }
+
+func (s wholeStore) LatestWithin(ctx context.Context, salonID int64, limit int, _ db.Budget) ([]db.Message, bool, error) {
+	return s.Store.LatestWithin(ctx, salonID, limit, db.Budget{})
+}
+
+func (s wholeStore) BeforeWithin(ctx context.Context, salonID, id int64, limit int, _ db.Budget) ([]db.Message, bool, error) {
+	return s.Store.BeforeWithin(ctx, salonID, id, limit, db.Budget{})
+}
+
+func (s wholeStore) AfterWithin(ctx context.Context, salonID, id int64, limit int, _ db.Budget) ([]db.Message, bool, error) {
+	return s.Store.AfterWithin(ctx, salonID, id, limit, db.Budget{})
+}
 
 // countingStore counts the messages the budgeted queries return (those
 // the database decrypted).

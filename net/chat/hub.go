@@ -27,9 +27,11 @@ type Store interface {
 	UsersWithAccess(ctx context.Context, salonID int64) ([]int64, error)
 	InsertMessages(ctx context.Context, msgs []db.NewMessage) ([]db.Stored, error)
 	LookupCid(ctx context.Context, userID int64, cid string) (db.Stored, bool, error)
-	Latest(ctx context.Context, salonID int64, limit int) ([]db.Message, bool, error)
-	Before(ctx context.Context, salonID, id int64, limit int) ([]db.Message, bool, error)
-	After(ctx context.Context, salonID, id int64, limit int) ([]db.Message, bool, error)
+	// The pages of a fetch stop reading once what they read no longer
+	// fits in one answer (db.Budget); the zero Budget reads up to limit.
+	LatestWithin(ctx context.Context, salonID int64, limit int, b db.Budget) ([]db.Message, bool, error)
+	BeforeWithin(ctx context.Context, salonID, id int64, limit int, b db.Budget) ([]db.Message, bool, error)
+	AfterWithin(ctx context.Context, salonID, id int64, limit int, b db.Budget) ([]db.Message, bool, error)
 }
 
 // Config holds the chat rules' timings and limits. Every field is a flag
@@ -338,15 +340,25 @@ func (h *Hub) forget(s *Session) (ending, bool) {
 	return ending{conn: s.conn, logged: s.loggedIn, pseudo: s.cred.Pseudo, salon: s.lastSalon}, true
 }
 
+// forgetIf forgets s under the hub's and the session's locks (in that
+// order, as everywhere) when cond, called under them, holds (nil: always).
+// It reports false if s had already ended or cond did not hold.
+func (h *Hub) forgetIf(s *Session, cond func() bool) (ending, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if cond != nil && !cond() {
+		return ending{}, false
+	}
+	return h.forget(s)
+}
+
 // end ends a session: it is forgotten, "<pseudo> disconnected" is posted
 // in its last active salon when it was logged in, and the connection it
 // lives on is closed at once. It reports whether this call ended it.
 func (h *Hub) end(s *Session, reason string) bool {
-	h.mu.Lock()
-	s.mu.Lock()
-	e, ok := h.forget(s)
-	s.mu.Unlock()
-	h.mu.Unlock()
+	e, ok := h.forgetIf(s, nil)
 	if ok {
 		h.finish(s, e, reason, false)
 	}
@@ -408,14 +420,7 @@ func (h *Hub) idle(s *Session) {
 	if h.timedOut != nil {
 		h.timedOut(s)
 	}
-	h.mu.Lock()
-	s.mu.Lock()
-	var e ending
-	if out = h.expired(s); out {
-		e, out = h.forget(s)
-	}
-	s.mu.Unlock()
-	h.mu.Unlock()
+	e, out := h.forgetIf(s, func() bool { return h.expired(s) })
 	if out {
 		h.finish(s, e, "timeout", false)
 	}
@@ -556,11 +561,7 @@ func (h *Hub) afterValid(s *Session, ok bool, err error, re int64, reply Reply) 
 		// The answer goes on the connection the request came on; the
 		// session may have moved to another one since (resume), which
 		// closes too once its own answers are written.
-		h.mu.Lock()
-		s.mu.Lock()
-		e, ended := h.forget(s)
-		s.mu.Unlock()
-		h.mu.Unlock()
+		e, ended := h.forgetIf(s, nil)
 		reply.SendClose(net.ErrorBody(re, net.CodeAuth, "your account or password changed: log in again"))
 		if ended {
 			h.finish(s, e, "credential no longer valid", true)
@@ -819,11 +820,7 @@ func (h *Hub) who(cred db.Credential, req *net.Request, reply Reply) {
 // session to another connection meanwhile, that one closes too, once the
 // answers queued on it are written.
 func (h *Hub) bye(s *Session, req *net.Request, reply Reply) {
-	h.mu.Lock()
-	s.mu.Lock()
-	e, ok := h.forget(s)
-	s.mu.Unlock()
-	h.mu.Unlock()
+	e, ok := h.forgetIf(s, nil)
 	if !ok {
 		reply.Drop()
 		return

@@ -155,7 +155,7 @@ func flush(t *testing.T, h *Hub) {
 func announcements(t *testing.T, h *Hub, salon db.Salon) int {
 	t.Helper()
 	flush(t, h)
-	msgs, _, err := h.store.Latest(context.Background(), salon.ID, 100)
+	msgs, _, err := h.store.LatestWithin(context.Background(), salon.ID, 100, db.Budget{})
 	if err != nil {
 		t.Fatal(err)
 	}
