@@ -87,11 +87,7 @@ func (d *DB) AddUser(ctx context.Context, pseudo, password string, salons []stri
 	if err := checkName("pseudo", pseudo); err != nil {
 		return User{}, err
 	}
-	if err := checkPassword(password); err != nil {
-		return User{}, err
-	}
-	// Hash before taking the write lock: Argon2id is the slow part.
-	id, err := d.passwordID(ctx, password)
+	id, err := d.newPasswordID(ctx, password)
 	if err != nil {
 		return User{}, err
 	}
@@ -200,13 +196,42 @@ func (d *DB) RemoveUser(ctx context.Context, pseudo string) error {
 	return storageErr(tx.Commit())
 }
 
+// newPasswordID checks a new password and returns its identifier, to be
+// computed before taking the write lock: Argon2id is the slow part.
+func (d *DB) newPasswordID(ctx context.Context, password string) ([]byte, error) {
+	if err := checkPassword(password); err != nil {
+		return nil, err
+	}
+	return d.passwordID(ctx, password)
+}
+
+// setPassID gives user the password identifier id, unless another user
+// has it (ErrPasswordInUse). With old set, only if the user's identifier
+// is still old and the user is enabled (ErrAuth otherwise).
+func setPassID(ctx context.Context, tx *sql.Tx, user int64, id, old []byte) error {
+	if err := passwordFree(ctx, tx, id, user); err != nil {
+		return err
+	}
+	q, args := `UPDATE users SET pass_id = ? WHERE id = ?`, []any{id, user}
+	if old != nil {
+		q, args = q+` AND pass_id = ? AND disabled_at IS NULL`, append(args, old)
+	}
+	res, err := tx.ExecContext(ctx, q, args...)
+	if err != nil {
+		return storageErr(err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return storageErr(err)
+	} else if n != 1 {
+		return ErrAuth
+	}
+	return nil
+}
+
 // ResetPassword gives a user a new password; their live sessions end at
 // their next request (Valid turns false).
 func (d *DB) ResetPassword(ctx context.Context, pseudo, password string) error {
-	if err := checkPassword(password); err != nil {
-		return err
-	}
-	id, err := d.passwordID(ctx, password)
+	id, err := d.newPasswordID(ctx, password)
 	if err != nil {
 		return err
 	}
@@ -219,11 +244,8 @@ func (d *DB) ResetPassword(ctx context.Context, pseudo, password string) error {
 	if err != nil {
 		return err
 	}
-	if err := passwordFree(ctx, tx, id, u.ID); err != nil {
+	if err := setPassID(ctx, tx, u.ID, id, nil); err != nil {
 		return err
-	}
-	if _, err := tx.ExecContext(ctx, `UPDATE users SET pass_id = ? WHERE id = ?`, id, u.ID); err != nil {
-		return storageErr(err)
 	}
 	return storageErr(tx.Commit())
 }
@@ -240,9 +262,6 @@ func (d *DB) ChangePassword(ctx context.Context, c Credential, current, next str
 	if len(current) == 0 || len(current) > crypto.MaxPasswordLength {
 		return Credential{}, ErrAuth
 	}
-	if err := checkPassword(next); err != nil {
-		return Credential{}, err
-	}
 	old, err := d.passwordID(ctx, current)
 	if err != nil {
 		return Credential{}, err
@@ -250,7 +269,7 @@ func (d *DB) ChangePassword(ctx context.Context, c Credential, current, next str
 	if !hmac.Equal(old, c.Hash) {
 		return Credential{}, ErrAuth
 	}
-	id, err := d.passwordID(ctx, next)
+	id, err := d.newPasswordID(ctx, next)
 	if err != nil {
 		return Credential{}, err
 	}
@@ -259,18 +278,8 @@ func (d *DB) ChangePassword(ctx context.Context, c Credential, current, next str
 		return Credential{}, storageErr(err)
 	}
 	defer tx.Rollback()
-	if err := passwordFree(ctx, tx, id, c.UserID); err != nil {
+	if err := setPassID(ctx, tx, c.UserID, id, old); err != nil {
 		return Credential{}, err
-	}
-	res, err := tx.ExecContext(ctx, `UPDATE users SET pass_id = ? WHERE id = ? AND pass_id = ? AND disabled_at IS NULL`, id, c.UserID, old)
-	if err != nil {
-		return Credential{}, storageErr(err)
-	}
-	if n, err := res.RowsAffected(); err != nil || n != 1 {
-		if err != nil {
-			return Credential{}, storageErr(err)
-		}
-		return Credential{}, ErrAuth
 	}
 	if err := tx.Commit(); err != nil {
 		return Credential{}, storageErr(err)

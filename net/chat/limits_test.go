@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"librecord/crypto"
 	"librecord/db"
 	"librecord/net"
 )
@@ -18,19 +17,7 @@ import (
 // newSessionFrom starts a session from source addr (not logged in).
 func newSessionFrom(t *testing.T, h *Hub, addr string) *Session {
 	t.Helper()
-	client, err := crypto.NewSessionKeys()
-	if err != nil {
-		t.Fatal(err)
-	}
-	peer, err := crypto.ParseClientHello(client.ClientHello())
-	if err != nil {
-		t.Fatal(err)
-	}
-	server, err := crypto.NewSessionKeys()
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := h.NewSession(crypto.NewChannel(server, peer), testPeer(addr), nopConn{})
+	s, err := h.NewSession(newChannel(t), testPeer(addr), nopConn{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -120,10 +120,7 @@ func TestPasswdWrongPassword(t *testing.T) {
 	if r := ask(t, h, s, &net.Request{Op: net.OpPasswd, ID: 4, Password: alicePassword}); r.Code != net.CodeRateLimited {
 		t.Fatalf("passwd over the budget answered %+v, want rate_limited", r)
 	}
-	other, err := h.NewSession(newChannel(t), testPeer("127.0.0.1:2"), nopConn{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	other := newSessionFrom(t, h, "127.0.0.1:2")
 	if r := ask(t, h, other, &net.Request{Op: net.OpLogin, ID: 1, Password: alicePassword}); r.Code != net.CodeRateLimited {
 		t.Fatalf("login from the same source answered %+v, want rate_limited", r)
 	}

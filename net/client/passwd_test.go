@@ -26,46 +26,13 @@ type losingProxy struct {
 
 func newLosingProxy(t *testing.T, target string) *losingProxy {
 	t.Helper()
-	ln, err := stdnet.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &losingProxy{ln: ln}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go p.forward(c, target)
-		}
-	}()
+	p := &losingProxy{}
+	p.ln = acceptLoop(t, func(c stdnet.Conn) { pipeWith(c, target, p.down) })
 	return p
 }
 
-func (p *losingProxy) forward(c stdnet.Conn, target string) {
-	defer c.Close()
-	up, err := stdnet.Dial("tcp", target)
-	if err != nil {
-		return
-	}
-	defer up.Close()
-	go func() {
-		b := make([]byte, 4096)
-		for {
-			n, err := c.Read(b)
-			if n > 0 {
-				if _, err := up.Write(b[:n]); err != nil {
-					break
-				}
-			}
-			if err != nil {
-				break
-			}
-		}
-		up.Close()
-	}()
+// down forwards the server's frames, but the one it swallows when armed.
+func (p *losingProxy) down(c, up stdnet.Conn) {
 	fr := lnet.NewFrameReader(bufio.NewReader(up), lnet.DefaultMaxPortions)
 	for {
 		payload, _, err := fr.Next()
