@@ -454,7 +454,7 @@ func TestRetentionLive(t *testing.T) {
 	done := make(chan error, 1)
 	logs := &testkit.Buffer{}
 	var stdout bytes.Buffer
-	go func() { done <- runServe(ctx, d, ln, cfg, &stdout, logs) }()
+	go func() { done <- runServe(ctx, d, ln, nil, cfg, &stdout, logs) }()
 	defer func() {
 		cancel()
 		if err := <-done; err != nil {

@@ -35,6 +35,8 @@ type ChatConfig struct {
 	LoginTimeout    time.Duration
 	RetryDelay      time.Duration
 	ReloginJitter   time.Duration
+	// NoBell: mentions of the user are highlighted without a bell.
+	NoBell bool
 	// ConfigDir holds known_servers and the input history.
 	ConfigDir string
 	// InterruptGrace is how long, after a signal, the interactive chat may
@@ -65,6 +67,7 @@ func chatCommand() *cli.Command {
 			&cli.DurationFlag{Name: "login-timeout", Value: client.DefaultLoginTimeout, Usage: "a login unanswered this `DURATION` means the connection is dead (the server may be hashing many passwords at once)"},
 			&cli.DurationFlag{Name: "retry-delay", Value: time.Second, Usage: "`DURATION` between reconnect attempts and before re-sending a rate-limited message"},
 			&cli.DurationFlag{Name: "relogin-jitter", Value: 3 * time.Second, Usage: "when the server forgot the session (it restarted), wait a random delay up to this `DURATION` before logging in again from the password file (0: none)"},
+			&cli.BoolFlag{Name: "no-bell", Usage: "do not ring the terminal bell when a message mentions you (it is still highlighted)"},
 		},
 		Action: func(c *cli.Context) error {
 			dir, err := chatConfigDir()
@@ -85,6 +88,7 @@ func chatCommand() *cli.Command {
 				LoginTimeout:    c.Duration("login-timeout"),
 				RetryDelay:      c.Duration("retry-delay"),
 				ReloginJitter:   c.Duration("relogin-jitter"),
+				NoBell:          c.Bool("no-bell"),
 				ConfigDir:       dir,
 				InterruptGrace:  defaultInterruptGrace,
 			}
@@ -149,6 +153,7 @@ func (cfg ChatConfig) replConfig() (repl.Config, error) {
 		ReloginDelay:    cfg.ReloginDelay,
 		RetryDelay:      cfg.RetryDelay,
 		ReloginJitter:   cfg.ReloginJitter,
+		NoBell:          cfg.NoBell,
 	}
 	switch {
 	case cfg.PasswordFile != "":

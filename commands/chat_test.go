@@ -105,18 +105,19 @@ func mustSalon(t *testing.T, d *db.DB, name string) int64 {
 	return s.ID
 }
 
-// The new flags reach the REPL (jitter) and the client (login timeout).
+// The new flags reach the REPL (jitter, no bell) and the client (login
+// timeout).
 func TestChatTimeoutFlags(t *testing.T) {
 	addr, fp, _ := chatServer(t)
 	t.Setenv("LIBRECORD_CONFIG_DIR", t.TempDir())
 	t.Setenv("LIBRECORD_PASSWORD", "alice-password-123")
 	out, err := runChat(t, "with flags\n", "chat", "--server", addr, "--trust", fp,
-		"--login-timeout", "45s", "--relogin-jitter", "0")
+		"--login-timeout", "45s", "--relogin-jitter", "0", "--no-bell")
 	if err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}
-	rc, err := ChatConfig{Server: addr, ReloginJitter: 2 * time.Second, LoginTimeout: 45 * time.Second}.replConfig()
-	if err != nil || rc.ReloginJitter != 2*time.Second {
+	rc, err := ChatConfig{Server: addr, ReloginJitter: 2 * time.Second, LoginTimeout: 45 * time.Second, NoBell: true}.replConfig()
+	if err != nil || rc.ReloginJitter != 2*time.Second || !rc.NoBell {
 		t.Errorf("repl config %+v, %v", rc, err)
 	}
 }

@@ -272,8 +272,8 @@ func passwordOrGenerated(password string) (string, bool, error) {
 	if password != "" {
 		return password, false, nil
 	}
-	pw, err := crypto.GeneratePassword()
-	return pw, true, err
+	pw := crypto.GeneratePassword()
+	return pw, true, nil
 }
 
 // readPasswordStdin reads a password from the first line of stdin.

@@ -29,6 +29,7 @@ type serveConfig struct {
 	PruneEvery      time.Duration   // delete messages past their salon's retention this often; 0: never
 	Metrics         stdnet.Listener // serve /metrics and /healthz on it; nil: none
 	prune           pruneHooks      // tests: the pruner's clock and a report of each pass
+	Web             webConfig       // --web... (serve_web.go)
 }
 
 func serveCommand() *cli.Command {
@@ -39,7 +40,7 @@ func serveCommand() *cli.Command {
 		Description: "Serves the Librecord protocol on --listen until SIGINT or SIGTERM, then stops\n" +
 			"gracefully: parked fetches are answered, messages already received are stored\n" +
 			"and acknowledged, the database is closed. Logs go to stderr.",
-		Flags: []cli.Flag{
+		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "listen", Value: ":" + lnet.DefaultPort, Usage: "TCP `ADDRESS` to listen on"},
 			&cli.DurationFlag{Name: "session-timeout", Value: d.Chat.SessionTimeout, Usage: "end a logged-in session after this long without a request"},
 			&cli.DurationFlag{Name: "login-timeout", Value: d.LoginTimeout, Usage: "close a connection not logged in this long after it opened"},
@@ -64,7 +65,7 @@ func serveCommand() *cli.Command {
 			&cli.StringFlag{Name: "log-format", Value: "text", Usage: "log format on stderr: text or json"},
 			&cli.StringFlag{Name: "metrics", Usage: "serve Prometheus /metrics and /healthz over HTTP on this `ADDRESS` (e.g. 127.0.0.1:9447; off by default)"},
 			&cli.DurationFlag{Name: "prune-every", Value: DefaultPruneEvery, Usage: "delete messages older than their salon's retention at start and this often (0: never; see salon retain)"},
-		},
+		}, webFlags()...),
 		Action: func(c *cli.Context) error {
 			cfg := serveConfig{
 				Listen:          c.String("listen"),
@@ -106,6 +107,10 @@ func serveCommand() *cli.Command {
 			if cfg.PruneEvery < 0 {
 				return errors.New("--prune-every must be 0 (never) or positive")
 			}
+			var err error
+			if cfg.Web, err = readWebFlags(c, s.MaxPortions); err != nil {
+				return err
+			}
 			ln, err := stdnet.Listen("tcp", cfg.Listen)
 			if err != nil {
 				return withHint(fmt.Errorf("listen: %w", err), "choose another address with --listen (e.g. --listen :7448)")
@@ -116,15 +121,26 @@ func serveCommand() *cli.Command {
 					return withHint(fmt.Errorf("metrics: listen: %w", err), "choose another address with --metrics (e.g. --metrics 127.0.0.1:9448)")
 				}
 			}
-			d, err := openOrCreateDB(c)
-			if err != nil {
+			closeAll := func() {
 				ln.Close()
 				if cfg.Metrics != nil {
 					cfg.Metrics.Close()
 				}
+			}
+			webLn, err := listenWeb(cfg.Web)
+			if err != nil {
+				closeAll()
 				return err
 			}
-			return runServe(c.Context, d, ln, cfg, c.App.Writer, c.App.ErrWriter)
+			d, err := openOrCreateDB(c)
+			if err != nil {
+				closeAll()
+				if webLn != nil {
+					webLn.Close()
+				}
+				return err
+			}
+			return runServe(c.Context, d, ln, webLn, cfg, c.App.Writer, c.App.ErrWriter)
 		},
 	}
 }
@@ -132,7 +148,7 @@ func serveCommand() *cli.Command {
 // runServe serves on ln until ctx ends, then shuts down gracefully and
 // closes d. It prints the address and the identity fingerprint on stdout
 // and logs on stderr.
-func runServe(ctx context.Context, d *db.DB, ln stdnet.Listener, cfg serveConfig, stdout, stderr io.Writer) (err error) {
+func runServe(ctx context.Context, d *db.DB, ln, webLn stdnet.Listener, cfg serveConfig, stdout, stderr io.Writer) (err error) {
 	defer func() {
 		if cerr := d.Close(); cerr != nil && err == nil {
 			err = fmt.Errorf("close database: %w", cerr)
@@ -154,6 +170,9 @@ func runServe(ctx context.Context, d *db.DB, ln stdnet.Listener, cfg serveConfig
 		ln.Close()
 		if cfg.Metrics != nil {
 			cfg.Metrics.Close()
+		}
+		if webLn != nil {
+			webLn.Close()
 		}
 		return err
 	}
@@ -177,6 +196,7 @@ func runServe(ctx context.Context, d *db.DB, ln stdnet.Listener, cfg serveConfig
 
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
+	webSrv := startWeb(webLn, cfg.Web, srv, log, stdout)
 	if err := sdNotify("READY=1\nSTATUS=serving on " + ln.Addr().String()); err != nil {
 		log.Warn("systemd notification", "err", err)
 	}
@@ -192,7 +212,11 @@ func runServe(ctx context.Context, d *db.DB, ln stdnet.Listener, cfg serveConfig
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil {
+	err = srv.Shutdown(sctx)
+	if webSrv != nil {
+		webSrv.Shutdown(sctx) // after srv: its WebSockets got their last answers
+	}
+	if err != nil {
 		return err
 	}
 	if serveErr == nil {

@@ -77,10 +77,7 @@ func helloAndLogin(t *testing.T, addr, fingerprint, password string) map[string]
 	}
 	defer nc.Close()
 	nc.SetDeadline(time.Now().Add(10 * time.Second))
-	keys, err := crypto.NewSessionKeys()
-	if err != nil {
-		t.Fatal(err)
-	}
+	keys := crypto.NewSessionKeys()
 	hello := keys.ClientHello()
 	if err := net.WriteFrame(nc, hello); err != nil {
 		t.Fatal(err)

@@ -3,4 +3,15 @@
 // server identity, and what protects data at rest (storage keys, message
 // blobs, password identifiers). Callers never handle nonces, counters or raw
 // AEADs: they hand over bytes and get bytes or an error.
+//
+// On the wire: NewSessionKeys, the hellos (ClientHello, ParseClientHello,
+// ServerHello, ParseServerHello), then a Channel (NewChannel) to Seal and
+// Open envelopes. At rest: DeriveKey from the host passphrase, NewKey, and
+// Key's Seal, Open, Wrap and Unwrap; HashPassword for password identifiers.
+//
+// Randomness is drawn inside the package from crypto/rand, and a failing
+// random source is handled one way everywhere: a panic (crypto/rand.Read
+// has not returned errors since Go 1.24; the runtime ends the program
+// instead). So no function returns an error because of it: an error from
+// this package is always about its input.
 package crypto

@@ -10,28 +10,28 @@ import (
 // helloContext starts what the server identity signs in a server hello.
 const helloContext = "librecord hello v1"
 
-// ErrUnknownEnvelope is returned by EnvelopeKind for an empty envelope, an
+// errUnknownEnvelope is EnvelopeKind's error for an empty envelope, an
 // unknown first byte or a version other than ProtocolVersion. PROTOCOL.md
 // section 2 answers it with error "frame".
-var ErrUnknownEnvelope = errors.New("unknown envelope kind or version")
+var errUnknownEnvelope = errors.New("unknown envelope kind or version")
 
 // EnvelopeKind returns the kind of a decoded frame (KindHello, KindSealed or
-// KindPlainError) after checking its version byte, or ErrUnknownEnvelope.
+// KindPlainError) after checking its version byte, or an error.
 func EnvelopeKind(envelope []byte) (byte, error) {
 	if len(envelope) < 2 || envelope[1] != ProtocolVersion {
-		return 0, ErrUnknownEnvelope
+		return 0, errUnknownEnvelope
 	}
 	switch k := envelope[0]; k {
 	case KindHello, KindSealed, KindPlainError:
 		return k, nil
 	}
-	return 0, ErrUnknownEnvelope
+	return 0, errUnknownEnvelope
 }
 
 // ClientHello returns the 67-byte client hello for these keys:
 // 'H' 0x01 'C' | X25519 public | Ed25519 public.
 func (k *SessionKeys) ClientHello() []byte {
-	b := make([]byte, 0, ClientHelloSize)
+	b := make([]byte, 0, clientHelloSize)
 	b = append(b, KindHello, ProtocolVersion, 'C')
 	b = append(b, k.boxPub[:]...)
 	return append(b, k.signPub[:]...)
@@ -42,7 +42,7 @@ func (k *SessionKeys) ClientHello() []byte {
 // which would make the shared box key public, is ErrBadHello too.
 func ParseClientHello(b []byte) (PeerKeys, error) {
 	var p PeerKeys
-	if len(b) != ClientHelloSize || b[0] != KindHello || b[1] != ProtocolVersion || b[2] != 'C' {
+	if len(b) != clientHelloSize || b[0] != KindHello || b[1] != ProtocolVersion || b[2] != 'C' {
 		return p, ErrBadHello
 	}
 	copy(p.Box[:], b[3:35])
@@ -57,7 +57,7 @@ func ParseClientHello(b []byte) (PeerKeys, error) {
 // signed by the server's long-lived identity key:
 // 'H' 0x01 'S' | X25519 public | Ed25519 public | identity public | sig.
 func (k *SessionKeys) ServerHello(identity ed25519.PrivateKey, clientHello []byte) []byte {
-	b := make([]byte, 0, ServerHelloSize)
+	b := make([]byte, 0, serverHelloSize)
 	b = append(b, KindHello, ProtocolVersion, 'S')
 	b = append(b, k.boxPub[:]...)
 	b = append(b, k.signPub[:]...)
@@ -65,13 +65,9 @@ func (k *SessionKeys) ServerHello(identity ed25519.PrivateKey, clientHello []byt
 	return append(b, ed25519.Sign(identity, helloSigned(clientHello, k.boxPub[:], k.signPub[:]))...)
 }
 
-// HelloSignedBytes returns exactly what the identity signature of a server
+// helloSigned returns exactly what the identity signature of a server
 // hello covers: "librecord hello v1" | client hello | B_x25519_pub |
-// B_ed25519_pub. Exported for documentation and known-answer tests.
-func HelloSignedBytes(clientHello []byte, serverBox, serverSign [32]byte) []byte {
-	return helloSigned(clientHello, serverBox[:], serverSign[:])
-}
-
+// B_ed25519_pub.
 func helloSigned(clientHello, box, sign []byte) []byte {
 	m := make([]byte, 0, len(helloContext)+len(clientHello)+64)
 	m = append(m, helloContext...)
@@ -85,7 +81,7 @@ func helloSigned(clientHello, box, sign []byte) []byte {
 // It returns ErrBadHello or ErrBadIdentity.
 func ParseServerHello(b, clientHello []byte) (PeerKeys, ed25519.PublicKey, error) {
 	var p PeerKeys
-	if len(b) != ServerHelloSize || b[0] != KindHello || b[1] != ProtocolVersion || b[2] != 'S' {
+	if len(b) != serverHelloSize || b[0] != KindHello || b[1] != ProtocolVersion || b[2] != 'S' {
 		return p, nil, ErrBadHello
 	}
 	copy(p.Box[:], b[3:35])
@@ -119,15 +115,15 @@ func PlainError(body []byte) []byte {
 	return append(b, body...)
 }
 
-// ErrBadPlainError is returned by ParsePlainError for an envelope that is
-// not a plain error with a body.
-var ErrBadPlainError = errors.New("malformed plain error envelope")
+// errBadPlainError is ParsePlainError's error for an envelope that is not
+// a plain error with a body.
+var errBadPlainError = errors.New("malformed plain error envelope")
 
 // ParsePlainError returns the body of a plain error envelope. The body is
 // unauthenticated: anyone on the path can forge it.
 func ParsePlainError(b []byte) ([]byte, error) {
 	if len(b) < 3 || b[0] != KindPlainError || b[1] != ProtocolVersion {
-		return nil, ErrBadPlainError
+		return nil, errBadPlainError
 	}
 	return b[2:], nil
 }

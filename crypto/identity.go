@@ -3,16 +3,17 @@ package crypto
 import (
 	"crypto/ed25519"
 	"crypto/sha256"
-	"crypto/subtle"
 	"encoding/base64"
 	"errors"
 	"strings"
 )
 
 // NewIdentity generates the server's long-lived Ed25519 identity key.
-func NewIdentity() (ed25519.PrivateKey, error) {
-	_, priv, err := ed25519.GenerateKey(nil)
-	return priv, err
+func NewIdentity() ed25519.PrivateKey {
+	var seed [ed25519.SeedSize]byte
+	random(seed[:])
+	defer clear(seed[:])
+	return ed25519.NewKeyFromSeed(seed[:])
 }
 
 // Fingerprint returns the identity fingerprint as PROTOCOL.md section 6 and
@@ -23,8 +24,8 @@ func Fingerprint(pub ed25519.PublicKey) string {
 	return "SHA256:" + base64.RawStdEncoding.EncodeToString(sum[:])
 }
 
-// ErrBadFingerprint is returned by ParseFingerprint.
-var ErrBadFingerprint = errors.New(`fingerprint is not "SHA256:" followed by 43 characters of base64, as librecord serve prints it`)
+// errBadFingerprint is ParseFingerprint's error.
+var errBadFingerprint = errors.New(`fingerprint is not "SHA256:" followed by 43 characters of base64, as librecord serve prints it`)
 
 // ParseFingerprint checks a fingerprint typed by a person (e.g. a --trust
 // flag) or read from a file and returns it in the form Fingerprint prints:
@@ -34,21 +35,11 @@ func ParseFingerprint(s string) (string, error) {
 	s = strings.TrimSpace(s)
 	rest, ok := strings.CutPrefix(s, "SHA256:")
 	if !ok {
-		return "", ErrBadFingerprint
+		return "", errBadFingerprint
 	}
 	sum, err := base64.RawStdEncoding.Strict().DecodeString(strings.TrimRight(rest, "="))
 	if err != nil || len(sum) != sha256.Size {
-		return "", ErrBadFingerprint
+		return "", errBadFingerprint
 	}
 	return "SHA256:" + base64.RawStdEncoding.EncodeToString(sum), nil
-}
-
-// FingerprintMatches reports whether fingerprint (as ParseFingerprint
-// accepts it) is the fingerprint of pub, comparing in constant time.
-func FingerprintMatches(fingerprint string, pub ed25519.PublicKey) bool {
-	fp, err := ParseFingerprint(fingerprint)
-	if err != nil {
-		return false
-	}
-	return subtle.ConstantTimeCompare([]byte(fp), []byte(Fingerprint(pub))) == 1
 }

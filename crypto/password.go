@@ -1,7 +1,6 @@
 package crypto
 
 import (
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"strings"
@@ -29,11 +28,9 @@ const passwordAlphabet = "0123456789abcdefghjkmnpqrstvwxyz"
 // entropy that is easy to read aloud and paste: 28 characters of lower-case
 // Crockford base32 (140 bits) in groups of four, such as
 // "7k2m-q9xd-...".
-func GeneratePassword() (string, error) {
+func GeneratePassword() string {
 	var raw [28]byte
-	if _, err := rand.Read(raw[:]); err != nil {
-		return "", fmt.Errorf("random password: %w", err)
-	}
+	random(raw[:])
 	defer clear(raw[:])
 	var b strings.Builder
 	for i, c := range raw {
@@ -42,7 +39,7 @@ func GeneratePassword() (string, error) {
 		}
 		b.WriteByte(passwordAlphabet[c&31]) // 256 is a multiple of 32: uniform
 	}
-	return b.String(), nil
+	return b.String()
 }
 
 // CheckPassword reports why a chosen password is refused: shorter than

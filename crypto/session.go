@@ -2,7 +2,6 @@ package crypto
 
 import (
 	"crypto/ed25519"
-	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/binary"
@@ -16,8 +15,8 @@ import (
 // Envelope sizes, the protocol version byte and the envelope kinds
 // (first byte) fixed by PROTOCOL.md section 2.
 const (
-	ClientHelloSize  = 67
-	ServerHelloSize  = 163
+	clientHelloSize  = 67
+	serverHelloSize  = 163
 	SealedHeaderSize = 42 // 'S' 0x01 | signer_id[8] | recipient_id[8] | nonce[24]
 	ProtocolVersion  = 0x01
 	KindHello        = 'H'
@@ -29,10 +28,10 @@ const (
 // the header, the box tag, the seq and the signature.
 const SealedOverhead = SealedHeaderSize + box.Overhead + 8 + ed25519.SignatureSize
 
-// ErrCrypto is returned by Channel.Open for any envelope that fails the
-// checks of PROTOCOL.md 2.2 (unknown ids, box does not open, bad signature,
-// old seq). It deliberately says nothing about which check failed.
-var ErrCrypto = errors.New("envelope failed authentication")
+// errCrypto is Channel.Open's error for any envelope that fails the checks
+// of PROTOCOL.md 2.2 (unknown ids, box does not open, bad signature, old
+// seq). It deliberately says nothing about which check failed.
+var errCrypto = errors.New("envelope failed authentication")
 
 // ErrBadHello is returned for a hello of the wrong size, role or version.
 var ErrBadHello = errors.New("malformed hello")
@@ -61,34 +60,24 @@ type PeerKeys struct {
 	Sign [32]byte // Ed25519 public key
 }
 
-// NewSessionKeys generates fresh session key pairs from crypto/rand.
-func NewSessionKeys() (*SessionKeys, error) {
-	k := &SessionKeys{}
-	if _, err := rand.Read(k.boxPriv[:]); err != nil {
-		return nil, err
-	}
-	pub, err := curve25519.X25519(k.boxPriv[:], curve25519.Basepoint)
-	if err != nil {
-		return nil, err
-	}
-	copy(k.boxPub[:], pub)
-	signPub, signPriv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		return nil, err
-	}
-	copy(k.signPub[:], signPub)
-	k.signPriv = signPriv
-	return k, nil
+// NewSessionKeys generates fresh session key pairs.
+func NewSessionKeys() *SessionKeys {
+	var boxPriv, signSeed [32]byte
+	random(boxPriv[:])
+	random(signSeed[:])
+	defer clear(boxPriv[:])
+	defer clear(signSeed[:])
+	return sessionKeysFromSeeds(boxPriv[:], signSeed[:])
 }
 
-// sessionKeysFromSeeds builds session keys from fixed private material, for
-// known-answer tests.
+// sessionKeysFromSeeds builds session keys from their private material
+// (random, or fixed by known-answer tests).
 func sessionKeysFromSeeds(boxPriv, signSeed []byte) *SessionKeys {
 	k := &SessionKeys{}
 	copy(k.boxPriv[:], boxPriv)
 	pub, err := curve25519.X25519(k.boxPriv[:], curve25519.Basepoint)
 	if err != nil {
-		panic(err)
+		panic("crypto: " + err.Error()) // only for a scalar of the wrong size
 	}
 	copy(k.boxPub[:], pub)
 	k.signPriv = ed25519.NewKeyFromSeed(signSeed)
@@ -105,10 +94,6 @@ func (k *SessionKeys) Erase() {
 	clear(k.signPriv)
 	k.erased = true
 }
-
-// SignerID is the signer_id of the envelopes these keys seal: the first 8
-// bytes of SHA-256 of the Ed25519 session public key.
-func (k *SessionKeys) SignerID() [8]byte { return shortID(k.signPub[:]) }
 
 // shortID is the first 8 bytes of SHA-256(key), the form of signer_id and
 // recipient_id.
@@ -167,7 +152,7 @@ const signedPrefix = 2 + 8 + 8
 // more to say).
 func (c *Channel) Seal(body []byte) []byte {
 	var nonce [24]byte
-	_, _ = rand.Read(nonce[:]) // crypto/rand.Read never fails (Go 1.24+)
+	random(nonce[:])
 	return c.seal(body, &nonce)
 }
 
@@ -200,9 +185,9 @@ func (c *Channel) seal(body []byte, nonce *[24]byte) []byte {
 }
 
 // Open checks a sealed envelope (ids, box, signature, seq greater than the
-// last accepted) and returns its body. Any failure is ErrCrypto (or
-// ErrShortEnvelope); a failed envelope changes no state. Once the channel
-// is erased, every envelope is ErrCrypto.
+// last accepted) and returns its body. Any failure is one error that does
+// not say which check failed (or ErrShortEnvelope); a failed envelope
+// changes no state. Once the channel is erased, every envelope fails.
 func (c *Channel) Open(envelope []byte) ([]byte, error) {
 	if len(envelope) < SealedHeaderSize {
 		return nil, ErrShortEnvelope
@@ -210,11 +195,11 @@ func (c *Channel) Open(envelope []byte) ([]byte, error) {
 	if envelope[0] != KindSealed || envelope[1] != ProtocolVersion ||
 		subtle.ConstantTimeCompare(envelope[2:10], c.peerSigner[:]) != 1 ||
 		subtle.ConstantTimeCompare(envelope[10:18], c.ownRecipient[:]) != 1 {
-		return nil, ErrCrypto
+		return nil, errCrypto
 	}
 	sealed := envelope[SealedHeaderSize:]
 	if len(sealed) < box.Overhead+8+ed25519.SignatureSize {
-		return nil, ErrCrypto
+		return nil, errCrypto
 	}
 	var nonce [24]byte
 	copy(nonce[:], envelope[signedPrefix:SealedHeaderSize])
@@ -222,7 +207,7 @@ func (c *Channel) Open(envelope []byte) ([]byte, error) {
 	c.recvMu.Lock()
 	defer c.recvMu.Unlock()
 	if c.erased {
-		return nil, ErrCrypto
+		return nil, errCrypto
 	}
 	// Open the box right after a copy of the signed prefix, so that
 	// prefix | seq | body is contiguous for the signature check.
@@ -230,15 +215,15 @@ func (c *Channel) Open(envelope []byte) ([]byte, error) {
 	copy(buf, envelope[:signedPrefix])
 	plain, ok := box.OpenAfterPrecomputation(buf, sealed, &nonce, &c.shared)
 	if !ok {
-		return nil, ErrCrypto
+		return nil, errCrypto
 	}
 	signed := plain[:len(plain)-ed25519.SignatureSize]
 	if !ed25519.Verify(c.peer.Sign[:], signed, plain[len(signed):]) {
-		return nil, ErrCrypto
+		return nil, errCrypto
 	}
 	seq := binary.BigEndian.Uint64(plain[signedPrefix : signedPrefix+8])
 	if seq <= c.recvSeq {
-		return nil, ErrCrypto
+		return nil, errCrypto
 	}
 	c.recvSeq = seq
 	return signed[signedPrefix+8:], nil
@@ -248,9 +233,6 @@ func (c *Channel) Open(envelope []byte) ([]byte, error) {
 // bytes of SHA-256 of the peer's Ed25519 session key. Servers index
 // sessions by it.
 func (c *Channel) PeerSignerID() [8]byte { return c.peerSigner }
-
-// SignerID is the signer_id of the envelopes this side seals.
-func (c *Channel) SignerID() [8]byte { return c.ownSigner }
 
 // Erase overwrites the channel's private and shared keys. Afterwards Seal
 // returns nil and Open fails. Erase may be called more than once.

@@ -51,11 +51,11 @@ func BenchmarkSealOpen300(b *testing.B) {
 // BenchmarkHandshake is a full hello exchange plus both channels (the box
 // key precomputation included): the per-session cost.
 func BenchmarkHandshake(b *testing.B) {
-	identity, _ := NewIdentity()
+	identity := NewIdentity()
 	b.ReportAllocs()
 	for b.Loop() {
-		ck, _ := NewSessionKeys()
-		sk, _ := NewSessionKeys()
+		ck := NewSessionKeys()
+		sk := NewSessionKeys()
 		ch := ck.ClientHello()
 		cp, err := ParseClientHello(ch)
 		if err != nil {

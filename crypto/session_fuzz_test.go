@@ -71,7 +71,7 @@ func FuzzParseHello(f *testing.F) {
 	f.Add(append([]byte{'H', 1, 'C'}, make([]byte, 64)...))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		if peer, err := ParseClientHello(b); err == nil {
-			if len(b) != ClientHelloSize || !bytes.Equal(peer.Box[:], b[3:35]) || !bytes.Equal(peer.Sign[:], b[35:]) {
+			if len(b) != clientHelloSize || !bytes.Equal(peer.Box[:], b[3:35]) || !bytes.Equal(peer.Sign[:], b[35:]) {
 				t.Fatalf("accepted client hello %x", b)
 			}
 		}

@@ -16,18 +16,9 @@ import (
 // pair runs the hello exchange and returns the client and server channels.
 func pair(t testing.TB) (client, server *Channel, identity ed25519.PrivateKey) {
 	t.Helper()
-	identity, err := NewIdentity()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ck, err := NewSessionKeys()
-	if err != nil {
-		t.Fatal(err)
-	}
-	sk, err := NewSessionKeys()
-	if err != nil {
-		t.Fatal(err)
-	}
+	identity = NewIdentity()
+	ck := NewSessionKeys()
+	sk := NewSessionKeys()
 	ch := ck.ClientHello()
 	cpeer, err := ParseClientHello(ch)
 	if err != nil {
@@ -45,11 +36,11 @@ func pair(t testing.TB) (client, server *Channel, identity ed25519.PrivateKey) {
 }
 
 func TestHelloKnownAnswer(t *testing.T) {
-	identity, _ := NewIdentity()
-	ck, _ := NewSessionKeys()
-	sk, _ := NewSessionKeys()
+	identity := NewIdentity()
+	ck := NewSessionKeys()
+	sk := NewSessionKeys()
 	ch := ck.ClientHello()
-	if len(ch) != 67 || ClientHelloSize != 67 {
+	if len(ch) != 67 || clientHelloSize != 67 {
 		t.Fatalf("client hello is %d bytes, want 67", len(ch))
 	}
 	want := append([]byte{'H', 0x01, 'C'}, ck.boxPub[:]...)
@@ -58,7 +49,7 @@ func TestHelloKnownAnswer(t *testing.T) {
 		t.Fatalf("client hello layout:\n got %x\nwant %x", ch, want)
 	}
 	sh := sk.ServerHello(identity, ch)
-	if len(sh) != 163 || ServerHelloSize != 163 {
+	if len(sh) != 163 || serverHelloSize != 163 {
 		t.Fatalf("server hello is %d bytes, want 163", len(sh))
 	}
 	head := append([]byte{'H', 0x01, 'S'}, sk.boxPub[:]...)
@@ -75,8 +66,8 @@ func TestHelloKnownAnswer(t *testing.T) {
 	if len(signed) != 18+67+64 {
 		t.Fatalf("signed bytes are %d long", len(signed))
 	}
-	if !bytes.Equal(HelloSignedBytes(ch, sk.boxPub, sk.signPub), signed) {
-		t.Fatal("HelloSignedBytes differs from the hand-built bytes")
+	if !bytes.Equal(helloSigned(ch, sk.boxPub[:], sk.signPub[:]), signed) {
+		t.Fatal("helloSigned differs from the hand-built bytes")
 	}
 	if !ed25519.Verify(identity.Public().(ed25519.PublicKey), signed, sh[99:]) {
 		t.Fatal("identity_sig does not verify over the hand-built bytes")
@@ -84,9 +75,9 @@ func TestHelloKnownAnswer(t *testing.T) {
 }
 
 func TestParseHelloErrors(t *testing.T) {
-	identity, _ := NewIdentity()
-	ck, _ := NewSessionKeys()
-	sk, _ := NewSessionKeys()
+	identity := NewIdentity()
+	ck := NewSessionKeys()
+	sk := NewSessionKeys()
 	ch := ck.ClientHello()
 	sh := sk.ServerHello(identity, ch)
 	mod := func(b []byte, i int, v byte) []byte {
@@ -133,13 +124,13 @@ func TestParseHelloErrors(t *testing.T) {
 	}
 	// Any change to the keys, the identity or the signature is caught, and
 	// so is a server hello answering another client hello.
-	for i := 3; i < ServerHelloSize; i++ {
+	for i := 3; i < serverHelloSize; i++ {
 		b := mod(sh, i, sh[i]^0x01)
 		if _, _, err := ParseServerHello(b, ch); !errors.Is(err, ErrBadIdentity) {
 			t.Fatalf("byte %d flipped: got %v, want ErrBadIdentity", i, err)
 		}
 	}
-	other, _ := NewSessionKeys()
+	other := NewSessionKeys()
 	if _, _, err := ParseServerHello(sh, other.ClientHello()); !errors.Is(err, ErrBadIdentity) {
 		t.Fatalf("hello for another client: got %v", err)
 	}
@@ -162,7 +153,7 @@ func TestSealOpen(t *testing.T) {
 			t.Fatalf("client opened %q, %v", got, err)
 		}
 	}
-	if client.PeerSignerID() != server.SignerID() || server.PeerSignerID() != client.SignerID() {
+	if client.PeerSignerID() != server.ownSigner || server.PeerSignerID() != client.ownSigner {
 		t.Fatal("signer ids do not match across the pair")
 	}
 	env := client.Seal([]byte("x"))
@@ -227,10 +218,10 @@ func TestOpenRefusesReplayAndReorder(t *testing.T) {
 	if _, err := server.Open(e2); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := server.Open(e2); !errors.Is(err, ErrCrypto) {
+	if _, err := server.Open(e2); !errors.Is(err, errCrypto) {
 		t.Fatalf("replay: %v", err)
 	}
-	if _, err := server.Open(e1); !errors.Is(err, ErrCrypto) {
+	if _, err := server.Open(e1); !errors.Is(err, errCrypto) {
 		t.Fatalf("reordered: %v", err)
 	}
 	if got, err := server.Open(e3); err != nil || string(got) != "3" {
@@ -250,18 +241,18 @@ func TestOpenCatchesEveryTamperedByte(t *testing.T) {
 		for _, flip := range []byte{0x01, 0x80} {
 			b := bytes.Clone(env)
 			b[i] ^= flip
-			if _, err := server.Open(b); !errors.Is(err, ErrCrypto) {
-				t.Fatalf("byte %d ^ %#x: got %v, want ErrCrypto", i, flip, err)
+			if _, err := server.Open(b); !errors.Is(err, errCrypto) {
+				t.Fatalf("byte %d ^ %#x: got %v, want errCrypto", i, flip, err)
 			}
 		}
 	}
 	for n := 0; n < len(env); n++ {
 		_, err := server.Open(env[:n])
-		if n < SealedHeaderSize && !errors.Is(err, ErrShortEnvelope) || n >= SealedHeaderSize && !errors.Is(err, ErrCrypto) {
+		if n < SealedHeaderSize && !errors.Is(err, ErrShortEnvelope) || n >= SealedHeaderSize && !errors.Is(err, errCrypto) {
 			t.Fatalf("truncated to %d: %v", n, err)
 		}
 	}
-	if _, err := server.Open(append(bytes.Clone(env), 0)); !errors.Is(err, ErrCrypto) {
+	if _, err := server.Open(append(bytes.Clone(env), 0)); !errors.Is(err, errCrypto) {
 		t.Fatalf("extended: %v", err)
 	}
 	// The failures changed no state: the original still opens.
@@ -273,11 +264,11 @@ func TestOpenCatchesEveryTamperedByte(t *testing.T) {
 func TestOpenRefusesOtherSessions(t *testing.T) {
 	client, server, _ := pair(t)
 	client2, server2, _ := pair(t)
-	if _, err := server.Open(client2.Seal([]byte("x"))); !errors.Is(err, ErrCrypto) {
+	if _, err := server.Open(client2.Seal([]byte("x"))); !errors.Is(err, errCrypto) {
 		t.Fatalf("envelope of another session: %v", err)
 	}
 	// An envelope a side sealed itself does not open on its own channel.
-	if _, err := client.Open(client.Seal([]byte("x"))); !errors.Is(err, ErrCrypto) {
+	if _, err := client.Open(client.Seal([]byte("x"))); !errors.Is(err, errCrypto) {
 		t.Fatalf("reflected envelope: %v", err)
 	}
 	_ = server2
@@ -297,7 +288,7 @@ func TestEraseWipesKeys(t *testing.T) {
 	if env := server.Seal([]byte("x")); env != nil {
 		t.Fatal("Seal after Erase returned an envelope")
 	}
-	if _, err := server.Open(env); !errors.Is(err, ErrCrypto) {
+	if _, err := server.Open(env); !errors.Is(err, errCrypto) {
 		t.Fatalf("Open after Erase: %v", err)
 	}
 	server.Erase() // twice is fine
@@ -365,10 +356,10 @@ func TestEnvelopeKindAndPlainError(t *testing.T) {
 		{[]byte{'H', 1, 'C'}, KindHello, nil},
 		{[]byte{'S', 1}, KindSealed, nil},
 		{[]byte{'E', 1, '{'}, KindPlainError, nil},
-		{nil, 0, ErrUnknownEnvelope},
-		{[]byte{'S'}, 0, ErrUnknownEnvelope},
-		{[]byte{'S', 2}, 0, ErrUnknownEnvelope},
-		{[]byte{'X', 1}, 0, ErrUnknownEnvelope},
+		{nil, 0, errUnknownEnvelope},
+		{[]byte{'S'}, 0, errUnknownEnvelope},
+		{[]byte{'S', 2}, 0, errUnknownEnvelope},
+		{[]byte{'X', 1}, 0, errUnknownEnvelope},
 	} {
 		k, err := EnvelopeKind(tc.in)
 		if k != tc.kind || !errors.Is(err, tc.err) {
@@ -384,7 +375,7 @@ func TestEnvelopeKindAndPlainError(t *testing.T) {
 		t.Fatalf("ParsePlainError: %q, %v", got, err)
 	}
 	for _, b := range [][]byte{nil, {'E', 1}, {'E', 2, '{'}, {'S', 1, '{'}} {
-		if _, err := ParsePlainError(b); !errors.Is(err, ErrBadPlainError) {
+		if _, err := ParsePlainError(b); !errors.Is(err, errBadPlainError) {
 			t.Errorf("ParsePlainError(%q): %v", b, err)
 		}
 	}

@@ -3,7 +3,6 @@ package crypto
 import (
 	"crypto/hkdf"
 	"crypto/hmac"
-	"crypto/rand"
 	"crypto/sha256"
 	"errors"
 	"fmt"
@@ -80,12 +79,10 @@ type Key struct {
 }
 
 // NewKey returns a random key.
-func NewKey() (*Key, error) {
+func NewKey() *Key {
 	k := new(Key)
-	if _, err := rand.Read(k.b[:]); err != nil {
-		return nil, fmt.Errorf("random key: %w", err)
-	}
-	return k, nil
+	random(k.b[:])
+	return k
 }
 
 // DeriveKey derives the key-wrapping key from the host passphrase. p must
@@ -110,9 +107,7 @@ func (k *Key) Seal(plaintext, ad []byte) []byte {
 	}
 	out := make([]byte, 1+aead.NonceSize(), 1+aead.NonceSize()+len(plaintext)+aead.Overhead())
 	out[0] = blobVersion
-	if _, err := rand.Read(out[1:]); err != nil {
-		panic("crypto: random nonce: " + err.Error()) // crypto/rand does not fail on supported systems
-	}
+	random(out[1:])
 	return aead.Seal(out, out[1:], plaintext, versionedAD(ad))
 }
 
@@ -138,29 +133,28 @@ func versionedAD(ad []byte) []byte {
 	return append([]byte{blobVersion}, ad...)
 }
 
+// wrapAD is the associated data of a wrapped key, followed by "/" and
+// its purpose when it has one.
 const wrapAD = "librecord/v1/wrapped-key"
 
-// Wrap encrypts another key under k.
-func (k *Key) Wrap(other *Key) []byte { return k.Seal(other.b[:], []byte(wrapAD)) }
-
-// Unwrap decrypts a key made by Wrap, or returns ErrDecrypt.
-func (k *Key) Unwrap(blob []byte) (*Key, error) { return k.unwrap(blob, []byte(wrapAD)) }
-
-// WrapFor encrypts another key under k for one purpose (e.g.
-// "password-id"): it unwraps only with UnwrapFor and the same purpose, so
-// two keys wrapped by k cannot stand in for each other.
-func (k *Key) WrapFor(other *Key, purpose string) []byte {
-	return k.Seal(other.b[:], []byte(wrapAD+"/"+purpose))
+func wrapPurpose(purpose string) []byte {
+	if purpose == "" {
+		return []byte(wrapAD)
+	}
+	return []byte(wrapAD + "/" + purpose)
 }
 
-// UnwrapFor decrypts a key made by WrapFor with the same purpose, or
-// returns ErrDecrypt.
-func (k *Key) UnwrapFor(blob []byte, purpose string) (*Key, error) {
-	return k.unwrap(blob, []byte(wrapAD+"/"+purpose))
+// Wrap encrypts another key under k for one purpose (e.g. "password-id";
+// "" for the data key): it unwraps only with the same purpose, so two keys
+// wrapped by k cannot stand in for each other.
+func (k *Key) Wrap(other *Key, purpose string) []byte {
+	return k.Seal(other.b[:], wrapPurpose(purpose))
 }
 
-func (k *Key) unwrap(blob, ad []byte) (*Key, error) {
-	pt, err := k.Open(blob, ad)
+// Unwrap decrypts a key made by Wrap with the same purpose, or returns
+// ErrDecrypt.
+func (k *Key) Unwrap(blob []byte, purpose string) (*Key, error) {
+	pt, err := k.Open(blob, wrapPurpose(purpose))
 	if err != nil {
 		return nil, err
 	}
@@ -173,18 +167,10 @@ func (k *Key) unwrap(blob, ad []byte) (*Key, error) {
 	return out, nil
 }
 
-// Tag returns a deterministic 32-byte HMAC-SHA256 of msg under a subkey of
-// k for label. Equal inputs give equal tags (usable as a lookup key), and
-// without k a tag can be neither computed nor checked.
-// k.Tag(label, msg) equals k.TagKey(label).MAC(msg).
-func (k *Key) Tag(label string, msg []byte) []byte {
-	sub := k.TagKey(label)
-	defer sub.Erase()
-	return sub.MAC(msg)
-}
-
-// TagKey returns the subkey of k that Tag uses for label, so that tags
-// made under k keep their values once the subkey is stored on its own.
+// TagKey returns the subkey of k for label whose MAC makes tags: a
+// deterministic 32-byte HMAC-SHA256, so equal inputs give equal tags
+// (usable as a lookup key), and without k a tag can be neither computed
+// nor checked. Stored on its own, the subkey keeps the tags' values.
 func (k *Key) TagKey(label string) *Key {
 	sub, err := hkdf.Expand(sha256.New, k.b[:], "librecord/v1/tag/"+label, 32)
 	if err != nil {

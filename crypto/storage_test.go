@@ -2,6 +2,9 @@ package crypto
 
 import (
 	"bytes"
+	"crypto/hkdf"
+	"crypto/hmac"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"regexp"
@@ -11,10 +14,7 @@ import (
 
 func newTestKey(t *testing.T) *Key {
 	t.Helper()
-	k, err := NewKey()
-	if err != nil {
-		t.Fatal(err)
-	}
+	k := NewKey()
 	return k
 }
 
@@ -76,45 +76,45 @@ func flipAt(b []byte, i int) []byte {
 
 func TestWrapUnwrap(t *testing.T) {
 	kek, data := newTestKey(t), newTestKey(t)
-	w := kek.Wrap(data)
-	got, err := kek.Unwrap(w)
+	w := kek.Wrap(data, "")
+	got, err := kek.Unwrap(w, "")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if got.b != data.b {
 		t.Fatal("unwrapped key differs")
 	}
-	if _, err := newTestKey(t).Unwrap(w); !errors.Is(err, ErrDecrypt) {
+	if _, err := newTestKey(t).Unwrap(w, ""); !errors.Is(err, ErrDecrypt) {
 		t.Fatalf("wrong kek: %v", err)
 	}
 	// A blob sealed for another purpose is not a wrapped key.
-	if _, err := kek.Unwrap(kek.Seal(make([]byte, 32), []byte("x"))); !errors.Is(err, ErrDecrypt) {
+	if _, err := kek.Unwrap(kek.Seal(make([]byte, 32), []byte("x")), ""); !errors.Is(err, ErrDecrypt) {
 		t.Fatalf("foreign blob: %v", err)
 	}
 	// A wrapped key of the wrong length is refused.
-	if _, err := kek.Unwrap(kek.Seal(make([]byte, 16), []byte(wrapAD))); !errors.Is(err, ErrDecrypt) {
+	if _, err := kek.Unwrap(kek.Seal(make([]byte, 16), []byte(wrapAD)), ""); !errors.Is(err, ErrDecrypt) {
 		t.Fatalf("short key: %v", err)
 	}
 }
 
-func TestWrapFor(t *testing.T) {
+func TestWrapPurpose(t *testing.T) {
 	kek, data := newTestKey(t), newTestKey(t)
-	w := kek.WrapFor(data, "password-id")
-	got, err := kek.UnwrapFor(w, "password-id")
+	w := kek.Wrap(data, "password-id")
+	got, err := kek.Unwrap(w, "password-id")
 	if err != nil || got.b != data.b {
 		t.Fatalf("unwrap: %v", err)
 	}
-	// Another purpose, the passphrase's plain Wrap, another key: refused.
-	if _, err := kek.UnwrapFor(w, "rotation"); !errors.Is(err, ErrDecrypt) {
+	// Another purpose, the passphrase's data key (""), another key: refused.
+	if _, err := kek.Unwrap(w, "rotation"); !errors.Is(err, ErrDecrypt) {
 		t.Fatalf("other purpose: %v", err)
 	}
-	if _, err := kek.Unwrap(w); !errors.Is(err, ErrDecrypt) {
+	if _, err := kek.Unwrap(w, ""); !errors.Is(err, ErrDecrypt) {
 		t.Fatalf("as a passphrase-wrapped key: %v", err)
 	}
-	if _, err := kek.UnwrapFor(kek.Wrap(data), "password-id"); !errors.Is(err, ErrDecrypt) {
+	if _, err := kek.Unwrap(kek.Wrap(data, ""), "password-id"); !errors.Is(err, ErrDecrypt) {
 		t.Fatalf("a passphrase-wrapped key as password-id: %v", err)
 	}
-	if _, err := newTestKey(t).UnwrapFor(w, "password-id"); !errors.Is(err, ErrDecrypt) {
+	if _, err := newTestKey(t).Unwrap(w, "password-id"); !errors.Is(err, ErrDecrypt) {
 		t.Fatalf("wrong key: %v", err)
 	}
 }
@@ -124,8 +124,16 @@ func TestWrapFor(t *testing.T) {
 func TestTagKey(t *testing.T) {
 	k := newTestKey(t)
 	sub := k.TagKey("password-id")
-	if !bytes.Equal(sub.MAC([]byte("x")), k.Tag("password-id", []byte("x"))) {
-		t.Fatal("TagKey(label).MAC differs from Tag(label)")
+	// The tags of databases made before the password key were
+	// HMAC-SHA256 under HKDF-Expand(k, "librecord/v1/tag/password-id").
+	prk, err := hkdf.Expand(sha256.New, k.b[:], "librecord/v1/tag/password-id", 32)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := hmac.New(sha256.New, prk)
+	m.Write([]byte("x"))
+	if !bytes.Equal(sub.MAC([]byte("x")), m.Sum(nil)) {
+		t.Fatal("TagKey(label).MAC differs from the tags of old databases")
 	}
 	if sub.b == k.b || sub.b == k.TagKey("other").b {
 		t.Fatal("subkey ignores the label")
@@ -190,12 +198,13 @@ func TestKDFValidate(t *testing.T) {
 }
 
 func TestTag(t *testing.T) {
+	tag := func(k *Key, label string, msg []byte) []byte { return k.TagKey(label).MAC(msg) }
 	k := newTestKey(t)
-	a := k.Tag("password-id", []byte("x"))
-	if len(a) != 32 || !bytes.Equal(a, k.Tag("password-id", []byte("x"))) {
+	a := tag(k, "password-id", []byte("x"))
+	if len(a) != 32 || !bytes.Equal(a, tag(k, "password-id", []byte("x"))) {
 		t.Fatal("not a deterministic 32-byte tag")
 	}
-	if bytes.Equal(a, k.Tag("other", []byte("x"))) || bytes.Equal(a, k.Tag("password-id", []byte("y"))) || bytes.Equal(a, newTestKey(t).Tag("password-id", []byte("x"))) {
+	if bytes.Equal(a, tag(k, "other", []byte("x"))) || bytes.Equal(a, tag(k, "password-id", []byte("y"))) || bytes.Equal(a, tag(newTestKey(t), "password-id", []byte("x"))) {
 		t.Fatal("tag ignores label, message or key")
 	}
 }
@@ -216,10 +225,7 @@ func TestGeneratePassword(t *testing.T) {
 	shape := regexp.MustCompile(`^[0-9a-hjkmnp-tv-z]{4}(-[0-9a-hjkmnp-tv-z]{4}){6}$`)
 	seen := map[string]bool{}
 	for i := 0; i < 200; i++ {
-		pw, err := GeneratePassword()
-		if err != nil {
-			t.Fatal(err)
-		}
+		pw := GeneratePassword()
 		if !shape.MatchString(pw) {
 			t.Fatalf("%q has not the expected shape", pw)
 		}

@@ -7,7 +7,8 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path/filepath"
+
+	"librecord/db/atomicfile"
 )
 
 // ErrTargetExists: Backup's target (or an export's output) already exists;
@@ -28,45 +29,25 @@ func backup(ctx context.Context, path, target string) error {
 	// VACUUM INTO a hidden file next to target (it accepts an empty file),
 	// check it, then link it into place: target never holds a partial copy
 	// and an existing file is never replaced.
-	dir, base := filepath.Split(target)
-	if dir == "" {
-		dir = "."
-	}
-	tmp, err := os.CreateTemp(dir, "."+base+".partial-*")
-	if err != nil {
-		return fmt.Errorf("backup: cannot create a file in %s: %w", dir, bareErr(err))
-	}
-	tmpPath := tmp.Name()
-	tmp.Close()
-	defer removeSQLiteFiles(tmpPath)
-
-	// A read transaction: in WAL mode it neither waits for nor blocks serve.
-	if _, err := ro.ExecContext(ctx, `VACUUM INTO ?`, tmpPath); err != nil {
-		return fmt.Errorf("backup: copy %s: %w", path, err)
-	}
-	if err := verifyCopy(ctx, tmpPath); err != nil {
-		return fmt.Errorf("backup: %w", err)
-	}
-	if err := os.Link(tmpPath, target); err != nil {
-		if errors.Is(err, fs.ErrExist) {
-			return fmt.Errorf("backup: %s: %w", target, ErrTargetExists)
+	err = atomicfile.Create(target, 0o600, func(tmp string) error {
+		defer removeCompanions(tmp)
+		// A read transaction: in WAL mode it neither waits for nor blocks serve.
+		if _, err := ro.ExecContext(ctx, `VACUUM INTO ?`, tmp); err != nil {
+			return fmt.Errorf("copy %s: %w", path, err)
 		}
+		return verifyCopy(ctx, tmp)
+	})
+	if errors.Is(err, fs.ErrExist) {
+		return fmt.Errorf("backup: %s: %w", target, ErrTargetExists)
+	}
+	if err != nil {
 		return fmt.Errorf("backup: %w", err)
 	}
-	return syncDir(dir)
+	return nil
 }
 
-// verifyCopy syncs a fresh copy to disk and checks its structure.
+// verifyCopy checks the structure of a fresh copy.
 func verifyCopy(ctx context.Context, path string) error {
-	f, err := os.OpenFile(path, os.O_RDWR, 0)
-	if err != nil {
-		return err
-	}
-	err = f.Sync()
-	f.Close()
-	if err != nil {
-		return fmt.Errorf("sync copy: %w", err)
-	}
 	c, err := sql.Open("sqlite", "file:"+escapePath(path)+"?mode=ro")
 	if err != nil {
 		return err

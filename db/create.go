@@ -10,11 +10,11 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"strconv"
 	"time"
 
 	"librecord/crypto"
+	"librecord/db/atomicfile"
 )
 
 // DefaultSalon is the salon every new database starts with.
@@ -39,47 +39,25 @@ func create(ctx context.Context, path string, passphrase []byte, opts CreateOpti
 	// Built under a hidden temporary name in the same directory, then
 	// linked into place: link never replaces an existing file, and nobody
 	// ever sees a half-built database at path.
-	dir, base := filepath.Split(path)
-	if dir == "" {
-		dir = "."
+	err := atomicfile.Create(path, 0o600, func(tmp string) error {
+		defer removeCompanions(tmp)
+		return build(ctx, tmp, passphrase, ppKDF, pwKDF)
+	})
+	if errors.Is(err, fs.ErrExist) {
+		return fmt.Errorf("%s: %w", path, ErrExists)
 	}
-	tmp, err := os.CreateTemp(dir, "."+base+".creating-*")
 	if err != nil {
-		return fmt.Errorf("create database: cannot create a file in %s: %w", dir, bareErr(err))
-	}
-	tmpPath := tmp.Name()
-	tmp.Close()
-	defer removeSQLiteFiles(tmpPath)
-
-	if err := build(ctx, tmpPath, passphrase, ppKDF, pwKDF); err != nil {
 		return fmt.Errorf("create database: %w", err)
-	}
-	if err := os.Link(tmpPath, path); err != nil {
-		if errors.Is(err, fs.ErrExist) {
-			return fmt.Errorf("%s: %w", path, ErrExists)
-		}
-		return fmt.Errorf("create database: %w", err)
-	}
-	return syncDir(dir)
-}
-
-// removeSQLiteFiles removes a file we created and its SQLite companions.
-func removeSQLiteFiles(path string) {
-	for _, suffix := range []string{"", "-journal", "-wal", "-shm"} {
-		os.Remove(path + suffix)
-	}
-}
-
-func syncDir(dir string) error {
-	f, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("sync %s: %w", dir, err)
-	}
-	defer f.Close()
-	if err := f.Sync(); err != nil {
-		return fmt.Errorf("sync %s: %w", dir, err)
 	}
 	return nil
+}
+
+// removeCompanions removes the files SQLite may leave beside a database
+// it wrote (none once it closed it cleanly).
+func removeCompanions(path string) {
+	for _, suffix := range []string{"-journal", "-wal", "-shm"} {
+		os.Remove(path + suffix)
+	}
 }
 
 // build fills a fresh, private file: schema, markers, keys, salon general.
@@ -104,28 +82,19 @@ func build(ctx context.Context, path string, passphrase []byte, ppKDF, pwKDF cry
 	if err != nil {
 		return err
 	}
-	data, err := crypto.NewKey()
-	if err != nil {
-		return err
-	}
+	data := crypto.NewKey()
 	defer data.Erase()
 	kek := crypto.DeriveKey(passphrase, ppSalt, ppKDF)
-	wrapped := kek.Wrap(data)
+	wrapped := kek.Wrap(data, "")
 	kek.Erase()
-	identity, err := crypto.NewIdentity()
-	if err != nil {
-		return fmt.Errorf("identity key: %w", err)
-	}
+	identity := crypto.NewIdentity()
 	pub := identity.Public().(ed25519.PublicKey)
 	seed := identity.Seed()
 	sealedSeed := data.Seal(seed, identityAD(pub))
 	clear(seed)
 	clear(identity)
-	pwKey, err := crypto.NewKey()
-	if err != nil {
-		return err
-	}
-	wrappedPwKey := data.WrapFor(pwKey, passwordIDLabel)
+	pwKey := crypto.NewKey()
+	wrappedPwKey := data.Wrap(pwKey, passwordIDLabel)
 	pwKey.Erase()
 	ppJSON, _ := json.Marshal(ppKDF)
 	pwJSON, _ := json.Marshal(pwKDF)
@@ -179,14 +148,4 @@ func randomBytes(n int) ([]byte, error) {
 		return nil, fmt.Errorf("random: %w", err)
 	}
 	return b, nil
-}
-
-// bareErr drops the path of a temporary file from an error: the person
-// reading it knows only the directory.
-func bareErr(err error) error {
-	var pe *fs.PathError
-	if errors.As(err, &pe) {
-		return pe.Err
-	}
-	return err
 }

@@ -16,7 +16,7 @@ import (
 	"librecord/crypto"
 )
 
-// Purposes of the keys wrapped by the data key (crypto.Key.WrapFor).
+// Purposes of the keys wrapped by the data key (crypto.Key.Wrap).
 const (
 	passwordIDLabel = "password-id" // also the label of the identifiers' Tag before schema 2
 	rotationLabel   = "rotation"
@@ -81,7 +81,7 @@ func (d *DB) storePasswordKey(ctx context.Context) error {
 		return err
 	}
 	// Another process upgrading at the same moment stores the same key.
-	wrapped := d.ring.Load().data.WrapFor(d.pwKey, passwordIDLabel)
+	wrapped := d.ring.Load().data.Wrap(d.pwKey, passwordIDLabel)
 	if _, err := tx.ExecContext(ctx, `INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING`, metaPasswordKey, wrapped); err != nil {
 		return storageErr(err)
 	}
@@ -131,7 +131,7 @@ func (d *DB) ChangePassphrase(ctx context.Context, newPassphrase []byte) error {
 		return ErrRotationUnfinished
 	}
 	ring := d.ring.Load()
-	wrapped := kek.Wrap(ring.data)
+	wrapped := kek.Wrap(ring.data, "")
 	if err := setMeta(ctx, tx, metaPassphraseSalt, salt, metaWrappedKey, wrapped); err != nil {
 		return err
 	}
@@ -294,11 +294,8 @@ func (d *DB) startRotation(ctx context.Context) (*keyring, bool, error) {
 		}
 		return ring, true, nil
 	}
-	next, err := crypto.NewKey()
-	if err != nil {
-		return nil, false, err
-	}
-	if err := setMeta(ctx, tx, metaRotationKey, ring.data.WrapFor(next, rotationLabel),
+	next := crypto.NewKey()
+	if err := setMeta(ctx, tx, metaRotationKey, ring.data.Wrap(next, rotationLabel),
 		metaRotationCursor, []byte("0")); err != nil {
 		next.Erase()
 		return nil, false, err
@@ -436,12 +433,12 @@ func (d *DB) finishRotation(ctx context.Context, ring *keyring, kek *crypto.Key,
 	seed := d.identity.Seed()
 	sealedSeed := ring.other.Seal(seed, identityAD(pub))
 	clear(seed)
-	wrapped := kek.Wrap(ring.other)
+	wrapped := kek.Wrap(ring.other, "")
 	if err := setMeta(ctx, tx,
 		metaPassphraseSalt, salt,
 		metaWrappedKey, wrapped,
 		metaIdentityPrivate, sealedSeed,
-		metaPasswordKey, ring.other.WrapFor(d.pwKey, passwordIDLabel)); err != nil {
+		metaPasswordKey, ring.other.Wrap(d.pwKey, passwordIDLabel)); err != nil {
 		return 0, nil, err
 	}
 	if _, err := tx.ExecContext(ctx, `DELETE FROM meta WHERE key IN (?, ?)`, metaRotationKey, metaRotationCursor); err != nil {

@@ -265,7 +265,7 @@ func (d *DB) unlock(ctx context.Context, q querier, passphrase []byte) error {
 	}
 	kek := crypto.DeriveKey(passphrase, salt, d.ppKDF)
 	defer kek.Erase()
-	data, err := kek.Unwrap(wrapped)
+	data, err := kek.Unwrap(wrapped, "")
 	if err != nil {
 		return ErrWrongPassphrase
 	}
@@ -286,11 +286,11 @@ func (d *DB) unlock(ctx context.Context, q querier, passphrase []byte) error {
 		// Made before schema 2: the identifiers were tagged under the data
 		// key's own subkey, which becomes the password key (stored at open).
 		d.pwKey, d.pwLegacy = data.TagKey(passwordIDLabel), true
-	} else if d.pwKey, err = data.UnwrapFor(pwKey, passwordIDLabel); err != nil {
+	} else if d.pwKey, err = data.Unwrap(pwKey, passwordIDLabel); err != nil {
 		return fail("password key does not open")
 	}
 	if rotation != nil {
-		if ring.other, err = data.UnwrapFor(rotation, rotationLabel); err != nil {
+		if ring.other, err = data.Unwrap(rotation, rotationLabel); err != nil {
 			return fail("rotation key does not open")
 		}
 		ring.rotating = true

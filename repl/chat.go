@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -45,118 +43,14 @@ type Terminal interface {
 	Replace(m Mark, text string) bool
 	// SetCompleter sets the tab completion of the input line.
 	SetCompleter(func(line string) []string)
-}
-
-// command is one /command of the chat.
-type command struct {
-	name, args, help string
-	run              func(c *chat, arg string)
-}
-
-var commands []command
-
-func init() {
-	commands = []command{
-		{"join", "SALON", "open another salon", (*chat).cmdJoin},
-		{"salons", "", "list your salons, with how many messages you have not seen", (*chat).cmdSalons},
-		{"who", "", "list who is connected to the open salon", (*chat).cmdWho},
-		{"history", "[N]", "show N older messages (default 10); repeat to go further back", (*chat).cmdHistory},
-		{"help", "", "show this help", (*chat).cmdHelp},
-		{"quit", "", "say goodbye and leave (Ctrl-D does the same)", (*chat).cmdQuit},
-	}
-}
-
-func commandNames() string {
-	var names []string
-	for _, c := range commands {
-		names = append(names, "/"+c.name)
-	}
-	return strings.Join(names, " ")
-}
-
-func findCommand(name string) *command {
-	for i := range commands {
-		if commands[i].name == name {
-			return &commands[i]
-		}
-	}
-	return nil
-}
-
-// Input is one line of the person, parsed.
-type Input struct {
-	Command string // without the slash; "" for a message
-	Arg     string
-	Text    string // the message, for a message
-}
-
-// ParseLine reads a complete input line: "/cmd arg" is a command, "//x"
-// sends "/x", anything else is a message. An empty or blank line is
-// neither (zero Input).
-func ParseLine(line string) (Input, error) {
-	if strings.TrimSpace(line) == "" {
-		return Input{}, nil
-	}
-	if strings.HasPrefix(line, "//") {
-		return Input{Text: line[1:]}, nil
-	}
-	if !strings.HasPrefix(line, "/") {
-		return Input{Text: line}, nil
-	}
-	name, arg, _ := strings.Cut(strings.TrimSpace(line[1:]), " ")
-	if findCommand(name) == nil {
-		return Input{}, fmt.Errorf("unknown command /%s; commands: %s (start a message with // to send a line beginning with /)", name, commandNames())
-	}
-	return Input{Command: name, Arg: strings.TrimSpace(arg)}, nil
-}
-
-// Continues reports whether an input line asks for another line (it ends
-// with a single backslash), and returns the line as it should be kept: the
-// continuation backslash removed, or a doubled final backslash made single.
-func Continues(line string) (string, bool) {
-	if strings.HasSuffix(line, `\\`) {
-		return line[:len(line)-1], false
-	}
-	if strings.HasSuffix(line, `\`) {
-		return line[:len(line)-1], true
-	}
-	return line, false
-}
-
-// Complete returns the completions of an input line: command names after
-// a slash, salon names after /join.
-func Complete(line string, salons []string) []string {
-	if !strings.HasPrefix(line, "/") {
-		return nil
-	}
-	var out []string
-	name, arg, hasArg := strings.Cut(line[1:], " ")
-	if !hasArg {
-		for _, c := range commands {
-			if strings.HasPrefix(c.name, name) {
-				s := "/" + c.name
-				if c.args != "" {
-					s += " "
-				}
-				out = append(out, s)
-			}
-		}
-		return out
-	}
-	if name == "join" {
-		arg = strings.TrimLeft(arg, " ")
-		for _, s := range salons {
-			if strings.HasPrefix(strings.ToLower(s), strings.ToLower(arg)) {
-				out = append(out, "/join "+s)
-			}
-		}
-	}
-	return out
+	// Bell rings the terminal's bell.
+	Bell()
 }
 
 // chat is the interactive front: the terminal, what is typed, what is shown.
 type chat struct {
 	e    *engine
+	cfg  Config
 	term Terminal
 
 	mu     sync.Mutex // guards salons for the completer (liner's goroutine)
@@ -187,14 +81,10 @@ type inputReq struct {
 // RunInteractive runs the chat on a terminal until /quit, Ctrl-D or ctx
 // ends. It says bye and erases the keys before returning.
 func RunInteractive(ctx context.Context, cfg Config, dial Dialer, term Terminal) error {
-	c := &chat{term: term, reqs: make(chan inputReq, 1)}
-	e := newEngine(ctx, cfg, dial, c)
+	cfg.defaults()
+	c := &chat{cfg: cfg, term: term, reqs: make(chan inputReq, 1)}
+	e := newEngine(ctx, cfg, dial, c, mode{showInitial: true, switchOnLoss: true})
 	c.e = e
-	e.showInitial = true
-	e.askPassword = c.askPassword
-	e.loginDone = c.loginDone
-	e.onSalons = c.setSalons
-	e.switchOnLoss = true
 	term.SetCompleter(func(line string) []string {
 		c.mu.Lock()
 		defer c.mu.Unlock()
@@ -216,9 +106,9 @@ func RunInteractive(ctx context.Context, cfg Config, dial Dialer, term Terminal)
 	go c.readInput()
 	c.requestLine()
 	err = e.loop()
-	e.finish(2 * time.Second)
+	e.finish()
 	if err != nil {
-		for _, it := range e.out.Items() {
+		for _, it := range e.waiting() {
 			c.notice("not sent: " + clean(strings.ReplaceAll(it.Text, "\n", " / ")))
 		}
 	}
@@ -230,12 +120,12 @@ func RunInteractive(ctx context.Context, cfg Config, dial Dialer, term Terminal)
 // the login away for now is tried again after a growing wait, with the
 // same password.
 func (c *chat) login(ctx context.Context) (Session, client.LoginInfo, error) {
-	cfg := c.e.cfg
+	cfg := c.cfg
 	bo := c.e.newBackoff()
 	var sess Session
 	for {
 		var err error
-		sess, err = c.e.dial(ctx, c.askTrust)
+		sess, err = c.e.connect(ctx, c.askTrust)
 		if err == nil {
 			break
 		}
@@ -308,7 +198,8 @@ func (c *chat) askTrust(addr, fingerprint string) (bool, error) {
 	}
 }
 
-func (c *chat) setSalons(s []string) {
+// salonsChanged keeps the salons for the completer.
+func (c *chat) salonsChanged(s []string) {
 	c.mu.Lock()
 	c.salons = append([]string(nil), s...)
 	c.mu.Unlock()
@@ -316,26 +207,26 @@ func (c *chat) setSalons(s []string) {
 
 // chooseSalon lists the salons and picks the one to open.
 func (c *chat) chooseSalon() string {
-	e := c.e
-	if len(e.salons) == 0 {
+	salons := c.e.salonList()
+	if len(salons) == 0 {
 		c.notice("you may open no salon yet: ask the host to grant you one")
 		return ""
 	}
-	c.notice("your salons: " + strings.Join(e.salons, ", "))
-	if s := canonical(e.salons, e.cfg.Salon); s != "" {
+	c.notice("your salons: " + strings.Join(salons, ", "))
+	if s := canonical(salons, c.cfg.Salon); s != "" {
 		return s
 	}
-	if e.cfg.SalonGiven {
-		c.notice("you may not open " + e.cfg.Salon)
+	if c.cfg.SalonGiven {
+		c.notice("you may not open " + c.cfg.Salon)
 	}
-	return e.salons[0]
+	return salons[0]
 }
 
 func (c *chat) prompt() string {
 	// The salon's name is a valid name (client checks what servers
 	// send); Printable keeps liner from refusing the prompt whatever
 	// comes.
-	name := client.Printable(c.e.salon)
+	name := client.Printable(c.e.openSalon())
 	if name == "" {
 		name = "librecord"
 	}
@@ -351,7 +242,7 @@ func (c *chat) readInput() {
 		var req inputReq
 		select {
 		case req = <-c.reqs:
-		case <-c.e.stop:
+		case <-c.e.stopped():
 			return
 		}
 		if req.password {
@@ -365,15 +256,15 @@ func (c *chat) readInput() {
 }
 
 func (c *chat) requestLine() {
-	if c.e.done || c.joining {
+	if c.e.over() || c.joining {
 		return
 	}
-	if c.e.state == stNeedPassword {
-		c.reqs <- inputReq{password: true, prompt: "password for " + c.e.cfg.Addr + ": "}
+	if c.e.loggedOut() {
+		c.reqs <- inputReq{password: true, prompt: "password for " + c.cfg.Addr + ": "}
 		return
 	}
 	if len(c.cont) == 0 {
-		c.lineSalon = c.e.salon
+		c.lineSalon = c.e.openSalon()
 	}
 	c.linePrompt = c.prompt()
 	c.reqs <- inputReq{prompt: c.linePrompt}
@@ -393,7 +284,7 @@ func (c *chat) onPassword(pw string, err error) {
 		e.quit(nil)
 		return
 	}
-	if e.state != stNeedPassword {
+	if !e.loggedOut() {
 		c.requestLine()
 		return
 	}
@@ -425,7 +316,7 @@ func (c *chat) onLine(line string, echo Mark, err error) {
 		e.quit(err)
 		return
 	}
-	if e.state == stNeedPassword {
+	if e.loggedOut() {
 		// Typed at the chat prompt while logged out: the person may have
 		// typed the password there. Never send it, keep it or show it.
 		if strings.TrimSpace(line) != "" {
@@ -468,19 +359,16 @@ func (c *chat) onLine(line string, echo Mark, err error) {
 }
 
 func (c *chat) sendText(text string, echo Mark) {
-	e := c.e
 	if c.lineSalon == "" {
 		c.notice("no salon is open: /join one first")
 		return
 	}
-	it := e.out.Add(c.lineSalon, text)
-	pending := RenderPending(e.info.Pseudo, text, time.Now().In(e.cfg.Location))
-	if echo != 0 && c.term.Replace(echo, pending) {
-		it.mark = echo
-	} else {
-		it.mark = c.term.Print(pending)
+	pending := RenderPending(c.e.pseudo(), text, time.Now().In(c.cfg.Location))
+	mark := echo
+	if echo == 0 || !c.term.Replace(echo, pending) {
+		mark = c.term.Print(pending)
 	}
-	e.pump()
+	c.e.queue(0, c.lineSalon, text).mark = mark
 }
 
 // notice prints a line of the client, replacing the countdown if shown.
@@ -508,8 +396,8 @@ func (c *chat) status(text string) {
 	c.status1 = c.term.Print(line)
 }
 
-func (c *chat) message(salon string, m lnet.Message, own *Item) {
-	loc := c.e.cfg.Location
+func (c *chat) message(salon string, m lnet.Message, own *Item, backlog bool) {
+	loc := c.cfg.Location
 	if at := parseAt(m.At); !at.IsZero() {
 		at = at.In(loc)
 		day := at.Format("2006-01-02")
@@ -523,8 +411,18 @@ func (c *chat) message(salon string, m lnet.Message, own *Item) {
 	if own != nil && own.mark != 0 && c.term.Replace(own.mark, text) {
 		return
 	}
-	c.term.Print(text)
+	if !c.mentionsMe(m) {
+		c.term.Print(text)
+		return
+	}
+	c.term.Print(highlight(text))
+	if !backlog && !c.cfg.NoBell {
+		c.term.Bell()
+	}
 }
+
+// mentionsMe reports whether m mentions the user (see mentionOf).
+func (c *chat) mentionsMe(m lnet.Message) bool { return mentionOf(m, c.e.pseudo()) }
 
 func (c *chat) failed(it *Item, err error) {
 	reason := err.Error()
@@ -540,265 +438,13 @@ func (c *chat) failed(it *Item, err error) {
 	c.notice(fmt.Sprintf("not sent (%s): %s", reason, clean(strings.ReplaceAll(it.Text, "\n", " / "))))
 }
 
-// online reports whether a request can go out now, and says why not.
-func (c *chat) online() bool {
-	if c.e.state != stOnline {
-		c.notice("not connected right now; try again once reconnected")
-		return false
-	}
-	return true
-}
-
-// call runs a request in the background and its result on the loop, so
-// the terminal never waits for the network.
-func (c *chat) call(do func(ctx context.Context, s Session) func()) {
-	e := c.e
-	sess, ep := e.sess, e.epoch
-	go func() {
-		show := do(e.ctx, sess)
-		e.post(func() {
-			if ep == e.epoch {
-				show()
-			}
-		})
-	}()
-}
-
-// failure reports a request's error (a lost connection starts resuming).
-func (c *chat) failure(what string, err error) {
-	c.e.requestFailed(err, func(err error) {
-		if client.IsCode(err, lnet.CodeForbidden) {
-			c.notice(what + ": no such salon, or you may not open it")
-			return
-		}
-		c.notice(what + ": " + err.Error())
-	})
-}
-
-func (c *chat) cmdHelp(string) {
-	var b strings.Builder
-	b.WriteString("-!- commands:")
-	for _, cmd := range commands {
-		usage := "/" + cmd.name
-		if cmd.args != "" {
-			usage += " " + cmd.args
-		}
-		fmt.Fprintf(&b, "\n      %-14s %s", usage, cmd.help)
-	}
-	b.WriteString("\n    Any other line is a message; end a line with \\ to continue the message on the next line;" +
-		"\n    start it with // to send a line beginning with /. Tab completes commands and salons.")
-	c.term.Print(b.String())
-}
-
-func (c *chat) cmdQuit(string) {
-	e := c.e
-	if e.out.Len() == 0 && e.inFlight == nil {
-		e.quit(nil)
-		return
-	}
+// idle is called by the engine when every message is acked: a /quit
+// waiting for them ends the chat.
+func (c *chat) idle() {
 	if c.quitAsked {
-		for _, it := range e.out.Items() {
-			c.notice("not sent: " + clean(strings.ReplaceAll(it.Text, "\n", " / ")))
-		}
-		e.quit(nil)
-		return
+		c.e.quit(nil)
 	}
-	c.quitAsked = true
-	c.notice(fmt.Sprintf("%d message(s) not acknowledged yet: quitting once they are sent (/quit again to leave now)", e.out.Len()))
-	e.onIdle = func() {
-		if c.quitAsked {
-			e.quit(nil)
-		}
-	}
-	e.pump()
 }
 
-func (c *chat) cmdJoin(arg string) {
-	e := c.e
-	if arg == "" || strings.ContainsRune(arg, ' ') {
-		c.notice("usage: /join SALON")
-		return
-	}
-	if !c.online() {
-		return
-	}
-	name := arg
-	if s := canonical(e.salons, arg); s != "" {
-		name = s
-	}
-	if name == e.salon && e.pollCancel != nil {
-		c.notice("already in " + name)
-		return
-	}
-	// Check access first, so that a refused /join leaves the open salon
-	// as it was. The next prompt waits for the answer, so that it names
-	// the salon open then.
-	c.joining = true
-	sess, ep := e.sess, e.epoch
-	go func() {
-		_, err := sess.Fetch(e.ctx, client.FetchRequest{Salon: name, Limit: 1})
-		e.post(func() {
-			c.joining = false
-			defer c.requestLine()
-			if e.revoked(sess, err) {
-				return
-			}
-			if ep != e.epoch {
-				c.notice("cannot open " + name + " now: the connection changed meanwhile; try again")
-				return
-			}
-			if err != nil {
-				c.failure("cannot open "+name, err)
-				return
-			}
-			if canonical(e.salons, name) == "" {
-				e.setSalons(append(e.salons, name))
-			}
-			c.notice("opening " + name)
-			e.opened[name] = false
-			e.open(name)
-		})
-	}()
-}
-
-func (c *chat) cmdWho(string) {
-	e := c.e
-	if e.salon == "" {
-		c.notice("no salon is open")
-		return
-	}
-	if !c.online() {
-		return
-	}
-	salon := e.salon
-	c.call(func(ctx context.Context, s Session) func() {
-		who, err := s.Who(ctx, salon)
-		return func() {
-			if err != nil {
-				c.failure("/who", err)
-				return
-			}
-			c.notice(fmt.Sprintf("connected in %s: %s", salon, strings.Join(who, ", ")))
-		}
-	})
-}
-
-func (c *chat) cmdSalons(string) {
-	e := c.e
-	if !c.online() {
-		return
-	}
-	current := e.salon
-	seen := map[string]int64{}
-	for k, v := range e.seen {
-		seen[k] = v
-	}
-	c.call(func(ctx context.Context, s Session) func() {
-		infos, err := s.Salons(ctx)
-		if err != nil {
-			return func() { c.failure("/salons", err) }
-		}
-		unread := map[string]string{}
-		for _, in := range infos {
-			base, ok := seen[in.Name]
-			if in.Name == current || !ok || in.Last <= base {
-				continue
-			}
-			res, err := s.Fetch(ctx, client.FetchRequest{Salon: in.Name, After: base, HasAfter: true, Limit: 100})
-			if err != nil {
-				continue
-			}
-			n := strconv.Itoa(len(res.Messages))
-			if res.More {
-				n += "+"
-			}
-			unread[in.Name] = n
-		}
-		return func() {
-			var parts []string
-			var names []string
-			for _, in := range infos {
-				names = append(names, in.Name)
-				p := in.Name
-				switch {
-				case in.Name == current:
-					p += " (open)"
-				case unread[in.Name] != "" && unread[in.Name] != "0":
-					p += " (" + unread[in.Name] + " unread)"
-				}
-				parts = append(parts, p)
-				if _, ok := e.seen[in.Name]; !ok {
-					e.seen[in.Name] = in.Last
-				}
-			}
-			sort.Strings(names)
-			e.setSalons(names)
-			if len(parts) == 0 {
-				c.notice("you may open no salon yet: ask the host to grant you one")
-				return
-			}
-			c.notice("salons: " + strings.Join(parts, ", "))
-		}
-	})
-}
-
-func (c *chat) cmdHistory(arg string) {
-	e := c.e
-	n := 10
-	if arg != "" {
-		v, err := strconv.Atoi(arg)
-		if err != nil || v < 1 || v > 500 {
-			c.notice("usage: /history [N], N from 1 to 500")
-			return
-		}
-		n = v
-	}
-	if e.salon == "" {
-		c.notice("no salon is open")
-		return
-	}
-	before := e.oldest[e.salon]
-	if before == 0 {
-		c.notice("no earlier messages in " + e.salon)
-		return
-	}
-	if !c.online() {
-		return
-	}
-	salon := e.salon
-	c.call(func(ctx context.Context, s Session) func() {
-		res, err := s.Fetch(ctx, client.FetchRequest{Salon: salon, Before: before, Limit: n})
-		return func() {
-			if err != nil {
-				c.failure("/history", err)
-				return
-			}
-			if len(res.Messages) == 0 {
-				c.notice("no earlier messages in " + salon)
-				return
-			}
-			if o := res.Messages[0].ID; o < e.oldest[salon] {
-				e.oldest[salon] = o
-			}
-			var b strings.Builder
-			shownSalon := client.Printable(salon)
-			fmt.Fprintf(&b, "-!- %d earlier message(s) in %s:", len(res.Messages), shownSalon)
-			day := time.Now().In(e.cfg.Location).Format("2006-01-02")
-			for _, m := range res.Messages {
-				if at := parseAt(m.At); !at.IsZero() {
-					if d := at.In(e.cfg.Location).Format("2006-01-02"); d != day {
-						b.WriteString("\n" + dayLine(at.In(e.cfg.Location)))
-						day = d
-					}
-				}
-				b.WriteString("\n" + RenderMessage(m, e.cfg.Location))
-			}
-			more := "/history for more"
-			if !res.More {
-				more = "that is the beginning of " + shownSalon
-			}
-			b.WriteString("\n-!- end of earlier messages (" + more + ")")
-			c.term.Print(b.String())
-		}
-	})
-}
+// settled: the interactive chat shows acks and refusals as messages come.
+func (c *chat) settled(*Item) {}

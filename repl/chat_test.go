@@ -141,15 +141,21 @@ func TestInteractiveSession(t *testing.T) {
 		term.input <- "/history"
 		term.waitText(t, "no earlier messages in general")
 	})
-	t.Run("SalonsUnread", func(t *testing.T) {
+	t.Run("SalonsNewAndMentions", func(t *testing.T) {
 		h.post("dev", "carol", "in dev 1")
-		h.post("dev", "carol", "in dev 2")
+		h.post("dev", "carol", "in dev 2, @Alice?")
 		term.input <- "/salons"
-		term.waitText(t, "salons: general (open), dev (2 unread)")
+		term.waitText(t, "salons: general (open), dev (2 new, 1 mention you)")
 	})
 	t.Run("Join", func(t *testing.T) {
+		bells := term.bellCount()
 		term.input <- "/join DEV"
 		term.waitText(t, "carol: in dev 2")
+		// Shown on opening, the mention stands out but is no news: no bell.
+		term.waitText(t, highlightOn+"17:")
+		if n := term.bellCount(); n != bells {
+			t.Errorf("opening a salon rang the bell %d times", n-bells)
+		}
 		term.input <- "in dev now"
 		testkit.WaitFor(t, "message to dev", func() bool {
 			h.mu.Lock()
@@ -162,6 +168,30 @@ func TestInteractiveSession(t *testing.T) {
 		term.mu.Unlock()
 		if last != "dev> " {
 			t.Errorf("prompt %q", last)
+		}
+	})
+	t.Run("Mention", func(t *testing.T) {
+		bells := term.bellCount()
+		h.post("dev", "carol", "malice and alice2 are not you")
+		h.post("dev", "alice", "alice is me, from another device")
+		h.post("dev", "carol", "ALICE: ping")
+		term.waitText(t, "carol: ALICE: ping")
+		screen := term.text()
+		for _, l := range strings.Split(screen, "\n") {
+			lit := strings.Contains(l, highlightOn)
+			switch {
+			case strings.Contains(l, "ALICE: ping"):
+				if !lit || !strings.HasSuffix(l, highlightOff) {
+					t.Errorf("mention not highlighted: %q", l)
+				}
+			case strings.Contains(l, "malice"), strings.Contains(l, "alice is me"):
+				if lit {
+					t.Errorf("not a mention, yet highlighted: %q", l)
+				}
+			}
+		}
+		if n := term.bellCount(); n != bells+1 {
+			t.Errorf("bell rang %d times for one mention, want once", n-bells)
 		}
 	})
 	t.Run("JoinForbidden", func(t *testing.T) {

@@ -143,6 +143,25 @@ func TestChatInTmux(t *testing.T) {
 		e.waitGone("alice", "(pending)")
 	})
 
+	t.Run("MentionHighlighted", func(t *testing.T) {
+		// "hello bob" mentions bob: highlighted on bob's screen, not on
+		// alice's, who wrote it.
+		e.keys("bob", "ALICE, a word", "Enter")
+		e.waitPane("alice", "bob: ALICE, a word")
+		if l := e.paneLine("alice", "bob: ALICE, a word"); !reverseVideo.MatchString(l) {
+			t.Errorf("mention not highlighted on alice's screen: %q", l)
+		}
+		if l := e.paneLine("bob", "alice: hello bob"); !reverseVideo.MatchString(l) {
+			t.Errorf("mention not highlighted on bob's screen: %q", l)
+		}
+		if l := e.paneLine("alice", "alice: hello bob"); reverseVideo.MatchString(l) {
+			t.Errorf("alice's own message highlighted on her screen: %q", l)
+		}
+		if l := e.paneLine("bob", "bob: ALICE, a word"); reverseVideo.MatchString(l) {
+			t.Errorf("a message mentioning alice highlighted on bob's screen: %q", l)
+		}
+	})
+
 	t.Run("BidiOverrideNeutralised", func(t *testing.T) {
 		// The server takes bidi overrides and isolates in text (they are
 		// not control characters); the client must not let them reorder
@@ -510,6 +529,23 @@ func (e *e2e) keys(name string, keys ...string) {
 func (e *e2e) pane(name string) string {
 	out, _ := exec.Command("tmux", "-L", e.sock, "capture-pane", "-p", "-J", "-t", name, "-S", "-5000").Output()
 	return string(out)
+}
+
+// reverseVideo matches an SGR sequence that turns reverse video on, as
+// capture-pane -e writes the attributes of a highlighted line.
+var reverseVideo = regexp.MustCompile(`\x1b\[([0-9;]*;)?7(;[0-9;]*)?m`)
+
+// paneLine returns the last line of the pane holding text, with its
+// escape sequences (capture-pane -e).
+func (e *e2e) paneLine(name, text string) string {
+	out, _ := exec.Command("tmux", "-L", e.sock, "capture-pane", "-p", "-e", "-J", "-t", name, "-S", "-5000").Output()
+	line := ""
+	for _, l := range strings.Split(string(out), "\n") {
+		if strings.Contains(l, text) {
+			line = l
+		}
+	}
+	return line
 }
 
 // visible returns the pane's visible rows.

@@ -445,6 +445,7 @@ type fakeTerm struct {
 	prompts   []string
 	history   []string
 	completer func(string) []string
+	bells     int
 }
 
 type fakeBlock struct {
@@ -549,6 +550,18 @@ func (f *fakeTerm) SetCompleter(c func(string) []string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.completer = c
+}
+
+func (f *fakeTerm) Bell() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.bells++
+}
+
+func (f *fakeTerm) bellCount() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.bells
 }
 
 func (f *fakeTerm) text() string {

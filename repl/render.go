@@ -95,3 +95,22 @@ func escapeScript(s string) string {
 	}
 	return strings.Join(parts, "\t")
 }
+
+// Select Graphic Rendition sequences of a highlighted message: bold and
+// reverse video on, then every attribute off.
+const (
+	highlightOn  = "\x1b[1;7m"
+	highlightOff = "\x1b[0m"
+)
+
+// highlight makes rendered text stand out, each line on its own so that
+// the attributes never spill onto the prompt. text must already be
+// printable (RenderMessage): these are then the only escape sequences in
+// it, written by us.
+func highlight(text string) string {
+	lines := strings.Split(text, "\n")
+	for i, l := range lines {
+		lines[i] = highlightOn + l + highlightOff
+	}
+	return strings.Join(lines, "\n")
+}

@@ -40,7 +40,12 @@ func (e *NotSentError) Error() string {
 // script is the scripted front: messages as lines on out, notices on
 // errOut.
 type script struct {
-	e          *engine
+	e   *engine
+	cfg Config
+	// slots holds one token per input line read and not settled yet:
+	// at most its capacity of lines wait in memory, so that a huge input
+	// is read as it is sent.
+	slots      chan struct{}
 	out        *bufio.Writer
 	errOut     io.Writer
 	notSent    []NotSent
@@ -58,11 +63,14 @@ func RunScript(ctx context.Context, cfg Config, dial Dialer, in io.Reader, out, 
 	if cfg.Password == nil {
 		return errors.New("no password: scripted use reads it from --password-file or LIBRECORD_PASSWORD")
 	}
-	s := &script{out: bufio.NewWriter(out), errOut: errOut}
+	if cfg.ByeTimeout <= 0 {
+		cfg.ByeTimeout = 5 * time.Second // a script is not in a hurry
+	}
+	cfg.defaults()
+	s := &script{cfg: cfg, out: bufio.NewWriter(out), errOut: errOut, slots: make(chan struct{}, 256)}
 	defer s.out.Flush()
-	e := newEngine(ctx, cfg, dial, s)
+	e := newEngine(ctx, cfg, dial, s, mode{giveUp: true})
 	s.e = e
-	e.giveUp = true
 
 	sess, info, err := s.login(ctx)
 	if err != nil {
@@ -71,25 +79,16 @@ func RunScript(ctx context.Context, cfg Config, dial Dialer, in io.Reader, out, 
 	e.adopt(sess, info)
 	salon := canonical(info.Salons, cfg.Salon)
 	if salon == "" {
-		e.finish(e.cfg.RetryDelay)
+		e.finish()
 		return fmt.Errorf("%s may not write in salon %q (their salons: %s)", client.Printable(info.Pseudo), cfg.Salon,
 			client.Printable(strings.Join(info.Salons, ", ")))
 	}
 	e.open(salon)
 
-	// At most this many lines wait in memory: a huge input is read as
-	// it is sent.
-	slots := make(chan struct{}, 256)
-	e.onDone = func(*Item) { <-slots }
-	e.onIdle = func() {
-		if s.inputDone {
-			e.quit(s.inputErr)
-		}
-	}
-	go s.read(in, salon, slots)
+	go s.read(in, salon)
 
 	err = e.loop()
-	e.finish(5 * time.Second)
+	e.finish()
 	s.out.Flush()
 	if err != nil && !errors.As(err, new(*NotSentError)) {
 		s.unsent("not sent")
@@ -112,7 +111,7 @@ func (s *script) login(ctx context.Context) (Session, client.LoginInfo, error) {
 	e := s.e
 	bo := e.newBackoff()
 	for {
-		sess, err := e.dial(ctx, nil)
+		sess, err := e.connect(ctx, nil)
 		if err != nil {
 			if e.waitRefused(ctx, err, bo) {
 				continue
@@ -121,7 +120,7 @@ func (s *script) login(ctx context.Context) (Session, client.LoginInfo, error) {
 		}
 		for {
 			var pw string
-			pw, err = e.cfg.Password()
+			pw, err = s.cfg.Password()
 			if err != nil {
 				sess.Close()
 				return nil, client.LoginInfo{}, fmt.Errorf("read password: %w", err)
@@ -137,7 +136,7 @@ func (s *script) login(ctx context.Context) (Session, client.LoginInfo, error) {
 		}
 		sess.Close()
 		if client.IsCode(err, lnet.CodeAuth) {
-			return nil, client.LoginInfo{}, fmt.Errorf("the password from %s was refused", e.cfg.PasswordSource)
+			return nil, client.LoginInfo{}, fmt.Errorf("the password from %s was refused", s.cfg.PasswordSource)
 		}
 		return nil, client.LoginInfo{}, refusedErr(err, bo)
 	}
@@ -153,13 +152,13 @@ func refusedErr(err error, bo *backoff) error {
 
 // unsent records what is still in the outbox.
 func (s *script) unsent(reason string) {
-	for _, it := range s.e.out.Items() {
+	for _, it := range s.e.waiting() {
 		s.notSent = append(s.notSent, NotSent{Line: it.Line, Reason: reason})
 	}
 }
 
 // read feeds the input lines to the loop, in order.
-func (s *script) read(in io.Reader, salon string, slots chan struct{}) {
+func (s *script) read(in io.Reader, salon string) {
 	br := bufio.NewReaderSize(in, 64<<10)
 	e := s.e
 	for n := 1; ; n++ {
@@ -185,8 +184,8 @@ func (s *script) read(in io.Reader, salon string, slots chan struct{}) {
 			continue // nothing to send
 		}
 		select {
-		case slots <- struct{}{}:
-		case <-e.stop:
+		case s.slots <- struct{}{}:
+		case <-e.stopped():
 			return
 		}
 		n := n
@@ -194,11 +193,10 @@ func (s *script) read(in io.Reader, salon string, slots chan struct{}) {
 			if reason != "" {
 				s.notSent = append(s.notSent, NotSent{Line: n, Reason: reason})
 				fmt.Fprintf(s.errOut, "librecord: line %d not sent: %s\n", n, reason)
-				<-slots
+				<-s.slots
 				return
 			}
-			e.out.AddLine(n, salon, line)
-			e.pump()
+			e.queue(n, salon, line)
 		})
 	}
 }
@@ -244,13 +242,33 @@ func checkText(s string) string {
 	return ""
 }
 
-func (s *script) message(salon string, m lnet.Message, own *Item) {
+// message writes m as a line. Mentions are not marked: the line format
+// stays fixed for the programs that read it, and a script that cares
+// matches its own pseudo in the text.
+func (s *script) message(salon string, m lnet.Message, own *Item, _ bool) {
 	if own != nil {
 		return // our own line, not an incoming message
 	}
 	s.out.WriteString(ScriptLine(salon, m) + "\n")
 	s.out.Flush()
 }
+
+// settled frees the line's slot.
+func (s *script) settled(*Item) { <-s.slots }
+
+// idle ends the chat once the input is over and every line settled.
+func (s *script) idle() {
+	if s.inputDone {
+		s.e.quit(s.inputErr)
+	}
+}
+
+// askPassword is never called: scripted use has a password source.
+func (s *script) askPassword() {}
+
+func (s *script) loginDone() {}
+
+func (s *script) salonsChanged([]string) {}
 
 func (s *script) notice(text string) {
 	s.lastStatus = ""

@@ -10,6 +10,8 @@ import (
 
 	"github.com/peterh/liner"
 	"golang.org/x/term"
+
+	"librecord/db/atomicfile"
 )
 
 // LinerTerminal is the Terminal of a real terminal, with liner as the line
@@ -89,19 +91,10 @@ func (t *LinerTerminal) saveHistory() error {
 	if err := os.MkdirAll(filepath.Dir(t.historyFile), 0o700); err != nil {
 		return err
 	}
-	tmp := t.historyFile + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
+	return atomicfile.Write(t.historyFile, 0o600, func(w io.Writer) error {
+		_, err := t.l.WriteHistory(w)
 		return err
-	}
-	if _, err := t.l.WriteHistory(f); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp, t.historyFile)
+	})
 }
 
 // SetCompleter implements Terminal.
@@ -186,6 +179,15 @@ func (t *LinerTerminal) Print(text string) Mark {
 	}
 	t.write("\r\x1b[K" + crlf(text) + "\r\n")
 	return t.add(text, t.rows(text))
+}
+
+// Bell implements Terminal.
+func (t *LinerTerminal) Bell() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if !t.closed {
+		io.WriteString(t.out, "\a")
+	}
 }
 
 // Replace implements Terminal: it moves up over block m and the blocks
@@ -276,13 +278,21 @@ func (t *LinerTerminal) rows(text string) int {
 
 // width over-estimates the columns line takes: every rune from U+1100 on
 // counts as two (wide scripts, emoji), so that a line that may wrap is
-// never taken for one that does not.
+// never taken for one that does not. Escape sequences (only ours reach
+// here: highlight's) take none.
 func width(line string) int {
 	w := 0
+	inEscape := false
 	for _, r := range line {
-		if r >= 0x1100 {
+		switch {
+		case r == 0x1b:
+			inEscape = true
+		case inEscape:
+			// A CSI sequence ends with a byte from '@' to '~'.
+			inEscape = r == '[' || r < '@' || r > '~'
+		case r >= 0x1100:
 			w += 2
-		} else {
+		default:
 			w++
 		}
 	}

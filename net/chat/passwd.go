@@ -45,11 +45,8 @@ func (h *Hub) passwd(s *Session, req *net.Request, reply Reply) {
 		reply.Send(net.ErrorBody(req.ID, net.CodeUnavailable, "server shutting down, password unchanged: retry"))
 		return
 	}
-	next, err := crypto.GeneratePassword()
-	var changed db.Credential
-	if err == nil {
-		changed, err = h.store.ChangePassword(h.ctx, cred, req.Password, next)
-	}
+	next := crypto.GeneratePassword()
+	changed, err := h.store.ChangePassword(h.ctx, cred, req.Password, next)
 	h.hashes.release()
 	h.logins.end(peer.Source, errors.Is(err, db.ErrAuth), time.Now())
 	switch {

@@ -17,18 +17,12 @@ import (
 // newChannel returns the server's channel of a fresh client hello.
 func newChannel(t *testing.T) *crypto.Channel {
 	t.Helper()
-	client, err := crypto.NewSessionKeys()
-	if err != nil {
-		t.Fatal(err)
-	}
+	client := crypto.NewSessionKeys()
 	peer, err := crypto.ParseClientHello(client.ClientHello())
 	if err != nil {
 		t.Fatal(err)
 	}
-	server, err := crypto.NewSessionKeys()
-	if err != nil {
-		t.Fatal(err)
-	}
+	server := crypto.NewSessionKeys()
 	return crypto.NewChannel(server, peer)
 }
 

@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	stdnet "net"
 	"os"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"librecord/crypto"
+	"librecord/db/atomicfile"
 	lnet "librecord/net"
 )
 
@@ -351,34 +353,13 @@ func resolveLink(path string) (string, error) {
 // to) with lines, atomically, and reloads the store. The caller holds the
 // lock.
 func (ks *KnownServers) write(target string, lines []string) error {
-	dir := filepath.Dir(target)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(target)+".tmp-*")
+	data := strings.Join(lines, "\n") + "\n"
+	err := atomicfile.Write(target, 0o600, func(w io.Writer) error {
+		_, err := io.WriteString(w, data)
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("write known servers: %w", err)
-	}
-	defer os.Remove(tmp.Name()) // no-op once renamed
-	data := strings.Join(lines, "\n") + "\n"
-	if err := tmp.Chmod(0o600); err != nil {
-		tmp.Close()
-		return fmt.Errorf("write known servers: %w", err)
-	}
-	if _, err := tmp.WriteString(data); err != nil {
-		tmp.Close()
-		return fmt.Errorf("write known servers: %w", err)
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return fmt.Errorf("write known servers: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("write known servers: %w", err)
-	}
-	if err := os.Rename(tmp.Name(), target); err != nil {
-		return fmt.Errorf("write known servers: %w", err)
-	}
-	if d, err := os.Open(dir); err == nil {
-		_ = d.Sync() // make the rename durable; not all systems allow it
-		d.Close()
 	}
 	fresh := &KnownServers{path: ks.path, lockWait: ks.lockWait}
 	if err := fresh.parse([]byte(data)); err != nil {

@@ -215,7 +215,7 @@ func TestKnownServersTOFU(t *testing.T) {
 		t.Fatalf("missing file: %v", err)
 	}
 	pub := seedKey()
-	other, _ := crypto.NewIdentity()
+	other := crypto.NewIdentity()
 	otherPub := other.Public().(ed25519.PublicKey)
 
 	if st, err := ks.Check("Chat.Example.org", pub); st != TrustUnknown || err != nil {
@@ -304,7 +304,7 @@ func TestKnownServersHandWritten(t *testing.T) {
 		}
 	}
 	// Add keeps the comments; Remove drops every line of the address.
-	other, _ := crypto.NewIdentity()
+	other := crypto.NewIdentity()
 	if err := ks.Add("::2", other.Public().(ed25519.PublicKey)); err != nil {
 		t.Fatal(err)
 	}

@@ -3,6 +3,8 @@ package client
 import (
 	"strings"
 	"unicode/utf8"
+
+	lnet "librecord/net"
 )
 
 // Printable returns s made safe to write to a terminal or to scripted
@@ -34,7 +36,7 @@ func Printable(s string) string {
 
 // unsafeRune reports whether Printable replaces r.
 func unsafeRune(r rune) bool {
-	return r < 0x20 || (r >= 0x7f && r <= 0x9f) || (r >= 0x202a && r <= 0x202e) || (r >= 0x2066 && r <= 0x2069)
+	return lnet.IsControl(r) || (r >= 0x202a && r <= 0x202e) || (r >= 0x2066 && r <= 0x2069)
 }
 
 // maxShown bounds the part of a server's error message that is shown: a

@@ -267,10 +267,7 @@ func Dial(ctx context.Context, cfg Config) (*Session, error) {
 // handshake opens a connection with fresh session keys, exchanges hellos
 // and checks the server's identity.
 func handshake(ctx context.Context, cfg Config) (stdnet.Conn, *lnet.FrameReader, *crypto.Channel, error) {
-	keys, err := crypto.NewSessionKeys()
-	if err != nil {
-		return nil, nil, nil, err
-	}
+	keys := crypto.NewSessionKeys()
 	c, err := dialTCP(ctx, cfg)
 	if err != nil {
 		keys.Erase()

@@ -47,10 +47,7 @@ func newFakeServer(t *testing.T) *fakeServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	id, err := crypto.NewIdentity()
-	if err != nil {
-		t.Fatal(err)
-	}
+	id := crypto.NewIdentity()
 	s := &fakeServer{t: t, ln: ln, identity: id, sessions: map[[8]byte]*crypto.Channel{}}
 	s.handle = s.defaultHandle
 	go s.accept()
@@ -154,7 +151,7 @@ func (s *fakeServer) serve(c stdnet.Conn) {
 			ew.WriteEnvelope(crypto.PlainError(refusal))
 			return
 		}
-		keys, _ := crypto.NewSessionKeys()
+		keys := crypto.NewSessionKeys()
 		ew.WriteEnvelope(keys.ServerHello(s.identity, first))
 		ch = crypto.NewChannel(keys, peer)
 		s.mu.Lock()
@@ -514,7 +511,7 @@ func TestBye(t *testing.T) {
 func TestTrust(t *testing.T) {
 	s := newFakeServer(t)
 	fp := crypto.Fingerprint(s.identity.Public().(ed25519.PublicKey))
-	other, _ := crypto.NewIdentity()
+	other := crypto.NewIdentity()
 	otherFP := crypto.Fingerprint(other.Public().(ed25519.PublicKey))
 	path := filepath.Join(t.TempDir(), "known_servers")
 	load := func() *KnownServers {
@@ -574,4 +571,23 @@ func TestTrust(t *testing.T) {
 			t.Fatalf("got %v", err)
 		}
 	})
+}
+
+func TestPinnedIs(t *testing.T) {
+	const fp = "SHA256:Vkdap1RjR0wChd9dvyvKtz2mUTWIOem3dIGy6rEHcIw"
+	for _, tc := range []struct {
+		pinned string
+		want   bool
+	}{
+		{fp, true},
+		{fp + "=", true},
+		{" " + fp + "\n", true},
+		{"SHA256:Vkdap1RjR0wChd9dvyvKtz2mUTWIOem3dIGy6rEHcIx", false},
+		{"junk", false},
+		{"", false},
+	} {
+		if got := pinnedIs(tc.pinned, fp); got != tc.want {
+			t.Errorf("pinnedIs(%q) = %v, want %v", tc.pinned, got, tc.want)
+		}
+	}
 }

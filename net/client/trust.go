@@ -52,7 +52,7 @@ type Trust struct {
 // entry.
 func (t Trust) Check(addr string, identity ed25519.PublicKey) error {
 	fp := crypto.Fingerprint(identity)
-	if t.Pinned != "" && !crypto.FingerprintMatches(t.Pinned, identity) {
+	if t.Pinned != "" && !pinnedIs(t.Pinned, fp) {
 		return &PinnedMismatchError{Addr: addr, Pinned: t.Pinned, Seen: fp}
 	}
 	status, err := t.Known.Check(addr, identity)
@@ -78,4 +78,12 @@ func (t Trust) Check(addr string, identity ed25519.PublicKey) error {
 		return fmt.Errorf("record the server's identity: %w", err)
 	}
 	return nil
+}
+
+// pinnedIs reports whether the fingerprint the user pinned (in any form
+// crypto.ParseFingerprint accepts) is fp. Fingerprints are public: a plain
+// comparison of the normalised forms is enough.
+func pinnedIs(pinned, fp string) bool {
+	p, err := crypto.ParseFingerprint(pinned)
+	return err == nil && p == fp
 }

@@ -93,7 +93,13 @@ func dialFrom(t *testing.T, s *server, local string) *client {
 	if local != "" {
 		d.LocalAddr = &net.TCPAddr{IP: net.ParseIP(local)}
 	}
-	conn, err := d.Dial("tcp", s.addr)
+	var conn net.Conn
+	var err error
+	if overWebSocket() {
+		conn, err = dialWebSocket(&d, s.webURL)
+	} else {
+		conn, err = d.Dial("tcp", s.addr)
+	}
 	if err != nil {
 		t.Fatalf("dial: %v", err)
 	}

@@ -1,5 +1,7 @@
 // Package conformance is a black-box client of PROTOCOL.md, written from that
-// document alone, run against the real `librecord serve` binary over TCP.
+// document alone, run against the real `librecord serve` binary over TCP,
+// or over WebSocket (section 1.1) when LIBRECORD_CONFORMANCE_TRANSPORT=ws
+// (TestOverWebSocket runs a representative subset that way).
 package conformance
 
 import (
@@ -77,6 +79,7 @@ type server struct {
 	t           *testing.T
 	db          string
 	addr        string
+	webURL      string // http://host:port of --web, over WebSocket
 	fingerprint string
 	cmd         *exec.Cmd
 	done        chan struct{}
@@ -116,6 +119,7 @@ func admin(t *testing.T, db string, stdin string, args ...string) string {
 var (
 	reServing = regexp.MustCompile(`serving .* on (\S+)\s*$`)
 	reFP      = regexp.MustCompile(`(SHA256:[A-Za-z0-9+/]+)`)
+	reWeb     = regexp.MustCompile(`web page on (http://[^/\s]+)/`)
 )
 
 // newServer creates a database, users and salons, and starts serve.
@@ -164,6 +168,9 @@ func (s *server) start() {
 	t := s.t
 	t.Helper()
 	args := append([]string{"--db", s.db, "serve", "--listen", "127.0.0.1:0"}, s.flags...)
+	if overWebSocket() {
+		args = append(args, "--web", "127.0.0.1:0")
+	}
 	cmd := exec.Command(binPath, args...)
 	cmd.Env = append(os.Environ(), "LIBRECORD_PASSPHRASE="+passphrase)
 	stdout, err := cmd.StdoutPipe()
@@ -177,7 +184,7 @@ func (s *server) start() {
 	}
 	s.cmd = cmd
 	s.done = make(chan struct{})
-	s.addr, s.fingerprint = "", ""
+	s.addr, s.fingerprint, s.webURL = "", "", ""
 	lines := make(chan string, 16)
 	go func() {
 		sc := bufio.NewScanner(stdout)
@@ -191,7 +198,7 @@ func (s *server) start() {
 	}()
 	go func() { cmd.Wait(); close(s.done) }()
 	deadline := time.After(20 * time.Second)
-	for s.addr == "" || s.fingerprint == "" {
+	for s.addr == "" || s.fingerprint == "" || overWebSocket() && s.webURL == "" {
 		select {
 		case l, ok := <-lines:
 			if !ok {
@@ -199,6 +206,9 @@ func (s *server) start() {
 			}
 			if m := reServing.FindStringSubmatch(l); m != nil {
 				s.addr = m[1]
+			}
+			if m := reWeb.FindStringSubmatch(l); m != nil {
+				s.webURL = m[1]
 			}
 			if strings.Contains(l, "fingerprint") {
 				if m := reFP.FindStringSubmatch(l); m != nil {

@@ -381,12 +381,7 @@ func (c *conn) hello(payload []byte) {
 		c.sendError(0, net.CodeUnavailable, "too many connections not logged in from your address: try again later", true)
 		return
 	}
-	keys, err := crypto.NewSessionKeys()
-	if err != nil {
-		c.srv.log.Error("session keys", "err", err)
-		c.sendError(0, net.CodeInternal, "internal error", false)
-		return
-	}
+	keys := crypto.NewSessionKeys()
 	serverHello := keys.ServerHello(c.srv.identity, payload)
 	ch := crypto.NewChannel(keys, peer)
 	s, err := c.srv.hub.NewSession(ch, c.peer, c)

@@ -341,10 +341,7 @@ func (c *client) writeFrame(payload []byte) {
 
 func (c *client) hello() {
 	c.t.Helper()
-	keys, err := crypto.NewSessionKeys()
-	if err != nil {
-		c.t.Fatal(err)
-	}
+	keys := crypto.NewSessionKeys()
 	ch := keys.ClientHello()
 	c.writeFrame(ch)
 	a := c.read()

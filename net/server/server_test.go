@@ -565,10 +565,7 @@ func TestMaxConns(t *testing.T) {
 }
 
 func mustHello(t *testing.T) []byte {
-	k, err := crypto.NewSessionKeys()
-	if err != nil {
-		t.Fatal(err)
-	}
+	k := crypto.NewSessionKeys()
 	return k.ClientHello()
 }
 

@@ -65,10 +65,7 @@ func (p *peer) write(payload []byte) error {
 // hello exchanges session keys; errRefused if the server answers with a
 // plain error.
 func (p *peer) hello() error {
-	keys, err := crypto.NewSessionKeys()
-	if err != nil {
-		return err
-	}
+	keys := crypto.NewSessionKeys()
 	ch := keys.ClientHello()
 	if err := p.write(ch); err != nil {
 		return err
