@@ -65,7 +65,10 @@ func (h *Hub) passwd(s *Session, req *net.Request, reply Reply) {
 	s.mu.Lock()
 	s.cred = changed
 	clear(s.passwdAnswer)
-	s.passwdRe, s.passwdAnswer = req.ID, answer
+	s.passwdRe, s.passwdAnswer = req.ID, nil
+	if !s.erased { // an ended session keeps no copy
+		s.passwdAnswer = answer
+	}
 	s.mu.Unlock()
 	h.log.Info("password changed", "session", s.id, "pseudo", cred.Pseudo)
 	reply.Send(bytes.Clone(answer))

@@ -122,3 +122,63 @@ func TestPasswdWrongPassword(t *testing.T) {
 		t.Fatalf("the password changed after refusals: %v", err)
 	}
 }
+
+// holdStore holds ChangePassword until release is closed.
+type holdStore struct {
+	Store
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (s *holdStore) ChangePassword(ctx context.Context, c db.Credential, current, next string) (db.Credential, error) {
+	s.entered <- struct{}{}
+	<-s.release
+	return s.Store.ChangePassword(ctx, c, current, next)
+}
+
+// TestPasswdRetryDuringChange: a retry of the same id that arrives while
+// the first is still being stored (the client resumed meanwhile) waits
+// for it and gets the same answer, not an auth for a password that has
+// just changed.
+func TestPasswdRetryDuringChange(t *testing.T) {
+	h, store, general := sessionHub(t)
+	hold := &holdStore{Store: store, entered: make(chan struct{}, 1), release: make(chan struct{})}
+	h.store = hold
+	s := loginOn(t, h, nopConn{}, general)
+	first, second := newReply(), newReply()
+	go h.Handle(s, &net.Request{Op: net.OpPasswd, ID: 4, Password: alicePassword}, 1, first)
+	<-hold.entered
+	go h.Handle(s, &net.Request{Op: net.OpPasswd, ID: 4, Password: alicePassword}, 1, second)
+	close(hold.release)
+	a, b := first.wait(t), second.wait(t)
+	if a.Op != net.OpPasswd || a != b {
+		t.Fatalf("first %+v, retry %+v: want the same passwd answer", a, b)
+	}
+	select {
+	case <-hold.entered:
+		t.Fatal("the retry changed the password again")
+	default:
+	}
+}
+
+// TestPasswdParkedFetchGoesOn: a fetch parked before the change wakes
+// after it and answers messages: the session's own credential changed
+// with the database, so its check does not end the session.
+func TestPasswdParkedFetchGoesOn(t *testing.T) {
+	h, _, general := sessionHub(t)
+	s := loginOn(t, h, nopConn{}, general)
+	parked := newReply()
+	h.Handle(s, &net.Request{Op: net.OpFetch, ID: 2, Salon: "general", HasAfter: true, After: general.Last, WaitMS: net.MaxWaitMS}, 1, parked)
+	if got := ask(t, h, s, &net.Request{Op: net.OpPasswd, ID: 3, Password: alicePassword}); got.Op != net.OpPasswd {
+		t.Fatalf("passwd answered %+v", got)
+	}
+	if got := ask(t, h, s, &net.Request{Op: net.OpSend, ID: 4, Salon: "general", Text: "still here", Cid: "c4"}); got.Op != net.OpAck {
+		t.Fatalf("send answered %+v", got)
+	}
+	if got := parked.wait(t); got.Op != net.OpMessages || got.Re != 2 {
+		t.Fatalf("the parked fetch answered %+v, want its messages", got)
+	}
+	if h.Lookup(s.signer) == nil {
+		t.Fatal("the session ended")
+	}
+}
