@@ -122,7 +122,7 @@ func TestInteractiveSession(t *testing.T) {
 	})
 	t.Run("UnknownCommandListsCommands", func(t *testing.T) {
 		term.input <- "/nope"
-		term.waitText(t, "unknown command /nope; commands: /join /salons /who /history /help /quit")
+		term.waitText(t, "unknown command /nope; commands: /join /salons /who /history /passwd /help /quit")
 		if len(h.storedTexts()) != 3 {
 			t.Error("an unknown command was sent as a message")
 		}

@@ -26,6 +26,7 @@ func init() {
 		{"salons", "", "list your salons, with how many messages you have not seen", (*chat).cmdSalons},
 		{"who", "", "list who is connected to the open salon", (*chat).cmdWho},
 		{"history", "[N]", "show N older messages (default 10); repeat to go further back", (*chat).cmdHistory},
+		{"passwd", "", "change your password: asks the current one, shows the new one once", (*chat).cmdPasswd},
 		{"help", "", "show this help", (*chat).cmdHelp},
 		{"quit", "", "say goodbye and leave (Ctrl-D does the same)", (*chat).cmdQuit},
 	}

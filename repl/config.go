@@ -65,6 +65,10 @@ type Config struct {
 	Password func() (string, error)
 	// PasswordSource names where Password reads from, for messages.
 	PasswordSource string
+	// PasswordFile is the file Password reads, when it is one: after
+	// /passwd the chat offers to rewrite it with the new password
+	// (SavePasswordFile).
+	PasswordFile string
 	// NoBell: a message that mentions the user is highlighted without
 	// ringing the terminal's bell.
 	NoBell bool

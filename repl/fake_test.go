@@ -400,6 +400,25 @@ func (s *fakeSess) Who(ctx context.Context, salon string) ([]string, error) {
 	return []string{"alice", "bob"}, nil
 }
 
+// Passwd changes alice's password like the server: her other sessions
+// end, this one stays.
+func (s *fakeSess) Passwd(ctx context.Context, current string) (string, error) {
+	h := s.h
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if err := s.check(); err != nil {
+		return "", err
+	}
+	if current != h.password {
+		return "", &client.ServerError{Code: lnet.CodeAuth, Message: "wrong password"}
+	}
+	h.password = fmt.Sprintf("fresh-password-%d", h.gen+1)
+	h.gen++
+	s.gen = h.gen
+	h.kick()
+	return h.password, nil
+}
+
 func (s *fakeSess) Resume(ctx context.Context) error {
 	h := s.h
 	h.mu.Lock()
