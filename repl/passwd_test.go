@@ -222,7 +222,7 @@ func TestPasswdWrongCurrent(t *testing.T) {
 	term.waitText(t, "/passwd cancelled")
 	waitPrompt(t, term, "general> ")
 	term.input <- "/help"
-	term.waitText(t, "/passwd         change your password")
+	term.waitText(t, "/passwd        change your password")
 	historyClean(t, term, passwdOld, "not-the-password")
 }
 
