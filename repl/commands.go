@@ -319,8 +319,8 @@ func (c *chat) cmdHistory(arg string) {
 	n := 10
 	if arg != "" {
 		v, err := strconv.Atoi(arg)
-		if err != nil || v < 1 || v > 500 {
-			c.notice("usage: /history [N], N from 1 to 500")
+		if err != nil || v < 1 || v > lnet.DefaultMaxFetch {
+			c.notice(fmt.Sprintf("usage: /history [N], N from 1 to %d", lnet.DefaultMaxFetch))
 			return
 		}
 		n = v

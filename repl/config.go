@@ -30,8 +30,9 @@ type Config struct {
 	// RetryMax bounds the wait between refused logins (default
 	// DefaultRetryMax).
 	RetryMax time.Duration
-	// sleep waits between refused logins (tests replace it); nil waits
-	// for real, or until the context ends.
+	// sleep waits between refused logins and before a login again
+	// spread by ReloginJitter (tests replace it); nil waits for real, or
+	// until the context ends.
 	sleep func(ctx context.Context, d time.Duration) error
 	// ReloginJitter bounds the random wait before logging in again from
 	// the password source when the server answered that it no longer
