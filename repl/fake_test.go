@@ -44,6 +44,10 @@ type hub struct {
 	refuseDials    int
 	refuseLogins   int
 	refuseLoginErr error
+	// passwdLost: a passwd changes the password, then the connection is
+	// lost and the answer with it (as client.Session.Passwd reports once
+	// it could not resume in time).
+	passwdLost bool
 	dials          int // dials that reached the hub
 	loginTries     int // logins that reached the hub
 }
@@ -416,6 +420,10 @@ func (s *fakeSess) Passwd(ctx context.Context, current string) (string, error) {
 	h.gen++
 	s.gen = h.gen
 	h.kick()
+	if h.passwdLost {
+		s.connected = false
+		return "", client.ErrConnLost
+	}
 	return h.password, nil
 }
 

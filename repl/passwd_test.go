@@ -27,12 +27,17 @@ const passwdOld = "alice-password-123"
 // returns its address and a dialer checking its identity.
 func passwdServer(t *testing.T) (string, Dialer) {
 	t.Helper()
+	return passwdServerWith(t, server.DefaultConfig())
+}
+
+func passwdServerWith(t *testing.T, cfg server.Config) (string, Dialer) {
+	t.Helper()
 	d := servertest.TempDB(t)
 	if _, err := d.AddUser(context.Background(), "alice", passwdOld, []string{"general"}); err != nil {
 		t.Fatal(err)
 	}
 	pub := d.Identity().Public().(ed25519.PublicKey)
-	addr := servertest.Start(t, d, server.DefaultConfig())
+	addr := servertest.Start(t, d, cfg)
 	dial := func(ctx context.Context, _ AskTrust) (Session, error) {
 		return client.Dial(ctx, client.Config{Addr: addr, CheckIdentity: func(_ string, id ed25519.PublicKey) error {
 			if !id.Equal(pub) {
@@ -280,4 +285,49 @@ func TestSavePasswordFileLineEnds(t *testing.T) {
 			t.Errorf("%q became %q mode %v, want %q mode 0600", c.old, b, fi.Mode().Perm(), c.want)
 		}
 	}
+}
+
+// Past the server's limit of failed logins, /passwd says to wait; the
+// session goes on.
+func TestPasswdRateLimited(t *testing.T) {
+	cfg := server.DefaultConfig()
+	cfg.Chat.LoginLimit = 1
+	_, dial := passwdServerWith(t, cfg)
+	term := startChatDial(t, dial, Config{Password: func() (string, error) { return passwdOld, nil }})
+	term.waitText(t, "your salons")
+	for _, pw := range []string{"not-the-password", passwdOld} {
+		waitPrompt(t, term, "general> ")
+		term.input <- "/passwd"
+		waitPrompt(t, term, "current password: ")
+		term.passwords <- pw
+	}
+	term.waitText(t, "/passwd: wrong current password")
+	term.waitText(t, "/passwd: too many wrong passwords from your address for now; your password was not changed; try again later")
+	waitPrompt(t, term, "general> ")
+	term.input <- "still logged in"
+	term.waitText(t, "alice: still logged in")
+	if strings.Contains(term.text(), "Your new password") {
+		t.Fatalf("changed while rate limited:\n%s", term.text())
+	}
+}
+
+// The answer never came (client.Session.Passwd could not resume in time):
+// the chat says the password may have changed, and resumes.
+func TestPasswdAnswerLost(t *testing.T) {
+	h := newHub()
+	h.passwdLost = true
+	term, _, _ := startChat(t, h, Config{})
+	waitPrompt(t, term, "password for test:7447: ")
+	term.passwords <- "right"
+	term.waitText(t, "your salons")
+	waitPrompt(t, term, "general> ")
+	term.input <- "/passwd"
+	waitPrompt(t, term, "current password: ")
+	term.passwords <- "right"
+	term.waitText(t, "/passwd: the connection was lost before the server answered: your password may have changed or not")
+	term.waitText(t, "reconnected")
+	waitPrompt(t, term, "general> ")
+	term.input <- "after the loss"
+	testkit.WaitFor(t, "sent", func() bool { return slices.Contains(h.storedTexts(), "after the loss") })
+	historyClean(t, term, "right")
 }
