@@ -48,8 +48,8 @@ type hub struct {
 	// lost and the answer with it (as client.Session.Passwd reports once
 	// it could not resume in time).
 	passwdLost bool
-	dials          int // dials that reached the hub
-	loginTries     int // logins that reached the hub
+	dials      int // dials that reached the hub
+	loginTries int // logins that reached the hub
 }
 
 func newHub() *hub {
