@@ -44,10 +44,10 @@ type hub struct {
 	refuseDials    int
 	refuseLogins   int
 	refuseLoginErr error
-	// passwdLost: a passwd changes the password, then the connection is
-	// lost and the answer with it (as client.Session.Passwd reports once
-	// it could not resume in time).
-	passwdLost bool
+	// passwdErr: a passwd changes the password, then fails with it
+	// (client.ErrConnLost: the connection is lost and the answer with it,
+	// as client.Session.Passwd reports once it could not resume in time).
+	passwdErr  error
 	dials      int // dials that reached the hub
 	loginTries int // logins that reached the hub
 }
@@ -420,9 +420,11 @@ func (s *fakeSess) Passwd(ctx context.Context, current string) (string, error) {
 	h.gen++
 	s.gen = h.gen
 	h.kick()
-	if h.passwdLost {
-		s.connected = false
-		return "", client.ErrConnLost
+	if h.passwdErr != nil {
+		if errors.Is(h.passwdErr, client.ErrConnLost) {
+			s.connected = false
+		}
+		return "", h.passwdErr
 	}
 	return h.password, nil
 }

@@ -99,6 +99,11 @@ func (c *chat) passwdDone(sess Session, fresh string, err error) {
 			c.e.requestFailed(err, func(error) {})
 		}
 		return
+	case errors.As(err, new(*client.ProtocolError)):
+		c.notice("/passwd: the server's answer is not usable (" + err.Error() + "): your password may have changed " +
+			"or not. Try logging in with your current password; if it is refused, ask the host for a new one")
+		c.endAsking()
+		return
 	default:
 		c.notice("/passwd: " + err.Error() + "; your password was not changed")
 		c.endAsking()

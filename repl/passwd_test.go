@@ -315,7 +315,7 @@ func TestPasswdRateLimited(t *testing.T) {
 // the chat says the password may have changed, and resumes.
 func TestPasswdAnswerLost(t *testing.T) {
 	h := newHub()
-	h.passwdLost = true
+	h.passwdErr = client.ErrConnLost
 	term, _, _ := startChat(t, h, Config{})
 	waitPrompt(t, term, "password for test:7447: ")
 	term.passwords <- "right"
@@ -330,4 +330,23 @@ func TestPasswdAnswerLost(t *testing.T) {
 	term.input <- "after the loss"
 	testkit.WaitFor(t, "sent", func() bool { return slices.Contains(h.storedTexts(), "after the loss") })
 	historyClean(t, term, "right")
+}
+
+// A hostile or broken server answers a password that is not one: nothing
+// is shown as the new password, and the chat says it may have changed.
+func TestPasswdUnusableAnswer(t *testing.T) {
+	h := newHub()
+	h.passwdErr = &client.ProtocolError{Msg: "the passwd answer's password is not a usable password"}
+	term, _, _ := startChat(t, h, Config{Password: func() (string, error) { return "right", nil }})
+	term.waitText(t, "your salons")
+	waitPrompt(t, term, "general> ")
+	term.input <- "/passwd"
+	waitPrompt(t, term, "current password: ")
+	term.passwords <- "right"
+	term.waitText(t, "/passwd: the server's answer is not usable")
+	term.waitText(t, "your password may have changed or not")
+	waitPrompt(t, term, "general> ")
+	if strings.Contains(term.text(), "Your new password") {
+		t.Fatalf("a new password shown:\n%s", term.text())
+	}
 }
