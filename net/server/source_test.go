@@ -182,3 +182,40 @@ func isTimeout(err error) bool {
 	ne, ok := err.(stdnet.Error)
 	return ok && ne.Timeout()
 }
+
+// TestAdmit: Admit refuses exactly where ServeConn refuses at once (a
+// source past its pending cap holding as many undecided connections, or
+// the server full), and admits a source merely at its pending cap, whose
+// next connection may carry a resume.
+func TestAdmit(t *testing.T) {
+	f := newFixture(t, func(c *server.Config) {
+		c.MaxPendingPerSource = 2
+		c.MaxConns = 6
+	})
+	bad := &stdnet.TCPAddr{IP: stdnet.ParseIP("192.0.2.1"), Port: 5000}
+	other := &stdnet.TCPAddr{IP: stdnet.ParseIP("192.0.2.2"), Port: 5000}
+	for i := range 4 { // 2 pending, then 2 held
+		if !f.srv.Admit(bad) {
+			t.Fatalf("connection %d of the source refused", i+1)
+		}
+		pipeFrom(t, f.srv, bad.String())
+	}
+	if f.srv.Admit(bad) {
+		t.Fatal("a source holding its pending and held caps admitted")
+	}
+	// ServeConn agrees.
+	refused := pipeFrom(t, f.srv, bad.String())
+	wantError(t, refused.read(), 'E', "unavailable", 0)
+	refused.expectClosed()
+	if !f.srv.Admit(other) {
+		t.Fatal("another source refused")
+	}
+	pipeFrom(t, f.srv, other.String())
+	pipeFrom(t, f.srv, other.String())
+	if f.srv.Admit(other) {
+		t.Fatalf("admitted with %d connections open, --max-conns 6", f.srv.Conns())
+	}
+	if !strings.Contains(f.logs.String(), "connection refused before upgrade: too many from this source") {
+		t.Fatalf("refusal not logged:\n%s", f.logs.String())
+	}
+}

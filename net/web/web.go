@@ -21,6 +21,7 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -58,8 +59,12 @@ func Static() fs.FS {
 }
 
 // ConnServer serves the protocol on a connection; ServeConn returns at
-// once and closes nc when the connection ends.
+// once and closes nc when the connection ends. Admit says, before the
+// upgrade, whether ServeConn would take a connection from peer rather than
+// refuse it at once (the per-source and total limits): a refused upgrade
+// costs no WebSocket.
 type ConnServer interface {
+	Admit(peer stdnet.Addr) bool
 	ServeConn(nc stdnet.Conn)
 }
 
@@ -70,6 +75,7 @@ type Config struct {
 	TrustedProxies    []netip.Prefix // peers whose X-Forwarded-For names the source
 	ReadHeaderTimeout time.Duration  // time to read a request's headers
 	IdleTimeout       time.Duration  // keep-alive connection with no request
+	RetryAfter        time.Duration  // Retry-After of an upgrade refused by Admit (503)
 	TLS               *tls.Config    // nil: plain HTTP
 }
 
@@ -79,6 +85,7 @@ func DefaultConfig() Config {
 		MaxPortions:       1024,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       60 * time.Second,
+		RetryAfter:        10 * time.Second, // the server's default login timeout
 	}
 }
 
@@ -223,6 +230,13 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	src := s.source(r)
+	if !s.srv.Admit(src) {
+		// Before the upgrade: a source flooding /ws costs an HTTP answer,
+		// not a WebSocket and its goroutines.
+		w.Header().Set("Retry-After", strconv.Itoa(retrySeconds(s.cfg.RetryAfter)))
+		http.Error(w, "too many connections not logged in from your address, or server full: try again later", http.StatusServiceUnavailable)
+		return
+	}
 	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{Subprotocols: []string{Subprotocol}})
 	if err != nil {
 		s.log.Info("websocket upgrade refused", "addr", src.String(), "err", err)
@@ -249,6 +263,11 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	delete(s.conns, c)
 	s.mu.Unlock()
+}
+
+// retrySeconds is d as a Retry-After value: whole seconds, at least 1.
+func retrySeconds(d time.Duration) int {
+	return max(1, int((d+time.Second-1)/time.Second))
 }
 
 // source is the client's address: the HTTP peer, or, when the peer is a
