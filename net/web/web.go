@@ -247,6 +247,11 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	// After NetConn, which turns the limit off.
 	ws.SetReadLimit(int64(s.cfg.MaxPortions) * MaxLineBytes)
 	c := newWSConn(nc, src, cancel)
+	c.onClose = func() {
+		s.mu.Lock()
+		delete(s.conns, c)
+		s.mu.Unlock()
+	}
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -256,13 +261,9 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	s.conns[c] = struct{}{}
 	s.mu.Unlock()
 	s.srv.ServeConn(c)
-	// The request's context ends when this handler returns; the WebSocket
-	// lives on its own context, so waiting here only keeps the accounting
-	// simple.
-	<-c.done
-	s.mu.Lock()
-	delete(s.conns, c)
-	s.mu.Unlock()
+	// The handler returns at once: the WebSocket lives on its own context
+	// and goroutines, and the HTTP connection's goroutine, stack and
+	// request are not kept for the life of the session.
 }
 
 // retrySeconds is d as a Retry-After value: whole seconds, at least 1.
@@ -315,9 +316,9 @@ func (s *Server) trusted(a netip.Addr) bool {
 }
 
 // wsConn is a WebSocket as the protocol server sees it: RemoteAddr is the
-// client's source, not the library's idea of it, and Close tells the
-// handler the connection is over. NetConn has no half-close: the server
-// just closes it, and the close handshake follows the data.
+// client's source, not the library's idea of it, and Close takes it out
+// of the web server's table. NetConn has no half-close: the server just
+// closes it, and the close handshake follows the data.
 //
 // Reads go through an in-memory pipe fed by a copier, because a read
 // deadline on NetConn closes the whole WebSocket when it expires during a
@@ -330,7 +331,7 @@ type wsConn struct {
 	remote      *stdnet.TCPAddr
 	cancel      context.CancelFunc
 	once        sync.Once
-	done        chan struct{}
+	onClose     func() // after the close, once
 	err         error
 }
 
@@ -339,7 +340,7 @@ const copyBuffer = 4096
 
 func newWSConn(nc stdnet.Conn, remote *stdnet.TCPAddr, cancel context.CancelFunc) *wsConn {
 	mine, feed := stdnet.Pipe()
-	c := &wsConn{Conn: nc, r: mine, remote: remote, cancel: cancel, done: make(chan struct{})}
+	c := &wsConn{Conn: nc, r: mine, remote: remote, cancel: cancel}
 	go func() {
 		io.CopyBuffer(feed, onlyReader{nc}, make([]byte, copyBuffer))
 		feed.Close() // EOF (or the WebSocket's error) for the server's reader
@@ -365,7 +366,9 @@ func (c *wsConn) Close() error {
 		c.r.Close()
 		c.err = c.Conn.Close()
 		c.cancel()
-		close(c.done)
+		if c.onClose != nil {
+			c.onClose()
+		}
 	})
 	if errors.Is(c.err, stdnet.ErrClosed) {
 		return nil
