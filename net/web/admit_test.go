@@ -2,14 +2,18 @@ package web_test
 
 import (
 	"context"
+	"encoding/json"
 	stdnet "net"
 	"net/http"
 	"net/netip"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/coder/websocket"
 
+	lnet "librecord/net"
 	"librecord/net/server"
 	"librecord/net/web"
 )
@@ -128,4 +132,37 @@ func TestUpgradeRefusedPastSourceCaps(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestWriteDeadlineDropsPeerThatDoesNotRead: a WebSocket client that asks
+// and never reads is dropped once an answer waits past --write-timeout,
+// as over TCP.
+func TestWriteDeadlineDropsPeerThatDoesNotRead(t *testing.T) {
+	s := startStackWith(t, func(c *server.Config) { c.WriteTimeout = 300 * time.Millisecond }, nil)
+	// Big messages, so that fetch answers fill the socket buffers.
+	a := newRaw(t, tcpConn(t, s.tcp))
+	a.hello()
+	a.do(map[string]any{"op": "login", "password": alicePassword})
+	big := strings.Repeat("x", 60000)
+	for i := range 4 {
+		a.do(map[string]any{"op": "send", "salon": "general", "text": big, "cid": "big-" + strconv.Itoa(i)})
+	}
+	a.do(map[string]any{"op": "bye"})
+	waitConns(t, s.srv, 0)
+
+	c := newRaw(t, wsNetConn(t, s.web))
+	c.hello()
+	c.do(map[string]any{"op": "login", "password": alicePassword})
+	waitConns(t, s.srv, 1)
+	go func() {
+		// Never reads again; stops when the server has dropped it.
+		w := lnet.NewEnvelopeWriter(c.nc)
+		for id := c.nextID + 1; ; id++ {
+			body, _ := json.Marshal(map[string]any{"op": "fetch", "id": id, "salon": "general", "limit": 500})
+			if w.WriteSealed(c.ch, body) != nil {
+				return
+			}
+		}
+	}()
+	waitConns(t, s.srv, 0)
 }
