@@ -15,8 +15,8 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"librecord/db"
+	lnet "librecord/net"
 	"librecord/net/bench"
-	"librecord/net/client"
 )
 
 // BenchConfig is what `librecord bench` runs with.
@@ -137,7 +137,7 @@ func RunBench(ctx context.Context, cfg BenchConfig, stdout, stderr io.Writer) er
 	if cfg.Settings.Duration <= 0 {
 		return errors.New("--duration must be positive")
 	}
-	if !db.ValidName(cfg.Settings.Salon) {
+	if !lnet.ValidName(cfg.Settings.Salon) {
 		return fmt.Errorf("--salon %q is not a salon name", cfg.Settings.Salon)
 	}
 	if cfg.Settings.LoginWorkers < 1 || cfg.Settings.LoginRate < 0 {
@@ -269,7 +269,7 @@ func addrTarget(cfg BenchConfig) (*bench.Target, error) {
 	}
 	addr := cfg.Addr
 	if !strings.Contains(addr, ":") {
-		addr += ":" + client.DefaultPort
+		addr += ":" + lnet.DefaultPort
 	}
 	return &bench.Target{Addr: addr, CheckIdentity: bench.CheckFingerprint(cfg.Trust), Passwords: passwords, PID: cfg.ServerPID}, nil
 }

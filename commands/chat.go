@@ -14,6 +14,7 @@ import (
 	"golang.org/x/term"
 
 	"librecord/crypto"
+	lnet "librecord/net"
 	"librecord/net/client"
 	"librecord/repl"
 )
@@ -55,7 +56,7 @@ func chatCommand() *cli.Command {
 			"\"<RFC3339 time> <salon> <pseudo>: <text>\"; the password then comes from\n" +
 			"--password-file or LIBRECORD_PASSWORD, and a new server needs --trust.",
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "server", Value: "localhost:" + client.DefaultPort, EnvVars: []string{"LIBRECORD_SERVER"}, Usage: "server `HOST:PORT`"},
+			&cli.StringFlag{Name: "server", Value: "localhost:" + lnet.DefaultPort, EnvVars: []string{"LIBRECORD_SERVER"}, Usage: "server `HOST:PORT`"},
 			&cli.StringFlag{Name: "salon", Value: "general", Usage: "salon to open (and, piped, to send to)"},
 			&cli.StringFlag{Name: "password-file", Usage: "read the password from `FILE` (first line) instead of asking; also LIBRECORD_PASSWORD"},
 			&cli.StringFlag{Name: "trust", Usage: "trust the server if its identity fingerprint is `SHA256:...` (as librecord serve prints it)"},

@@ -15,7 +15,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"librecord/db"
-	"librecord/net/chat"
+	lnet "librecord/net"
 )
 
 // ExportConfig is what `librecord export` runs with.
@@ -169,7 +169,7 @@ func escapeControls(s string) string {
 	return b.String()
 }
 
-func exportControl(r rune) bool { return chat.IsControl(r) && r != '\n' && r != '\t' }
+func exportControl(r rune) bool { return lnet.IsControl(r) && r != '\n' && r != '\t' }
 
 // escapeJSONControls escapes, in JSON that encoding/json wrote, what it
 // leaves raw: DEL and the C1 controls (it escapes C0 itself). Outside

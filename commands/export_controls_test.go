@@ -12,13 +12,13 @@ import (
 	"testing"
 
 	"librecord/db"
-	"librecord/net/chat"
+	lnet "librecord/net"
 )
 
 // hasRawControl reports a control character a terminal acts on (C0 but
 // newline and tab, DEL, C1).
 func hasRawControl(s string) bool {
-	return strings.ContainsFunc(s, func(r rune) bool { return chat.IsControl(r) && r != '\n' && r != '\t' })
+	return strings.ContainsFunc(s, func(r rune) bool { return lnet.IsControl(r) && r != '\n' && r != '\t' })
 }
 
 // TestExportEscapesControls: texts stored before the protocol refused

@@ -8,6 +8,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"librecord/db"
+	lnet "librecord/net"
 )
 
 func salonAddCommand() *cli.Command {
@@ -17,8 +18,8 @@ func salonAddCommand() *cli.Command {
 		ArgsUsage: "NAME",
 		Action: func(c *cli.Context) error {
 			name := c.Args().First()
-			if !db.ValidName(name) {
-				return fmt.Errorf("%w: salon name %q: use 1 to 32 letters, digits, '-', '_' or '.'", db.ErrInvalidName, name)
+			if !lnet.ValidName(name) {
+				return fmt.Errorf("%w: salon name %q: %s", db.ErrInvalidName, name, lnet.NameRule)
 			}
 			return withDB(c, func(d *db.DB) error {
 				return SalonAdd(c.Context, d, c.App.Writer, name)

@@ -17,6 +17,7 @@ import (
 
 	"librecord/crypto"
 	"librecord/db"
+	lnet "librecord/net"
 	"librecord/net/metrics"
 	"librecord/net/server"
 )
@@ -42,7 +43,7 @@ func serveCommand() *cli.Command {
 			"gracefully: parked fetches are answered, messages already received are stored\n" +
 			"and acknowledged, the database is closed. Logs go to stderr.",
 		Flags: append([]cli.Flag{
-			&cli.StringFlag{Name: "listen", Value: ":7447", Usage: "TCP `ADDRESS` to listen on"},
+			&cli.StringFlag{Name: "listen", Value: ":" + lnet.DefaultPort, Usage: "TCP `ADDRESS` to listen on"},
 			&cli.DurationFlag{Name: "session-timeout", Value: d.Chat.SessionTimeout, Usage: "end a logged-in session after this long without a request"},
 			&cli.DurationFlag{Name: "login-timeout", Value: d.LoginTimeout, Usage: "close a connection not logged in this long after it opened"},
 			&cli.DurationFlag{Name: "poll", Value: d.Chat.Poll, Usage: "fetch cadence announced to clients"},

@@ -10,6 +10,7 @@ import (
 
 	"librecord/crypto"
 	"librecord/db"
+	lnet "librecord/net"
 )
 
 // UserAddConfig is what `librecord user add` runs with.
@@ -33,8 +34,8 @@ func userAddCommand() *cli.Command {
 		},
 		Action: func(c *cli.Context) error {
 			cfg := UserAddConfig{Pseudo: c.Args().First(), Salons: c.StringSlice("salon"), JSON: c.Bool("json")}
-			if !db.ValidName(cfg.Pseudo) {
-				return fmt.Errorf("%w: pseudo %q: use 1 to 32 letters, digits, '-', '_' or '.'", db.ErrInvalidName, cfg.Pseudo)
+			if !lnet.ValidName(cfg.Pseudo) {
+				return fmt.Errorf("%w: pseudo %q: %s", db.ErrInvalidName, cfg.Pseudo, lnet.NameRule)
 			}
 			pw, err := passwordFromFlags(c)
 			if err != nil {

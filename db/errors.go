@@ -7,26 +7,13 @@ import (
 	"strings"
 
 	sqlite3 "modernc.org/sqlite/lib"
+
+	lnet "librecord/net"
 )
 
-// ValidName reports whether s is a valid pseudo or salon name
-// (PROTOCOL.md section 4): 1 to 32 ASCII letters, digits, '-', '_', '.'.
-func ValidName(s string) bool {
-	if len(s) < 1 || len(s) > 32 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_' || c == '.') {
-			return false
-		}
-	}
-	return true
-}
-
 func checkName(kind, s string) error {
-	if !ValidName(s) {
-		return fmt.Errorf("%w: %s %q: use 1 to 32 letters, digits, '-', '_' or '.'", ErrInvalidName, kind, s)
+	if !lnet.ValidName(s) {
+		return fmt.Errorf("%w: %s %q: %s", ErrInvalidName, kind, s, lnet.NameRule)
 	}
 	return nil
 }

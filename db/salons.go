@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"fmt"
 	"time"
+
+	lnet "librecord/net"
 )
 
 // lastID is the newest message id of salon s (0 when empty): one probe of
@@ -18,7 +20,7 @@ const querySalonByName = `SELECT s.id, s.name, ` + lastID + ` FROM salons s WHER
 // salonByName finds a salon by name, ignoring case.
 func salonByName(ctx context.Context, q querier, name string) (Salon, error) {
 	var s Salon
-	if !ValidName(name) {
+	if !lnet.ValidName(name) {
 		return s, &NotFoundError{Kind: KindSalon, Name: name}
 	}
 	err := q.QueryRowContext(ctx, querySalonByName, name).Scan(&s.ID, &s.Name, &s.Last)
@@ -38,7 +40,7 @@ func (d *DB) Salon(ctx context.Context, name string) (Salon, error) {
 // malformed, or the user has no access.
 func (d *DB) Access(ctx context.Context, userID int64, name string) (Salon, error) {
 	var s Salon
-	if !ValidName(name) {
+	if !lnet.ValidName(name) {
 		return s, ErrNotFound
 	}
 	err := d.queryRow(ctx, `

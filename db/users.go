@@ -2,6 +2,7 @@ package db
 
 import (
 	"context"
+	"crypto/hmac"
 	"database/sql"
 	"fmt"
 	"sort"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"librecord/crypto"
+	lnet "librecord/net"
 )
 
 // passwordID computes a password's identifier: Argon2id with the
@@ -85,11 +87,7 @@ func (d *DB) AddUser(ctx context.Context, pseudo, password string, salons []stri
 	if err := checkName("pseudo", pseudo); err != nil {
 		return User{}, err
 	}
-	if err := checkPassword(password); err != nil {
-		return User{}, err
-	}
-	// Hash before taking the write lock: Argon2id is the slow part.
-	id, err := d.passwordID(ctx, password)
+	id, err := d.newPasswordID(ctx, password)
 	if err != nil {
 		return User{}, err
 	}
@@ -169,7 +167,7 @@ func passwordFree(ctx context.Context, tx *sql.Tx, id []byte, except int64) erro
 // userByName finds a user by pseudo, ignoring case.
 func userByName(ctx context.Context, q querier, pseudo string) (User, error) {
 	var u User
-	if !ValidName(pseudo) {
+	if !lnet.ValidName(pseudo) {
 		return u, &NotFoundError{Kind: KindUser, Name: pseudo}
 	}
 	err := q.QueryRowContext(ctx, `SELECT id, pseudo, disabled_at IS NOT NULL FROM users WHERE pseudo = ?`, pseudo).Scan(&u.ID, &u.Pseudo, &u.Disabled)
@@ -198,13 +196,42 @@ func (d *DB) RemoveUser(ctx context.Context, pseudo string) error {
 	return storageErr(tx.Commit())
 }
 
+// newPasswordID checks a new password and returns its identifier, to be
+// computed before taking the write lock: Argon2id is the slow part.
+func (d *DB) newPasswordID(ctx context.Context, password string) ([]byte, error) {
+	if err := checkPassword(password); err != nil {
+		return nil, err
+	}
+	return d.passwordID(ctx, password)
+}
+
+// setPassID gives user the password identifier id, unless another user
+// has it (ErrPasswordInUse). With old set, only if the user's identifier
+// is still old and the user is enabled (ErrAuth otherwise).
+func setPassID(ctx context.Context, tx *sql.Tx, user int64, id, old []byte) error {
+	if err := passwordFree(ctx, tx, id, user); err != nil {
+		return err
+	}
+	q, args := `UPDATE users SET pass_id = ? WHERE id = ?`, []any{id, user}
+	if old != nil {
+		q, args = q+` AND pass_id = ? AND disabled_at IS NULL`, append(args, old)
+	}
+	res, err := tx.ExecContext(ctx, q, args...)
+	if err != nil {
+		return storageErr(err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return storageErr(err)
+	} else if n != 1 {
+		return ErrAuth
+	}
+	return nil
+}
+
 // ResetPassword gives a user a new password; their live sessions end at
 // their next request (Valid turns false).
 func (d *DB) ResetPassword(ctx context.Context, pseudo, password string) error {
-	if err := checkPassword(password); err != nil {
-		return err
-	}
-	id, err := d.passwordID(ctx, password)
+	id, err := d.newPasswordID(ctx, password)
 	if err != nil {
 		return err
 	}
@@ -217,13 +244,47 @@ func (d *DB) ResetPassword(ctx context.Context, pseudo, password string) error {
 	if err != nil {
 		return err
 	}
-	if err := passwordFree(ctx, tx, id, u.ID); err != nil {
+	if err := setPassID(ctx, tx, u.ID, id, nil); err != nil {
 		return err
 	}
-	if _, err := tx.ExecContext(ctx, `UPDATE users SET pass_id = ? WHERE id = ?`, id, u.ID); err != nil {
-		return storageErr(err)
-	}
 	return storageErr(tx.Commit())
+}
+
+// ChangePassword gives the user of c the password next, when current is
+// their password and c is still valid (PROTOCOL.md 3.8), and returns the
+// user's new credential. It returns ErrAuth, storing nothing, when
+// current is not the password c was made from, or when c is no longer
+// valid (the user was removed, disabled or their password changed
+// meanwhile); ErrInvalidPassword or ErrPasswordInUse for next. The
+// user's other sessions end at their next request (Valid turns false for
+// the old credential).
+func (d *DB) ChangePassword(ctx context.Context, c Credential, current, next string) (Credential, error) {
+	if len(current) == 0 || len(current) > crypto.MaxPasswordLength {
+		return Credential{}, ErrAuth
+	}
+	old, err := d.passwordID(ctx, current)
+	if err != nil {
+		return Credential{}, err
+	}
+	if !hmac.Equal(old, c.Hash) {
+		return Credential{}, ErrAuth
+	}
+	id, err := d.newPasswordID(ctx, next)
+	if err != nil {
+		return Credential{}, err
+	}
+	tx, err := d.begin(ctx)
+	if err != nil {
+		return Credential{}, storageErr(err)
+	}
+	defer tx.Rollback()
+	if err := setPassID(ctx, tx, c.UserID, id, old); err != nil {
+		return Credential{}, err
+	}
+	if err := tx.Commit(); err != nil {
+		return Credential{}, storageErr(err)
+	}
+	return Credential{UserID: c.UserID, Pseudo: c.Pseudo, Hash: id}, nil
 }
 
 // Users lists every user with their salons, sorted by pseudo.

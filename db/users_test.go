@@ -285,3 +285,51 @@ func TestConcurrentAuthenticate(t *testing.T) {
 		}
 	}
 }
+
+func TestChangePassword(t *testing.T) {
+	ctx := context.Background()
+	d := testOpen(t)
+	mustUser(t, d, "alice", "general")
+	mustUser(t, d, "bob", "general")
+	c, err := d.Authenticate(ctx, "password-of-alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Run("ErrAuth/Wrong", func(t *testing.T) {
+		for _, pw := range []string{"password-of-bob", "", "password-of-alicE"} {
+			if _, err := d.ChangePassword(ctx, c, pw, "a new password for alice"); !errors.Is(err, ErrAuth) {
+				t.Fatalf("current %q: err = %v, want ErrAuth", pw, err)
+			}
+		}
+	})
+	t.Run("ErrPasswordInUse", func(t *testing.T) {
+		if _, err := d.ChangePassword(ctx, c, "password-of-alice", "password-of-bob"); !errors.Is(err, ErrPasswordInUse) {
+			t.Fatalf("err = %v, want ErrPasswordInUse", err)
+		}
+	})
+	t.Run("OK", func(t *testing.T) {
+		next, err := d.ChangePassword(ctx, c, "password-of-alice", "a new password for alice")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ok, _ := d.Valid(ctx, next); !ok {
+			t.Fatal("the new credential is not valid")
+		}
+		if ok, _ := d.Valid(ctx, c); ok {
+			t.Fatal("the old credential is still valid")
+		}
+		if got, err := d.Authenticate(ctx, "a new password for alice"); err != nil || got.UserID != c.UserID {
+			t.Fatalf("login with the new password: %+v, %v", got, err)
+		}
+		if _, err := d.Authenticate(ctx, "password-of-alice"); !errors.Is(err, ErrAuth) {
+			t.Fatalf("login with the old password: %v", err)
+		}
+	})
+	t.Run("ErrAuth/Stale", func(t *testing.T) {
+		// c no longer names alice's password: the right old password of
+		// a stale credential changes nothing.
+		if _, err := d.ChangePassword(ctx, c, "password-of-alice", "yet another password"); !errors.Is(err, ErrAuth) {
+			t.Fatalf("err = %v, want ErrAuth", err)
+		}
+	})
+}

@@ -13,6 +13,7 @@ const (
 	OpResume    = "resume"
 	OpResumed   = "resumed"
 	OpBye       = "bye"
+	OpPasswd    = "passwd"
 	OpError     = "error"
 
 	// StatusConnected is the exact status a login and a resume answer carry.

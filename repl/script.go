@@ -9,7 +9,6 @@ import (
 	"strings"
 	"time"
 	"unicode"
-	"unicode/utf8"
 
 	lnet "librecord/net"
 	"librecord/net/client"
@@ -231,16 +230,14 @@ func readLine(br *bufio.Reader, max int) (line string, tooLong bool, err error) 
 	}
 }
 
-// checkText says why a line cannot be a message (PROTOCOL.md 3.2: no C0
-// control but tab, no DEL, no C1 control), or "".
+// checkText says why a line cannot be a message (lnet.CheckText,
+// PROTOCOL.md 3.2; the caller checks the line's length), or "".
 func checkText(s string) string {
-	if !utf8.ValidString(s) {
-		return "not valid UTF-8"
+	if s == "" {
+		return ""
 	}
-	for _, r := range s {
-		if r != '\t' && (r < 0x20 || (r >= 0x7f && r <= 0x9f)) {
-			return "control character"
-		}
+	if e := lnet.CheckText(s, len(s)); e != nil {
+		return e.Message
 	}
 	return ""
 }

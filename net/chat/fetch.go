@@ -1,7 +1,6 @@
 package chat
 
 import (
-	"context"
 	"math"
 	"strconv"
 	"strings"
@@ -14,13 +13,13 @@ import (
 // fetch answers a fetch (PROTOCOL.md 3.3): read the messages around the
 // cursor from the indexes, and when a long-poll finds nothing new, park
 // until the salon gets a message, the wait ends or the connection closes.
-func (h *Hub) fetch(s *Session, cred db.Credential, req *Request, reply Reply) {
+func (h *Hub) fetch(s *Session, cred db.Credential, req *net.Request, reply Reply) {
 	limit := req.Limit
 	if limit == 0 {
-		limit = DefaultFetchLimit
+		limit = net.DefaultFetchLimit
 	}
 	if limit < 1 || limit > h.cfg.MaxFetch {
-		reply.Send(ErrorBody(req.ID, net.CodeBadRequest, "limit must be 1 to "+strconv.Itoa(h.cfg.MaxFetch)))
+		reply.Send(net.ErrorBody(req.ID, net.CodeBadRequest, "limit must be 1 to "+strconv.Itoa(h.cfg.MaxFetch)))
 		return
 	}
 	salon, e := h.access(cred.UserID, req.Salon, req.ID)
@@ -84,7 +83,7 @@ func (h *Hub) fetch(s *Session, cred db.Credential, req *Request, reply Reply) {
 // whose password changed gets auth and the session ends. With onlyNew it
 // answers only if there are messages (or an error) and reports whether it
 // did.
-func (h *Hub) answerParked(s *Session, cred db.Credential, req *Request, limit int, reply Reply, onlyNew bool) bool {
+func (h *Hub) answerParked(s *Session, cred db.Credential, req *net.Request, limit int, reply Reply, onlyNew bool) bool {
 	s.mu.Lock()
 	ended := s.ended
 	s.mu.Unlock()
@@ -97,7 +96,7 @@ func (h *Hub) answerParked(s *Session, cred db.Credential, req *Request, limit i
 		reply.Send(e.Body())
 		return true
 	}
-	if !h.checkValid(s, cred, req.ID, reply) {
+	if !h.checkValid(s, req.ID, reply) {
 		return true
 	}
 	msgs, more, err := h.query(salon, req, limit)
@@ -108,58 +107,38 @@ func (h *Hub) answerParked(s *Session, cred db.Credential, req *Request, limit i
 	return true
 }
 
-// budgetStore is a Store whose page queries can stop reading once what
-// they read no longer fits in one answer (*db.DB). Without it, fetch
-// reads limit messages and trims them to the frame afterwards.
-type budgetStore interface {
-	LatestWithin(ctx context.Context, salonID int64, limit int, b db.Budget) ([]db.Message, bool, error)
-	BeforeWithin(ctx context.Context, salonID, id int64, limit int, b db.Budget) ([]db.Message, bool, error)
-	AfterWithin(ctx context.Context, salonID, id int64, limit int, b db.Budget) ([]db.Message, bool, error)
-}
-
 // query reads the messages around the request's cursor: at most limit,
-// and, when the store can stop early, little more than one answer holds
-// (messagesBody still trims to the frame).
-func (h *Hub) query(salon db.Salon, req *Request, limit int) ([]db.Message, bool, error) {
+// and little more than one answer holds (messagesBody still trims to the
+// frame).
+func (h *Hub) query(salon db.Salon, req *net.Request, limit int) ([]db.Message, bool, error) {
 	defer func(start time.Time) { h.observer().FetchRead(time.Since(start)) }(time.Now())
-	bs, ok := h.store.(budgetStore)
-	if !ok {
-		switch {
-		case req.HasAfter:
-			return h.store.After(h.ctx, salon.ID, req.After, limit)
-		case req.HasBefore:
-			return h.store.Before(h.ctx, salon.ID, req.Before, limit)
-		default:
-			return h.store.Latest(h.ctx, salon.ID, limit)
-		}
-	}
 	// Every item costs messagesBody at least minItem plus its text (JSON
 	// escaping only adds), so once the count passes the room left by the
 	// answer's fixed parts, the messages read cannot all go out.
 	b := db.Budget{Bytes: max(h.itemsRoom(req, salon.Name), 1), PerMessage: minItem}
 	switch {
 	case req.HasAfter:
-		return bs.AfterWithin(h.ctx, salon.ID, req.After, limit, b)
+		return h.store.AfterWithin(h.ctx, salon.ID, req.After, limit, b)
 	case req.HasBefore:
-		return bs.BeforeWithin(h.ctx, salon.ID, req.Before, limit, b)
+		return h.store.BeforeWithin(h.ctx, salon.ID, req.Before, limit, b)
 	default:
-		return bs.LatestWithin(h.ctx, salon.ID, limit, b)
+		return h.store.LatestWithin(h.ctx, salon.ID, limit, b)
 	}
 }
 
 // minItem is the size of the shortest message item: one-digit id, no
 // pseudo, no text, not system.
-var minItem = len(encode(net.Message{ID: 1, At: TimeFormat}))
+var minItem = len(net.Encode(net.Message{ID: 1, At: net.TimeFormat}))
 
 // itemsRoom is how many bytes a messages answer to req has for its items
 // and the commas between them.
-func (h *Hub) itemsRoom(req *Request, salon string) int {
-	return h.cfg.MaxBody - (len(messagesHead(req.ID, salon)) + len("false") + len(messagesMid) + len(messagesTail))
+func (h *Hub) itemsRoom(req *net.Request, salon string) int {
+	return h.cfg.MaxBody - net.MessagesOverhead(req.ID, salon)
 }
 
 // answer sends a fetch's messages, or the storage error that prevented
 // reading them.
-func (h *Hub) answer(s *Session, salon db.Salon, req *Request, msgs []db.Message, more bool, err error, reply Reply) {
+func (h *Hub) answer(s *Session, salon db.Salon, req *net.Request, msgs []db.Message, more bool, err error, reply Reply) {
 	if err != nil {
 		reply.Send(h.storeError(req.ID, err, "fetch").Body())
 		return
@@ -171,14 +150,14 @@ func (h *Hub) answer(s *Session, salon db.Salon, req *Request, msgs []db.Message
 // messagesBody writes a messages answer that fits in one frame: when the
 // messages would not fit, it keeps those nearest the cursor (the oldest
 // after "after", the newest otherwise) and sets more.
-func (h *Hub) messagesBody(req *Request, salon string, msgs []db.Message, more bool) []byte {
+func (h *Hub) messagesBody(req *net.Request, salon string, msgs []db.Message, more bool) []byte {
 	items := make([][]byte, len(msgs))
 	for i, m := range msgs {
 		pseudo := m.Pseudo
 		if m.System {
 			pseudo = ""
 		}
-		items[i] = encode(net.Message{ID: m.ID, At: formatTime(m.At), Pseudo: pseudo, System: m.System, Text: m.Text})
+		items[i] = net.Encode(net.Message{ID: m.ID, At: formatTime(m.At), Pseudo: pseudo, System: m.System, Text: m.Text})
 	}
 	room := h.itemsRoom(req, salon)
 	size := 0 // of the items kept and their commas
@@ -212,25 +191,7 @@ func (h *Hub) messagesBody(req *Request, salon string, msgs []db.Message, more b
 		}
 	}
 	h.observer().Delivered(len(items))
-	head := messagesHead(req.ID, salon)
-	b := make([]byte, 0, len(head)+len("false")+len(messagesMid)+size+len(messagesTail))
-	b = append(b, head...)
-	b = strconv.AppendBool(b, more)
-	b = append(b, messagesMid...)
-	for i, it := range items {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = append(b, it...)
-	}
-	return append(b, messagesTail...)
-}
-
-// A messages answer is head, more, mid, the items joined by commas, tail.
-const messagesMid, messagesTail = `,"messages":[`, `]}`
-
-func messagesHead(re int64, salon string) string {
-	return `{"op":"messages","re":` + strconv.FormatInt(re, 10) + `,"salon":` + string(encode(salon)) + `,"more":`
+	return net.AppendMessages(nil, req.ID, salon, more, items)
 }
 
 // LargestBodies returns the size of the largest send request and of the
@@ -241,16 +202,10 @@ func messagesHead(re int64, salon string) string {
 // take two. Ids are the largest int64, names the longest allowed.
 func LargestBodies(maxMessage int) (send, answer int) {
 	const maxID = math.MaxInt64
-	longName := strings.Repeat("x", 32)
+	longName := strings.Repeat("x", net.MaxNameLength)
 	text := strings.Repeat(`"`, maxMessage)
-	send = len(encode(struct {
-		Op    string `json:"op"`
-		ID    int64  `json:"id"`
-		Salon string `json:"salon"`
-		Text  string `json:"text"`
-		Cid   string `json:"cid"`
-	}{net.OpSend, maxID, longName, text, strings.Repeat(`"`, 64)}))
-	item := encode(net.Message{ID: maxID, At: TimeFormat, Pseudo: longName, System: true, Text: text})
-	answer = len(messagesHead(maxID, longName)) + len("false") + len(messagesMid) + len(item) + len(messagesTail)
+	send = len((&net.Request{Op: net.OpSend, ID: maxID, Salon: longName, Text: text, Cid: strings.Repeat(`"`, net.MaxCidLength)}).Encode())
+	item := net.Encode(net.Message{ID: maxID, At: net.TimeFormat, Pseudo: longName, System: true, Text: text})
+	answer = net.MessagesOverhead(maxID, longName) + len(item)
 	return send, answer
 }

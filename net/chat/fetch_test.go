@@ -11,11 +11,24 @@ import (
 
 	"librecord/crypto"
 	"librecord/db"
+	"librecord/net"
 )
 
-// wholeStore hides the budgeted queries: fetch reads limit messages and
-// trims afterwards, as before budgets.
+// wholeStore drops the budget of every page query: fetch reads limit
+// messages and trims afterwards, as before budgets.
 type wholeStore struct{ Store }
+
+func (s wholeStore) LatestWithin(ctx context.Context, salonID int64, limit int, _ db.Budget) ([]db.Message, bool, error) {
+	return s.Store.LatestWithin(ctx, salonID, limit, db.Budget{})
+}
+
+func (s wholeStore) BeforeWithin(ctx context.Context, salonID, id int64, limit int, _ db.Budget) ([]db.Message, bool, error) {
+	return s.Store.BeforeWithin(ctx, salonID, id, limit, db.Budget{})
+}
+
+func (s wholeStore) AfterWithin(ctx context.Context, salonID, id int64, limit int, _ db.Budget) ([]db.Message, bool, error) {
+	return s.Store.AfterWithin(ctx, salonID, id, limit, db.Budget{})
+}
 
 // countingStore counts the messages the budgeted queries return (those
 // the database decrypted).
@@ -114,7 +127,7 @@ func TestFetchBudgetSameAnswer(t *testing.T) {
 		return &Hub{store: s, cfg: Config{MaxBody: maxBody}, ctx: ctx, log: slog.New(slog.DiscardHandler)}
 	}
 	budgeted, whole := hub(counting), hub(wholeStore{d})
-	answer := func(h *Hub, req *Request, limit int) []byte {
+	answer := func(h *Hub, req *net.Request, limit int) []byte {
 		msgs, more, err := h.query(salon, req, limit)
 		if err != nil {
 			t.Fatal(err)
@@ -123,11 +136,11 @@ func TestFetchBudgetSameAnswer(t *testing.T) {
 	}
 	asked := 0
 	for _, limit := range []int{1, 3, 40} {
-		reqs := []*Request{{ID: 1}}
+		reqs := []*net.Request{{ID: 1}}
 		for _, s := range stored {
-			reqs = append(reqs, &Request{ID: s.ID, HasBefore: true, Before: s.ID}, &Request{ID: s.ID, HasAfter: true, After: s.ID})
+			reqs = append(reqs, &net.Request{ID: s.ID, HasBefore: true, Before: s.ID}, &net.Request{ID: s.ID, HasAfter: true, After: s.ID})
 		}
-		reqs = append(reqs, &Request{ID: 9, HasAfter: true, After: 0})
+		reqs = append(reqs, &net.Request{ID: 9, HasAfter: true, After: 0})
 		for _, req := range reqs {
 			want, got := answer(whole, req, limit), answer(budgeted, req, limit)
 			if !bytes.Equal(got, want) {

@@ -40,6 +40,8 @@ type answer struct {
 	Code   string `json:"code"`
 	Msg    int64  `json:"msg"`
 	Status string `json:"status"`
+	// Password is a passwd answer's new password.
+	Password string `json:"password"`
 }
 
 func (r *testReply) wait(t *testing.T) answer {
@@ -136,7 +138,7 @@ func login(t *testing.T, h *Hub) *Session {
 
 func sendReq(h *Hub, s *Session, id int64, cid string) *testReply {
 	r := newReply()
-	h.Handle(s, &Request{Op: net.OpSend, ID: id, Salon: db.DefaultSalon, Text: fullText, Cid: cid}, 1, r)
+	h.Handle(s, &net.Request{Op: net.OpSend, ID: id, Salon: db.DefaultSalon, Text: fullText, Cid: cid}, 1, r)
 	return r
 }
 

@@ -21,14 +21,17 @@ import (
 type Store interface {
 	Authenticate(ctx context.Context, password string) (db.Credential, error)
 	Valid(ctx context.Context, c db.Credential) (bool, error)
+	ChangePassword(ctx context.Context, c db.Credential, current, next string) (db.Credential, error)
 	Access(ctx context.Context, userID int64, name string) (db.Salon, error)
 	UserSalons(ctx context.Context, userID int64) ([]db.Salon, error)
 	UsersWithAccess(ctx context.Context, salonID int64) ([]int64, error)
 	InsertMessages(ctx context.Context, msgs []db.NewMessage) ([]db.Stored, error)
 	LookupCid(ctx context.Context, userID int64, cid string) (db.Stored, bool, error)
-	Latest(ctx context.Context, salonID int64, limit int) ([]db.Message, bool, error)
-	Before(ctx context.Context, salonID, id int64, limit int) ([]db.Message, bool, error)
-	After(ctx context.Context, salonID, id int64, limit int) ([]db.Message, bool, error)
+	// The pages of a fetch stop reading once what they read no longer
+	// fits in one answer (db.Budget); the zero Budget reads up to limit.
+	LatestWithin(ctx context.Context, salonID int64, limit int, b db.Budget) ([]db.Message, bool, error)
+	BeforeWithin(ctx context.Context, salonID, id int64, limit int, b db.Budget) ([]db.Message, bool, error)
+	AfterWithin(ctx context.Context, salonID, id int64, limit int, b db.Budget) ([]db.Message, bool, error)
 }
 
 // Config holds the chat rules' timings and limits. Every field is a flag
@@ -65,9 +68,6 @@ type Config struct {
 	// errors (serve --metrics); nil: nobody. Not a flag.
 	Observer Observer
 }
-
-// DefaultFetchLimit is a fetch's limit when the request has none.
-const DefaultFetchLimit = 10
 
 // Peer is where a connection comes from: its address, for logs, and
 // its source, for the per-source limits (net.SourceOfAddr).
@@ -138,6 +138,11 @@ type Session struct {
 	signer [8]byte
 	id     string // hex signer id, for logs
 
+	// credMu orders a password change (write) against the credential
+	// checks of the session's other requests (read), so that none of
+	// them sees the database changed and the session's credential not.
+	credMu sync.RWMutex
+
 	mu         sync.Mutex
 	peer       Peer
 	conn       Conn
@@ -151,6 +156,11 @@ type Session struct {
 	lastSalon  int64
 	timer      *time.Timer
 	sends      bucket
+	// passwdRe and passwdAnswer are the id and the answer of the
+	// session's last successful passwd, sent again to a retry of that id
+	// (PROTOCOL.md 3.8); erased with the keys.
+	passwdRe     int64
+	passwdAnswer []byte
 }
 
 // New returns a Hub storing into store; call Shutdown to stop it.
@@ -236,16 +246,16 @@ func (h *Hub) Touch(s *Session) {
 // was on, for the caller to close. It fails with unknown_session when the
 // session ended meanwhile or its credential is no longer valid (the
 // session then ends).
-func (h *Hub) Resume(s *Session, conn Conn, peer Peer, re int64) (Conn, *Error) {
-	unknown := &Error{Code: net.CodeUnknownSession, Message: "no such session; start over with a hello and a login"}
+func (h *Hub) Resume(s *Session, conn Conn, peer Peer, re int64) (Conn, *net.Error) {
+	unknown := &net.Error{Code: net.CodeUnknownSession, Message: "no such session; start over with a hello and a login"}
 	s.mu.Lock()
-	ended, logged, cred := s.ended, s.loggedIn, s.cred
+	ended, logged := s.ended, s.loggedIn
 	s.mu.Unlock()
 	if ended {
 		return nil, unknown
 	}
 	if logged {
-		ok, err := h.store.Valid(h.ctx, cred)
+		ok, err := h.valid(s)
 		if err != nil {
 			return nil, h.storeError(re, err, "check credential")
 		}
@@ -296,6 +306,8 @@ func (s *Session) erase() {
 	if !s.erased {
 		s.erased = true
 		s.ch.Erase()
+		clear(s.passwdAnswer)
+		s.passwdAnswer = nil
 	}
 }
 
@@ -328,15 +340,25 @@ func (h *Hub) forget(s *Session) (ending, bool) {
 	return ending{conn: s.conn, logged: s.loggedIn, pseudo: s.cred.Pseudo, salon: s.lastSalon}, true
 }
 
+// forgetIf forgets s under the hub's and the session's locks (in that
+// order, as everywhere) when cond, called under them, holds (nil: always).
+// It reports false if s had already ended or cond did not hold.
+func (h *Hub) forgetIf(s *Session, cond func() bool) (ending, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if cond != nil && !cond() {
+		return ending{}, false
+	}
+	return h.forget(s)
+}
+
 // end ends a session: it is forgotten, "<pseudo> disconnected" is posted
 // in its last active salon when it was logged in, and the connection it
 // lives on is closed at once. It reports whether this call ended it.
 func (h *Hub) end(s *Session, reason string) bool {
-	h.mu.Lock()
-	s.mu.Lock()
-	e, ok := h.forget(s)
-	s.mu.Unlock()
-	h.mu.Unlock()
+	e, ok := h.forgetIf(s, nil)
 	if ok {
 		h.finish(s, e, reason, false)
 	}
@@ -398,14 +420,7 @@ func (h *Hub) idle(s *Session) {
 	if h.timedOut != nil {
 		h.timedOut(s)
 	}
-	h.mu.Lock()
-	s.mu.Lock()
-	var e ending
-	if out = h.expired(s); out {
-		e, out = h.forget(s)
-	}
-	s.mu.Unlock()
-	h.mu.Unlock()
+	e, out := h.forgetIf(s, func() bool { return h.expired(s) })
 	if out {
 		h.finish(s, e, "timeout", false)
 	}
@@ -469,7 +484,7 @@ func (s *Session) setLastSalon(id int64) {
 // before the answer is sent (send waits for its commit, a fetch may park),
 // and never blocks on the connection. portions is the request frame's
 // portion count.
-func (h *Hub) Handle(s *Session, req *Request, portions int, reply Reply) {
+func (h *Hub) Handle(s *Session, req *net.Request, portions int, reply Reply) {
 	s.mu.Lock()
 	ended, logged, cred := s.ended, s.loggedIn, s.cred
 	s.mu.Unlock()
@@ -477,7 +492,7 @@ func (h *Hub) Handle(s *Session, req *Request, portions int, reply Reply) {
 		reply.Drop()
 		return
 	}
-	fail := func(code, msg string) { reply.Send(ErrorBody(req.ID, code, msg)) }
+	fail := func(code, msg string) { reply.Send(net.ErrorBody(req.ID, code, msg)) }
 	if !logged {
 		if req.Op != net.OpLogin {
 			fail(net.CodeBadRequest, "log in first")
@@ -496,8 +511,11 @@ func (h *Hub) Handle(s *Session, req *Request, portions int, reply Reply) {
 	case net.OpBye:
 		h.bye(s, req, reply)
 		return
+	case net.OpPasswd:
+		h.passwd(s, req, reply)
+		return
 	}
-	if !h.checkValid(s, cred, req.ID, reply) {
+	if !h.checkValid(s, req.ID, reply) {
 		return
 	}
 	switch req.Op {
@@ -514,10 +532,27 @@ func (h *Hub) Handle(s *Session, req *Request, portions int, reply Reply) {
 	}
 }
 
+// valid reports whether the session's credential is still valid (its
+// user not removed or disabled, its password not changed elsewhere).
+func (h *Hub) valid(s *Session) (bool, error) {
+	s.credMu.RLock()
+	defer s.credMu.RUnlock()
+	s.mu.Lock()
+	cred := s.cred
+	s.mu.Unlock()
+	return h.store.Valid(h.ctx, cred)
+}
+
 // checkValid ends the session with an auth error when its user was removed
 // or its password changed since login.
-func (h *Hub) checkValid(s *Session, cred db.Credential, re int64, reply Reply) bool {
-	ok, err := h.store.Valid(h.ctx, cred)
+func (h *Hub) checkValid(s *Session, re int64, reply Reply) bool {
+	ok, err := h.valid(s)
+	return h.afterValid(s, ok, err, re, reply)
+}
+
+// afterValid answers a failed credential check (ok false or err) and
+// reports whether the request may go on.
+func (h *Hub) afterValid(s *Session, ok bool, err error, re int64, reply Reply) bool {
 	if err != nil {
 		reply.Send(h.storeError(re, err, "check credential").Body())
 		return false
@@ -526,12 +561,8 @@ func (h *Hub) checkValid(s *Session, cred db.Credential, re int64, reply Reply) 
 		// The answer goes on the connection the request came on; the
 		// session may have moved to another one since (resume), which
 		// closes too once its own answers are written.
-		h.mu.Lock()
-		s.mu.Lock()
-		e, ended := h.forget(s)
-		s.mu.Unlock()
-		h.mu.Unlock()
-		reply.SendClose(ErrorBody(re, net.CodeAuth, "your account or password changed: log in again"))
+		e, ended := h.forgetIf(s, nil)
+		reply.SendClose(net.ErrorBody(re, net.CodeAuth, "your account or password changed: log in again"))
 		if ended {
 			h.finish(s, e, "credential no longer valid", true)
 		}
@@ -542,17 +573,17 @@ func (h *Hub) checkValid(s *Session, cred db.Credential, re int64, reply Reply) 
 
 // storeError turns a storage error into an answer: unavailable when
 // storage is busy or full (retry), internal otherwise (logged).
-func (h *Hub) storeError(re int64, err error, what string) *Error {
+func (h *Hub) storeError(re int64, err error, what string) *net.Error {
 	h.observer().StorageError()
 	if errors.Is(err, db.ErrBusy) {
 		h.log.Warn("storage unavailable", "op", what, "err", err)
-		return &Error{Re: re, Code: net.CodeUnavailable, Message: "storage unavailable, nothing was stored: retry"}
+		return &net.Error{Re: re, Code: net.CodeUnavailable, Message: "storage unavailable, nothing was stored: retry"}
 	}
 	h.log.Error("storage error", "op", what, "err", err)
-	return &Error{Re: re, Code: net.CodeInternal, Message: "internal error"}
+	return &net.Error{Re: re, Code: net.CodeInternal, Message: "internal error"}
 }
 
-func (h *Hub) login(s *Session, req *Request, reply Reply) {
+func (h *Hub) login(s *Session, req *net.Request, reply Reply) {
 	s.mu.Lock()
 	peer := s.peer
 	s.mu.Unlock()
@@ -560,7 +591,7 @@ func (h *Hub) login(s *Session, req *Request, reply Reply) {
 	if !allowed {
 		h.observer().Login(LoginRateLimited)
 		h.quiet.emit(peer.Source, slog.LevelWarn, "login refused: too many failures", "addr", peer.Addr, "source", peer.Source.String())
-		reply.Send(ErrorBody(req.ID, net.CodeRateLimited, "too many failed logins from your address: wait a minute"))
+		reply.Send(net.ErrorBody(req.ID, net.CodeRateLimited, "too many failed logins from your address: wait a minute"))
 		return
 	}
 	// A login whose connection closes (the login timeout) is abandoned:
@@ -591,7 +622,7 @@ func (h *Hub) login(s *Session, req *Request, reply Reply) {
 	if errors.Is(err, db.ErrAuth) {
 		h.observer().Login(refusedLogin(err))
 		h.quiet.emit(peer.Source, slog.LevelInfo, "login failed", "addr", peer.Addr)
-		reply.Send(ErrorBody(req.ID, net.CodeAuth, "wrong password"))
+		reply.Send(net.ErrorBody(req.ID, net.CodeAuth, "wrong password"))
 		return
 	}
 	if err != nil {
@@ -621,7 +652,7 @@ func (h *Hub) login(s *Session, req *Request, reply Reply) {
 		h.mu.Unlock()
 		h.observer().Login(LoginTooMany)
 		h.quiet.emit(peer.Source, slog.LevelWarn, "login refused: too many sessions", "pseudo", cred.Pseudo, "addr", peer.Addr)
-		reply.Send(ErrorBody(req.ID, net.CodeRateLimited, "too many sessions: end one (quit another client) or wait for it to time out"))
+		reply.Send(net.ErrorBody(req.ID, net.CodeRateLimited, "too many sessions: end one (quit another client) or wait for it to time out"))
 		return
 	}
 	h.perUser[cred.UserID]++
@@ -632,10 +663,10 @@ func (h *Hub) login(s *Session, req *Request, reply Reply) {
 	h.mu.Unlock()
 	h.observer().Login(LoginOK)
 	h.log.Info("login", "session", s.id, "pseudo", cred.Pseudo, "addr", peer.Addr)
-	reply.Send(encode(connectedBody{
+	reply.Send((&net.Response{
 		Op: net.OpConnected, Re: req.ID, Status: net.StatusConnected, Pseudo: cred.Pseudo,
 		Salons: names, SessionTimeoutMS: h.cfg.SessionTimeout.Milliseconds(), PollMS: h.cfg.Poll.Milliseconds(),
-	}))
+	}).Encode())
 }
 
 // closed reports whether the connection of reply has closed.
@@ -651,9 +682,9 @@ func closed(reply Reply) bool {
 // access returns the salon if the user may open it; a malformed name is
 // forbidden like a salon they may not open, and the answer never says
 // whether the salon exists.
-func (h *Hub) access(userID int64, name string, re int64) (db.Salon, *Error) {
-	forbidden := &Error{Re: re, Code: net.CodeForbidden, Message: "no access to salon"}
-	if !ValidName(name) {
+func (h *Hub) access(userID int64, name string, re int64) (db.Salon, *net.Error) {
+	forbidden := &net.Error{Re: re, Code: net.CodeForbidden, Message: "no access to salon"}
+	if !net.ValidName(name) {
 		return db.Salon{}, forbidden
 	}
 	salon, err := h.store.Access(h.ctx, userID, name)
@@ -666,14 +697,14 @@ func (h *Hub) access(userID int64, name string, re int64) (db.Salon, *Error) {
 	return salon, nil
 }
 
-func (h *Hub) send(s *Session, cred db.Credential, req *Request, portions int, reply Reply) {
-	if e := checkText(req.Text, h.cfg.MaxMessage); e != nil {
+func (h *Hub) send(s *Session, cred db.Credential, req *net.Request, portions int, reply Reply) {
+	if e := net.CheckText(req.Text, h.cfg.MaxMessage); e != nil {
 		e.Re = req.ID
 		reply.Send(e.Body())
 		return
 	}
-	if !validCid(req.Cid) {
-		reply.Send(ErrorBody(req.ID, net.CodeBadRequest, "cid must be 1 to 64 printable ASCII characters"))
+	if !net.ValidCid(req.Cid) {
+		reply.Send(net.ErrorBody(req.ID, net.CodeBadRequest, "cid must be 1 to 64 printable ASCII characters"))
 		return
 	}
 	salon, e := h.access(cred.UserID, req.Salon, req.ID)
@@ -684,7 +715,7 @@ func (h *Hub) send(s *Session, cred db.Credential, req *Request, portions int, r
 	ack := func(st db.Stored) {
 		s.setLastSalon(salon.ID)
 		h.observer().Acked()
-		reply.Send(encode(ackBody{Op: net.OpAck, Re: req.ID, Msg: st.ID, Portions: st.Portions}))
+		reply.Send((&net.Response{Op: net.OpAck, Re: req.ID, Msg: st.ID, Portions: st.Portions}).Encode())
 	}
 	prev, found, err := h.store.LookupCid(h.ctx, cred.UserID, req.Cid)
 	if err != nil {
@@ -699,7 +730,7 @@ func (h *Hub) send(s *Session, cred db.Credential, req *Request, portions int, r
 	allowed := s.sends.take(time.Now())
 	s.mu.Unlock()
 	if !allowed {
-		reply.Send(ErrorBody(req.ID, net.CodeRateLimited, "sending too fast: slow down"))
+		reply.Send(net.ErrorBody(req.ID, net.CodeRateLimited, "sending too fast: slow down"))
 		return
 	}
 	refund := func() {
@@ -712,7 +743,7 @@ func (h *Hub) send(s *Session, cred db.Credential, req *Request, portions int, r
 	err = h.submit(job{msg: msg, done: func(st db.Stored, err error) {
 		if errors.Is(err, db.ErrNotFound) { // the salon was removed meanwhile
 			refund()
-			reply.Send(ErrorBody(req.ID, net.CodeForbidden, "no access to salon"))
+			reply.Send(net.ErrorBody(req.ID, net.CodeForbidden, "no access to salon"))
 			return
 		}
 		if err != nil {
@@ -727,11 +758,11 @@ func (h *Hub) send(s *Session, cred db.Credential, req *Request, portions int, r
 	}})
 	if err != nil {
 		refund()
-		reply.Send(ErrorBody(req.ID, net.CodeUnavailable, "server shutting down, nothing was stored: retry"))
+		reply.Send(net.ErrorBody(req.ID, net.CodeUnavailable, "server shutting down, nothing was stored: retry"))
 	}
 }
 
-func (h *Hub) salons(cred db.Credential, req *Request, reply Reply) {
+func (h *Hub) salons(cred db.Credential, req *net.Request, reply Reply) {
 	list, err := h.store.UserSalons(h.ctx, cred.UserID)
 	if err != nil {
 		reply.Send(h.storeError(req.ID, err, "list salons").Body())
@@ -741,12 +772,12 @@ func (h *Hub) salons(cred db.Credential, req *Request, reply Reply) {
 	for i, sa := range list {
 		out[i] = net.SalonInfo{Name: sa.Name, Last: sa.Last}
 	}
-	reply.Send(encode(salonsBody{Op: net.OpSalons, Re: req.ID, Salons: out}))
+	reply.Send((&net.Response{Op: net.OpSalons, Re: req.ID, SalonList: out}).Encode())
 }
 
 // who lists the users with a live (logged-in, not timed out) session who
 // may open the salon, once each, sorted ignoring case.
-func (h *Hub) who(cred db.Credential, req *Request, reply Reply) {
+func (h *Hub) who(cred db.Credential, req *net.Request, reply Reply) {
 	salon, e := h.access(cred.UserID, req.Salon, req.ID)
 	if e != nil {
 		reply.Send(e.Body())
@@ -780,7 +811,7 @@ func (h *Hub) who(cred db.Credential, req *Request, reply Reply) {
 		}
 		return pseudos[i] < pseudos[j]
 	})
-	reply.Send(encode(whoBody{Op: net.OpWho, Re: req.ID, Salon: salon.Name, Pseudos: pseudos}))
+	reply.Send((&net.Response{Op: net.OpWho, Re: req.ID, Salon: salon.Name, Pseudos: pseudos}).Encode())
 }
 
 // bye answers after the session's earlier sends are acked, closes the
@@ -788,18 +819,14 @@ func (h *Hub) who(cred db.Credential, req *Request, reply Reply) {
 // answer goes on the connection the bye came on; if a resume moved the
 // session to another connection meanwhile, that one closes too, once the
 // answers queued on it are written.
-func (h *Hub) bye(s *Session, req *Request, reply Reply) {
-	h.mu.Lock()
-	s.mu.Lock()
-	e, ok := h.forget(s)
-	s.mu.Unlock()
-	h.mu.Unlock()
+func (h *Hub) bye(s *Session, req *net.Request, reply Reply) {
+	e, ok := h.forgetIf(s, nil)
 	if !ok {
 		reply.Drop()
 		return
 	}
 	h.log.Info("session ended", "session", s.id, "pseudo", e.pseudo, "reason", "bye")
-	answer := encode(simpleBody{Op: net.OpBye, Re: req.ID})
+	answer := (&net.Response{Op: net.OpBye, Re: req.ID}).Encode()
 	done := func() {
 		reply.SendClose(answer)
 		if e.conn == nil {

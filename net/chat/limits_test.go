@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"librecord/crypto"
 	"librecord/db"
 	"librecord/net"
 )
@@ -18,13 +17,7 @@ import (
 // newSessionFrom starts a session from source addr (not logged in).
 func newSessionFrom(t *testing.T, h *Hub, addr string) *Session {
 	t.Helper()
-	client := crypto.NewSessionKeys()
-	peer, err := crypto.ParseClientHello(client.ClientHello())
-	if err != nil {
-		t.Fatal(err)
-	}
-	server := crypto.NewSessionKeys()
-	s, err := h.NewSession(crypto.NewChannel(server, peer), testPeer(addr), nopConn{})
+	s, err := h.NewSession(newChannel(t), testPeer(addr), nopConn{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -34,7 +27,7 @@ func newSessionFrom(t *testing.T, h *Hub, addr string) *Session {
 func loginAs(t *testing.T, h *Hub, s *Session, password string) answer {
 	t.Helper()
 	r := newReply()
-	h.Handle(s, &Request{Op: net.OpLogin, ID: 1, Password: password}, 1, r)
+	h.Handle(s, &net.Request{Op: net.OpLogin, ID: 1, Password: password}, 1, r)
 	return r.wait(t)
 }
 
@@ -58,7 +51,7 @@ func TestMaxSessionsPerUser(t *testing.T) {
 	third := newSessionFrom(t, h, "192.0.2.1:1")
 	for range 3 { // refused again and again, never as a failure
 		r := newReply()
-		h.Handle(third, &Request{Op: net.OpLogin, ID: 1, Password: alicePassword}, 1, r)
+		h.Handle(third, &net.Request{Op: net.OpLogin, ID: 1, Password: alicePassword}, 1, r)
 		body := <-r.answers
 		if !bytes.Contains(body, []byte(`"code":"rate_limited"`)) || !bytes.Contains(body, []byte("too many sessions")) {
 			t.Fatalf("third session: %s", body)
@@ -81,7 +74,7 @@ func TestParkedFetchBound(t *testing.T) {
 	s := loginOn(t, h, nopConn{}, db.Salon{})
 	park := func(id int64) *testReply {
 		r := newReply()
-		h.Handle(s, &Request{Op: net.OpFetch, ID: id, Salon: "general", HasAfter: true, After: 1 << 40, WaitMS: MaxWaitMS}, 1, r)
+		h.Handle(s, &net.Request{Op: net.OpFetch, ID: id, Salon: "general", HasAfter: true, After: 1 << 40, WaitMS: net.MaxWaitMS}, 1, r)
 		return r
 	}
 	first, second := park(10), park(11)

@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"librecord/crypto"
 	"librecord/db"
 	"librecord/net"
 )
@@ -122,18 +121,12 @@ func sessionHubWith(t *testing.T, mutate func(*Config)) (*Hub, *validStore, db.S
 // there.
 func loginOn(t *testing.T, h *Hub, conn Conn, general db.Salon) *Session {
 	t.Helper()
-	client := crypto.NewSessionKeys()
-	peer, err := crypto.ParseClientHello(client.ClientHello())
-	if err != nil {
-		t.Fatal(err)
-	}
-	server := crypto.NewSessionKeys()
-	s, err := h.NewSession(crypto.NewChannel(server, peer), testPeer("127.0.0.1:1"), conn)
+	s, err := h.NewSession(newChannel(t), testPeer("127.0.0.1:1"), conn)
 	if err != nil {
 		t.Fatal(err)
 	}
 	r := newReply()
-	h.Handle(s, &Request{Op: net.OpLogin, ID: 1, Password: alicePassword}, 1, r)
+	h.Handle(s, &net.Request{Op: net.OpLogin, ID: 1, Password: alicePassword}, 1, r)
 	if a := r.wait(t); a.Op != net.OpConnected {
 		t.Fatalf("login answered %+v", a)
 	}
@@ -162,7 +155,7 @@ func flush(t *testing.T, h *Hub) {
 func announcements(t *testing.T, h *Hub, salon db.Salon) int {
 	t.Helper()
 	flush(t, h)
-	msgs, _, err := h.store.Latest(context.Background(), salon.ID, 100)
+	msgs, _, err := h.store.LatestWithin(context.Background(), salon.ID, 100, db.Budget{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -195,7 +188,7 @@ func TestTimeoutRacesResume(t *testing.T) {
 		// The resume lands after idle saw the clock run out, before it
 		// decides: the session must live on.
 		var old Conn
-		var rerr *Error
+		var rerr *net.Error
 		h.timedOut = func(*Session) { old, rerr = h.Resume(s, b, testPeer("127.0.0.1:2"), 7) }
 		h.idle(s)
 		h.timedOut = nil
@@ -215,7 +208,7 @@ func TestTimeoutRacesResume(t *testing.T) {
 			t.Fatalf("%d disconnections posted for a resumed session", n)
 		}
 		r := newReply()
-		h.Handle(s, &Request{Op: net.OpSalons, ID: 8}, 1, r)
+		h.Handle(s, &net.Request{Op: net.OpSalons, ID: 8}, 1, r)
 		if a := r.wait(t); a.Op != net.OpSalons {
 			t.Fatalf("salons after the resume answered %+v", a)
 		}
@@ -274,7 +267,7 @@ func TestEndClosesCurrentConnection(t *testing.T) {
 				store.invalidate()
 			}
 			r := recReply{newReply(), log}
-			h.Handle(s, &Request{Op: tc.op, ID: 9}, 1, r)
+			h.Handle(s, &net.Request{Op: tc.op, ID: 9}, 1, r)
 			ans := r.wait(t)
 			if got := ans.Op; got != tc.want && ans.Code != tc.want {
 				t.Fatalf("%s answered %+v, want %s", tc.op, ans, tc.want)

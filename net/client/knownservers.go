@@ -17,6 +17,7 @@ import (
 
 	"librecord/crypto"
 	"librecord/db/atomicfile"
+	lnet "librecord/net"
 )
 
 // The known-servers file (PROTOCOL.md section 6) pins each server address
@@ -374,7 +375,7 @@ func normaliseAddr(addr string) (string, error) {
 	if err != nil {
 		// No port: a bare host name or IPv4, or an IPv6 address with or
 		// without brackets.
-		host, port = addr, DefaultPort
+		host, port = addr, lnet.DefaultPort
 		if strings.HasPrefix(addr, "[") && strings.HasSuffix(addr, "]") {
 			host = addr[1 : len(addr)-1]
 		}

@@ -3,6 +3,8 @@ package client
 import (
 	"strings"
 	"unicode/utf8"
+
+	lnet "librecord/net"
 )
 
 // Printable returns s made safe to write to a terminal or to scripted
@@ -34,7 +36,7 @@ func Printable(s string) string {
 
 // unsafeRune reports whether Printable replaces r.
 func unsafeRune(r rune) bool {
-	return r < 0x20 || (r >= 0x7f && r <= 0x9f) || (r >= 0x202a && r <= 0x202e) || (r >= 0x2066 && r <= 0x2069)
+	return lnet.IsControl(r) || (r >= 0x202a && r <= 0x202e) || (r >= 0x2066 && r <= 0x2069)
 }
 
 // maxShown bounds the part of a server's error message that is shown: a
@@ -54,22 +56,4 @@ func shown(s string) string {
 		cut--
 	}
 	return s[:cut] + "…"
-}
-
-// validName reports whether s is a pseudo or salon name as PROTOCOL.md
-// section 4 defines them: 1 to 32 ASCII letters, digits, '-', '_' and '.'.
-// It is the same rule as chat.ValidName on the server, copied here because
-// package chat imports the database (SQLite), which the client must not
-// pull in; the rule is to get one home both import.
-func validName(s string) bool {
-	if len(s) < 1 || len(s) > 32 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
-			return false
-		}
-	}
-	return true
 }

@@ -389,12 +389,20 @@ type switchProxy struct {
 
 func newSwitchProxy(t *testing.T, target string) *switchProxy {
 	t.Helper()
+	p := &switchProxy{}
+	p.target.Store(target)
+	p.ln = acceptLoop(t, func(c stdnet.Conn) { pipe(c, p.target.Load().(string)) })
+	return p
+}
+
+// acceptLoop listens on loopback and hands every connection to handle,
+// each in its own goroutine, until the test ends.
+func acceptLoop(t *testing.T, handle func(stdnet.Conn)) stdnet.Listener {
+	t.Helper()
 	ln, err := stdnet.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &switchProxy{ln: ln}
-	p.target.Store(target)
 	t.Cleanup(func() { ln.Close() })
 	go func() {
 		for {
@@ -402,19 +410,28 @@ func newSwitchProxy(t *testing.T, target string) *switchProxy {
 			if err != nil {
 				return
 			}
-			go func() {
-				defer c.Close()
-				up, err := stdnet.Dial("tcp", p.target.Load().(string))
-				if err != nil {
-					return
-				}
-				defer up.Close()
-				go func() { io.Copy(up, c); up.Close() }()
-				io.Copy(c, up)
-			}()
+			go handle(c)
 		}
 	}()
-	return p
+	return ln
+}
+
+// pipe forwards c to target both ways until either side closes.
+func pipe(c stdnet.Conn, target string) {
+	pipeWith(c, target, func(c, up stdnet.Conn) { io.Copy(c, up) })
+}
+
+// pipeWith forwards what c sends to target, and has down carry what
+// target sends back to c; both close when down returns.
+func pipeWith(c stdnet.Conn, target string, down func(c, up stdnet.Conn)) {
+	defer c.Close()
+	up, err := stdnet.Dial("tcp", target)
+	if err != nil {
+		return
+	}
+	defer up.Close()
+	go func() { io.Copy(up, c); up.Close() }()
+	down(c, up)
 }
 
 func (p *switchProxy) addr() string { return p.ln.Addr().String() }
@@ -430,43 +447,21 @@ type fullSource struct {
 
 func newFullSource(t *testing.T, target string, refuse int32) *fullSource {
 	t.Helper()
-	ln, err := stdnet.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &fullSource{ln: ln}
+	p := &fullSource{}
 	p.refuse.Store(refuse)
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			p.conns.Add(1)
-			if p.refuse.Add(-1) >= 0 {
-				go func() {
-					defer c.Close()
-					if _, _, err := lnet.NewFrameReader(bufio.NewReader(c), lnet.DefaultMaxPortions).Next(); err != nil {
-						return
-					}
-					lnet.NewEnvelopeWriter(c).WriteEnvelope(crypto.PlainError(
-						[]byte(`{"op":"error","code":"unavailable","message":"too many connections from your address"}`)))
-				}()
-				continue
-			}
-			go func() {
-				defer c.Close()
-				up, err := stdnet.Dial("tcp", target)
-				if err != nil {
-					return
-				}
-				defer up.Close()
-				go func() { io.Copy(up, c); up.Close() }()
-				io.Copy(c, up)
-			}()
+	p.ln = acceptLoop(t, func(c stdnet.Conn) {
+		p.conns.Add(1)
+		if p.refuse.Add(-1) < 0 {
+			pipe(c, target)
+			return
 		}
-	}()
+		defer c.Close()
+		if _, _, err := lnet.NewFrameReader(bufio.NewReader(c), lnet.DefaultMaxPortions).Next(); err != nil {
+			return
+		}
+		lnet.NewEnvelopeWriter(c).WriteEnvelope(crypto.PlainError(
+			[]byte(`{"op":"error","code":"unavailable","message":"too many connections from your address"}`)))
+	})
 	return p
 }
 

@@ -2,22 +2,18 @@ package client
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"crypto/ed25519"
-	"encoding/json"
 	"errors"
 	"fmt"
 	stdnet "net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"librecord/crypto"
 	lnet "librecord/net"
 )
-
-// DefaultPort is the protocol's TCP port (PROTOCOL.md section 1).
-const DefaultPort = "7447"
 
 // DefaultLoginTimeout is how long a login waits for its answer by
 // default. It is longer than the reply margin: the server hashes the
@@ -102,7 +98,13 @@ type Config struct {
 	// question and type the password: an older one, or one the server
 	// already closed, is replaced by a new connection and hello first.
 	FreshFor time.Duration
+	// ResumeBackoff is the pause between two resume attempts of Passwd
+	// (default DefaultResumeBackoff).
+	ResumeBackoff time.Duration
 }
+
+// DefaultResumeBackoff is Config.ResumeBackoff by default.
+const DefaultResumeBackoff = 500 * time.Millisecond
 
 // DefaultFreshFor is Config.FreshFor by default: half the server's
 // default login timeout, leaving it time to hash the password.
@@ -124,6 +126,9 @@ func (c *Config) defaults() {
 	c.LoginTimeout = max(c.LoginTimeout, c.ReplyMargin)
 	if c.FreshFor <= 0 {
 		c.FreshFor = DefaultFreshFor
+	}
+	if c.ResumeBackoff <= 0 {
+		c.ResumeBackoff = DefaultResumeBackoff
 	}
 }
 
@@ -212,6 +217,10 @@ type Session struct {
 	loginMu  sync.Mutex
 	loggedIn bool
 	helloAt  time.Time
+
+	// resumeFor is how long the session may be resumed after a loss:
+	// the announced session timeout minus 5 s (PROTOCOL.md 5).
+	resumeFor atomic.Int64 // a time.Duration
 }
 
 // conn is one TCP connection carrying the session, with its reader
@@ -219,31 +228,20 @@ type Session struct {
 type conn struct {
 	c       stdnet.Conn
 	mu      sync.Mutex
-	pending map[int64]chan response
+	pending map[int64]chan answer
 	err     error // set once, when the connection dies
 	done    chan struct{}
 }
 
-// response is any answer body; fields unused by an op are zero.
-type response struct {
-	Op               string          `json:"op"`
-	Re               *int64          `json:"re"`
-	Status           string          `json:"status"`
-	Pseudo           string          `json:"pseudo"`
-	Salons           json.RawMessage `json:"salons"`
-	SessionTimeoutMS int64           `json:"session_timeout_ms"`
-	PollMS           int64           `json:"poll_ms"`
-	Msg              int64           `json:"msg"`
-	Portions         int             `json:"portions"`
-	Salon            string          `json:"salon"`
-	More             bool            `json:"more"`
-	Messages         []lnet.Message  `json:"messages"`
-	Pseudos          []string        `json:"pseudos"`
-	Code             string          `json:"code"`
-	Message          string          `json:"message"`
+// answer is what a request gets back: a parsed answer body, or the
+// protocol violation that made it unreadable.
+type answer struct {
+	r   *lnet.Response
+	err error // a *ProtocolError
 }
 
-func (r *response) asError() error {
+// asError returns the ServerError of an error answer, nil otherwise.
+func asError(r *lnet.Response) error {
 	if r.Op != lnet.OpError {
 		return nil
 	}
@@ -368,8 +366,11 @@ func dialTCP(ctx context.Context, cfg Config) (stdnet.Conn, error) {
 // plainError decodes a plain error envelope into a ServerError.
 func plainError(payload []byte) error {
 	body, err := crypto.ParsePlainError(payload)
-	var r response
-	if err != nil || json.Unmarshal(body, &r) != nil || r.Op != lnet.OpError {
+	var r *lnet.Response
+	if err == nil {
+		r, err = lnet.ParseResponse(body)
+	}
+	if err != nil || r.Op != lnet.OpError {
 		return &ProtocolError{Msg: "malformed plain error"}
 	}
 	return &ServerError{Code: r.Code, Message: r.Message}
@@ -377,7 +378,7 @@ func plainError(payload []byte) error {
 
 // attach makes c the session's connection and starts reading it.
 func (s *Session) attach(c stdnet.Conn, fr *lnet.FrameReader) {
-	cn := &conn{c: c, pending: map[int64]chan response{}, done: make(chan struct{})}
+	cn := &conn{c: c, pending: map[int64]chan answer{}, done: make(chan struct{})}
 	s.mu.Lock()
 	s.conn = cn
 	s.mu.Unlock()
@@ -404,24 +405,28 @@ func (s *Session) read(cn *conn, fr *lnet.FrameReader) {
 			s.drop(cn, ErrConnLost)
 			return
 		}
-		var r response
-		if err := json.Unmarshal(body, &r); err != nil || r.Op == "" {
+		r, err := lnet.ParseResponse(body)
+		if r == nil {
 			s.drop(cn, ErrConnLost)
 			return
 		}
-		if r.Re == nil {
+		if r.Re == 0 {
 			// An error without re (crypto, frame, bad_request) means a
 			// request of ours was dropped unanswered: the connection can
 			// no longer be trusted to answer. Resuming starts clean.
 			s.drop(cn, ErrConnLost)
 			return
 		}
+		a := answer{r: r}
+		if err != nil {
+			a.err = &ProtocolError{Msg: err.Error()}
+		}
 		cn.mu.Lock()
-		ch := cn.pending[*r.Re]
-		delete(cn.pending, *r.Re)
+		ch := cn.pending[r.Re]
+		delete(cn.pending, r.Re)
 		cn.mu.Unlock()
 		if ch != nil {
-			ch <- r
+			ch <- a
 		}
 	}
 }
@@ -486,91 +491,71 @@ func (s *Session) Disconnect() {
 	}
 }
 
-// request is the JSON of every request; unused fields are omitted.
-type request struct {
-	Op       string `json:"op"`
-	ID       int64  `json:"id"`
-	Password string `json:"password,omitempty"`
-	Salon    string `json:"salon,omitempty"`
-	Text     string `json:"text,omitempty"`
-	CID      string `json:"cid,omitempty"`
-	Limit    int    `json:"limit,omitempty"`
-	Before   int64  `json:"before,omitempty"`
-	After    *int64 `json:"after,omitempty"`
-	WaitMS   int64  `json:"wait_ms,omitempty"`
-}
-
-// encode writes a body without HTML escaping (PROTOCOL.md 2.2).
-func encode(v any) []byte {
-	var b bytes.Buffer
-	enc := json.NewEncoder(&b)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(v); err != nil {
-		panic(err) // request only holds strings and integers
-	}
-	return bytes.TrimSuffix(b.Bytes(), []byte("\n"))
-}
-
 // do sends req on the current connection and waits for its answer, for at
 // most timeout; past that the connection is dropped as dead and
-// ErrConnLost returned.
-func (s *Session) do(ctx context.Context, req request, timeout time.Duration) (response, error) {
+// ErrConnLost returned. req gets the next id unless it has one (a retry).
+func (s *Session) do(ctx context.Context, req lnet.Request, timeout time.Duration) (*lnet.Response, error) {
 	s.mu.Lock()
 	cn := s.conn
 	s.mu.Unlock()
 	if cn == nil {
 		if s.isErased() {
-			return response{}, ErrClosed
+			return nil, ErrClosed
 		}
-		return response{}, ErrNotConnected
+		return nil, ErrNotConnected
 	}
-	ch := make(chan response, 1)
+	ch := make(chan answer, 1)
 
 	s.wmu.Lock()
-	s.nextID++
-	req.ID = s.nextID
+	if req.ID == 0 {
+		s.nextID++
+		req.ID = s.nextID
+	}
 	cn.mu.Lock()
 	if cn.err != nil {
 		cn.mu.Unlock()
 		s.wmu.Unlock()
-		return response{}, ErrConnLost
+		return nil, ErrConnLost
 	}
 	cn.pending[req.ID] = ch
 	cn.mu.Unlock()
-	env, err := s.seal(encode(req))
+	env, err := s.seal(req.Encode())
 	if err != nil {
 		s.wmu.Unlock()
-		return response{}, err
+		return nil, err
 	}
 	cn.c.SetWriteDeadline(time.Now().Add(timeout))
 	err = lnet.WriteFrame(cn.c, env)
 	s.wmu.Unlock()
 	if err != nil {
 		s.drop(cn, ErrConnLost)
-		return response{}, ErrConnLost
+		return nil, ErrConnLost
 	}
 
 	timer := time.NewTimer(timeout)
 	defer timer.Stop()
 	select {
-	case r, ok := <-ch:
+	case a, ok := <-ch:
 		if !ok {
-			return response{}, ErrConnLost
+			return nil, ErrConnLost
 		}
-		if err := r.asError(); err != nil {
-			return r, err
+		if a.err != nil {
+			return nil, a.err
 		}
-		return r, nil
+		if err := asError(a.r); err != nil {
+			return nil, err
+		}
+		return a.r, nil
 	case <-timer.C:
 		s.drop(cn, ErrConnLost)
-		return response{}, ErrConnLost
+		return nil, ErrConnLost
 	case <-ctx.Done():
 		cn.mu.Lock()
 		if cn.pending != nil {
 			delete(cn.pending, req.ID)
 		}
 		cn.mu.Unlock()
-		return response{}, ctx.Err()
+		return nil, ctx.Err()
 	}
 }
 
@@ -580,7 +565,7 @@ func (s *Session) isErased() bool {
 	return s.erased
 }
 
-func expectOp(r response, op string) error {
+func expectOp(r *lnet.Response, op string) error {
 	if r.Op != op {
 		return &ProtocolError{Msg: fmt.Sprintf("answer %q to a request expecting %q", r.Op, op)}
 	}
@@ -642,7 +627,7 @@ func (s *Session) Login(ctx context.Context, password string) (LoginInfo, error)
 }
 
 func (s *Session) login(ctx context.Context, password string) (LoginInfo, error) {
-	r, err := s.do(ctx, request{Op: lnet.OpLogin, Password: password}, s.cfg.LoginTimeout)
+	r, err := s.do(ctx, lnet.Request{Op: lnet.OpLogin, Password: password}, s.cfg.LoginTimeout)
 	if err != nil {
 		return LoginInfo{}, err
 	}
@@ -654,29 +639,112 @@ func (s *Session) login(ctx context.Context, password string) (LoginInfo, error)
 	}
 	info := LoginInfo{
 		Pseudo:         r.Pseudo,
+		Salons:         r.Salons,
 		SessionTimeout: clampMS(r.SessionTimeoutMS, DefaultSessionTimeout, MinSessionTimeout, MaxSessionTimeout),
 		Poll:           clampMS(r.PollMS, DefaultPoll, MinPoll, MaxPoll),
 	}
-	if !validName(r.Pseudo) {
+	if !lnet.ValidName(r.Pseudo) {
 		return LoginInfo{}, &ProtocolError{Msg: "the login answer's pseudo is not a valid name"}
 	}
-	if len(r.Salons) > 0 {
-		if err := json.Unmarshal(r.Salons, &info.Salons); err != nil {
-			return LoginInfo{}, &ProtocolError{Msg: "login salons are not a list of names"}
-		}
-	}
 	for _, name := range info.Salons {
-		if !validName(name) {
+		if !lnet.ValidName(name) {
 			return LoginInfo{}, &ProtocolError{Msg: "the login answer lists a salon whose name is not valid"}
 		}
 	}
+	s.resumeFor.Store(int64(info.SessionTimeout - 5*time.Second))
 	return info, nil
+}
+
+// Passwd changes the logged-in user's password (PROTOCOL.md 3.8): current
+// is checked by the server, which draws the new password and returns it
+// here, once. Show it to the person (through nothing that keeps it, such
+// as an input history) and tell them to store it: from now on the old
+// password is refused and the user's other sessions end; this session
+// goes on.
+//
+// A wrong current password is a ServerError of code "auth" (it counts as
+// a failed login of this address, and past the server's limit the answer
+// is "rate_limited" whatever the password); the session stays logged in.
+//
+// The password may have changed even when its answer never came, so a
+// lost connection does not fail Passwd: it resumes the session (pausing
+// Config.ResumeBackoff between attempts, for as long as the session can
+// be resumed: the announced session timeout minus 5 s) and sends the
+// same request with the same id, which the server answers with the same
+// new password. Passwd fails with ErrConnLost only when that window ends
+// or ctx is done; the password may then have changed, and the session
+// is lost: the person must ask the host for a new one (`librecord user
+// reset-password`). Meanwhile other requests of the session get
+// ErrNotConnected; a caller that resumes the session itself (a poller)
+// may go on doing so: Passwd resends on whatever connection the session
+// has, and only resumes when it has none.
+func (s *Session) Passwd(ctx context.Context, current string) (string, error) {
+	s.wmu.Lock()
+	s.nextID++
+	req := lnet.Request{Op: lnet.OpPasswd, ID: s.nextID, Password: current}
+	s.wmu.Unlock()
+	window := time.Duration(s.resumeFor.Load())
+	if window <= 0 {
+		window = DefaultSessionTimeout - 5*time.Second
+	}
+	var deadline time.Time // set at the first loss
+	for {
+		r, err := s.do(ctx, req, s.cfg.LoginTimeout)
+		if err == nil {
+			if err := expectOp(r, lnet.OpPasswd); err != nil {
+				return "", err
+			}
+			if crypto.CheckPassword(r.Password) != nil {
+				return "", &ProtocolError{Msg: "the passwd answer's password is not a usable password"}
+			}
+			return r.Password, nil
+		}
+		if !errors.Is(err, ErrConnLost) && !errors.Is(err, ErrNotConnected) {
+			return "", err
+		}
+		if deadline.IsZero() {
+			deadline = time.Now().Add(window)
+		}
+		if err := s.resumeUntil(ctx, deadline); err != nil {
+			return "", err
+		}
+	}
+}
+
+// resumeUntil resumes the session, trying again every
+// Config.ResumeBackoff until deadline. It gives up at once when the
+// server no longer knows the session or the keys are erased. A session
+// that another caller resumed meanwhile is left as it is.
+func (s *Session) resumeUntil(ctx context.Context, deadline time.Time) error {
+	for {
+		if s.Connected() {
+			return nil
+		}
+		err := s.Resume(ctx)
+		if err == nil || errors.Is(err, ErrClosed) || IsCode(err, lnet.CodeUnknownSession) {
+			return err
+		}
+		var pe *ProtocolError
+		if errors.As(err, &pe) {
+			return err
+		}
+		if time.Until(deadline) < s.cfg.ResumeBackoff {
+			return fmt.Errorf("%w: could not resume: %w", ErrConnLost, err)
+		}
+		t := time.NewTimer(s.cfg.ResumeBackoff)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
 }
 
 // Send sends text to salon with the client message id cid (PROTOCOL.md
 // 3.2). Re-sending the same cid after a lost answer is safe.
 func (s *Session) Send(ctx context.Context, salon, text, cid string) (Ack, error) {
-	r, err := s.do(ctx, request{Op: lnet.OpSend, Salon: salon, Text: text, CID: cid}, s.cfg.ReplyMargin)
+	r, err := s.do(ctx, lnet.Request{Op: lnet.OpSend, Salon: salon, Text: text, Cid: cid}, s.cfg.ReplyMargin)
 	if err != nil {
 		return Ack{}, err
 	}
@@ -692,14 +760,11 @@ func (s *Session) Send(ctx context.Context, salon, text, cid string) (Ack, error
 // *ProtocolError. Texts and times are as the server sent them: show them
 // through Printable.
 func (s *Session) Fetch(ctx context.Context, f FetchRequest) (Messages, error) {
-	req := request{Op: lnet.OpFetch, Salon: f.Salon, Limit: f.Limit, Before: f.Before}
-	if f.HasAfter {
-		after := f.After
-		req.After = &after
-	}
+	req := lnet.Request{Op: lnet.OpFetch, Salon: f.Salon, Limit: f.Limit,
+		Before: f.Before, HasBefore: f.Before != 0, After: f.After, HasAfter: f.HasAfter}
 	var wait time.Duration
 	if f.HasAfter && f.Wait > 0 {
-		req.WaitMS = f.Wait.Milliseconds()
+		req.WaitMS = int(f.Wait.Milliseconds())
 		wait = f.Wait
 	}
 	r, err := s.do(ctx, req, wait+s.cfg.ReplyMargin)
@@ -711,7 +776,7 @@ func (s *Session) Fetch(ctx context.Context, f FetchRequest) (Messages, error) {
 	}
 	for _, m := range r.Messages {
 		// A system message has no author (its pseudo is "").
-		if !validName(m.Pseudo) && !(m.System && m.Pseudo == "") {
+		if !lnet.ValidName(m.Pseudo) && !(m.System && m.Pseudo == "") {
 			return Messages{}, &ProtocolError{Msg: fmt.Sprintf("message %d has a pseudo that is not a valid name", m.ID)}
 		}
 	}
@@ -721,21 +786,16 @@ func (s *Session) Fetch(ctx context.Context, f FetchRequest) (Messages, error) {
 // Salons lists the salons the user may open with their newest message id.
 // A name that is not a valid name makes the answer a *ProtocolError.
 func (s *Session) Salons(ctx context.Context) ([]lnet.SalonInfo, error) {
-	r, err := s.do(ctx, request{Op: lnet.OpSalons}, s.cfg.ReplyMargin)
+	r, err := s.do(ctx, lnet.Request{Op: lnet.OpSalons}, s.cfg.ReplyMargin)
 	if err != nil {
 		return nil, err
 	}
 	if err := expectOp(r, lnet.OpSalons); err != nil {
 		return nil, err
 	}
-	var out []lnet.SalonInfo
-	if len(r.Salons) > 0 {
-		if err := json.Unmarshal(r.Salons, &out); err != nil {
-			return nil, &ProtocolError{Msg: "salons answer is not a list of salons"}
-		}
-	}
+	out := r.SalonList
 	for _, in := range out {
-		if !validName(in.Name) {
+		if !lnet.ValidName(in.Name) {
 			return nil, &ProtocolError{Msg: "the salons answer lists a salon whose name is not valid"}
 		}
 	}
@@ -745,7 +805,7 @@ func (s *Session) Salons(ctx context.Context) ([]lnet.SalonInfo, error) {
 // Who lists the users with a live session who may open salon. A pseudo
 // that is not a valid name makes the answer a *ProtocolError.
 func (s *Session) Who(ctx context.Context, salon string) ([]string, error) {
-	r, err := s.do(ctx, request{Op: lnet.OpWho, Salon: salon}, s.cfg.ReplyMargin)
+	r, err := s.do(ctx, lnet.Request{Op: lnet.OpWho, Salon: salon}, s.cfg.ReplyMargin)
 	if err != nil {
 		return nil, err
 	}
@@ -753,7 +813,7 @@ func (s *Session) Who(ctx context.Context, salon string) ([]string, error) {
 		return nil, err
 	}
 	for _, p := range r.Pseudos {
-		if !validName(p) {
+		if !lnet.ValidName(p) {
 			return nil, &ProtocolError{Msg: "the who answer lists a pseudo that is not a valid name"}
 		}
 	}
@@ -783,7 +843,7 @@ func (s *Session) Resume(ctx context.Context) error {
 	s.wmu.Lock()
 	s.nextID++
 	id := s.nextID
-	env, err := s.seal(encode(request{Op: lnet.OpResume, ID: id}))
+	env, err := s.seal((&lnet.Request{Op: lnet.OpResume, ID: id}).Encode())
 	if err == nil {
 		err = lnet.WriteFrame(c, env)
 	}
@@ -811,14 +871,14 @@ func (s *Session) Resume(ctx context.Context) error {
 	if err != nil {
 		return &ProtocolError{Msg: "resume answer failed authentication"}
 	}
-	var r response
-	if err := json.Unmarshal(body, &r); err != nil {
-		return &ProtocolError{Msg: "resume answer is not JSON"}
+	r, err := lnet.ParseResponse(body)
+	if err != nil {
+		return &ProtocolError{Msg: "resume answer is not an answer body"}
 	}
-	if err := r.asError(); err != nil {
+	if err := asError(r); err != nil {
 		return err
 	}
-	if r.Op != lnet.OpResumed || r.Re == nil || *r.Re != id {
+	if r.Op != lnet.OpResumed || r.Re != id {
 		return &ProtocolError{Msg: fmt.Sprintf("resume answered with %q", r.Op)}
 	}
 	if r.Status != lnet.StatusConnected {
@@ -834,7 +894,7 @@ func (s *Session) Resume(ctx context.Context) error {
 // Bye ends the session (PROTOCOL.md 3.6) and erases its keys, whether or
 // not the server answered.
 func (s *Session) Bye(ctx context.Context) error {
-	_, err := s.do(ctx, request{Op: lnet.OpBye}, s.cfg.ReplyMargin)
+	_, err := s.do(ctx, lnet.Request{Op: lnet.OpBye}, s.cfg.ReplyMargin)
 	s.Close()
 	if errors.Is(err, ErrNotConnected) {
 		return nil

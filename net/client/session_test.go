@@ -290,7 +290,7 @@ func TestRequestsEncodeWithoutHTMLEscaping(t *testing.T) {
 	if _, err := sess.Send(context.Background(), "general", "a <b> & c", "cid-1"); err != nil {
 		t.Fatal(err)
 	}
-	got := encode(request{Op: "send", ID: 1, Text: "<&>"})
+	got := (&lnet.Request{Op: "send", ID: 1, Text: "<&>"}).Encode()
 	if !strings.Contains(string(got), `"text":"<&>"`) {
 		t.Errorf("encoded %s", got)
 	}

@@ -271,7 +271,7 @@ func (c *conn) written(n int) {
 // sendError answers with an error, sealed when the connection has a
 // session and plain otherwise (PROTOCOL.md 2.3).
 func (c *conn) sendError(re int64, code, msg string, closeAfter bool) {
-	body := chat.ErrorBody(re, code, msg)
+	body := net.ErrorBody(re, code, msg)
 	if s := c.session(); s != nil {
 		c.enqueue(out{kind: crypto.KindSealed, body: body, sess: s, close: closeAfter})
 		return
@@ -279,7 +279,7 @@ func (c *conn) sendError(re int64, code, msg string, closeAfter bool) {
 	c.enqueue(out{kind: crypto.KindPlainError, body: body, close: closeAfter})
 }
 
-func (c *conn) sendPlain(e *chat.Error) {
+func (c *conn) sendPlain(e *net.Error) {
 	c.enqueue(out{kind: crypto.KindPlainError, body: e.Body()})
 }
 
@@ -408,7 +408,7 @@ func (c *conn) sealed(s *chat.Session, payload []byte, portions int) {
 		return
 	}
 	c.srv.hub.Touch(s)
-	req, perr := chat.ParseRequest(body)
+	req, perr := net.ParseRequest(body)
 	if perr != nil {
 		c.enqueue(out{kind: crypto.KindSealed, body: perr.Body(), sess: s})
 		return
@@ -425,28 +425,28 @@ func (c *conn) sealed(s *chat.Session, payload []byte, portions int) {
 func (c *conn) resume(payload []byte) {
 	signer, err := crypto.EnvelopeSignerID(payload)
 	if err != nil {
-		c.sendPlain(&chat.Error{Code: net.CodeBadRequest, Message: "sealed envelope shorter than its header"})
+		c.sendPlain(&net.Error{Code: net.CodeBadRequest, Message: "sealed envelope shorter than its header"})
 		return
 	}
 	s := c.srv.hub.Lookup(signer)
 	if s == nil {
-		c.sendPlain(&chat.Error{Code: net.CodeUnknownSession, Message: "no such session; start over with a hello and a login"})
+		c.sendPlain(&net.Error{Code: net.CodeUnknownSession, Message: "no such session; start over with a hello and a login"})
 		return
 	}
 	body, err := s.Channel().Open(payload)
 	if err != nil {
 		c.srv.hub.LogStranger(c.peer.Source, slog.LevelInfo, "envelope rejected", "addr", c.addr, "session", s.ID())
-		c.sendPlain(&chat.Error{Code: net.CodeCrypto, Message: "envelope rejected"})
+		c.sendPlain(&net.Error{Code: net.CodeCrypto, Message: "envelope rejected"})
 		return
 	}
 	c.srv.hub.Touch(s)
-	req, perr := chat.ParseRequest(body)
+	req, perr := net.ParseRequest(body)
 	if perr != nil {
 		c.sendPlain(perr)
 		return
 	}
 	if req.Op != net.OpResume {
-		c.sendPlain(&chat.Error{Re: req.ID, Code: net.CodeBadRequest,
+		c.sendPlain(&net.Error{Re: req.ID, Code: net.CodeBadRequest,
 			Message: "the first envelope on a connection must be a hello or a resume"})
 		return
 	}
@@ -463,7 +463,7 @@ func (c *conn) resume(payload []byte) {
 	if s.LoggedIn() {
 		c.srv.loggedIn(c)
 	}
-	c.enqueue(out{kind: crypto.KindSealed, body: chat.ResumedBody(req.ID), sess: s})
+	c.enqueue(out{kind: crypto.KindSealed, body: (&net.Response{Op: net.OpResumed, Re: req.ID, Status: net.StatusConnected}).Encode(), sess: s})
 }
 
 // reply is the chat.Reply of one request: its answer goes to the

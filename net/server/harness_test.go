@@ -239,11 +239,11 @@ func (s *faultyStore) InsertMessages(ctx context.Context, msgs []db.NewMessage) 
 	return s.Store.InsertMessages(ctx, msgs)
 }
 
-func (s *faultyStore) After(ctx context.Context, salonID, id int64, limit int) ([]db.Message, bool, error) {
+func (s *faultyStore) AfterWithin(ctx context.Context, salonID, id int64, limit int, b db.Budget) ([]db.Message, bool, error) {
 	if _, r := s.failures(); r != nil {
 		return nil, false, r
 	}
-	return s.Store.After(ctx, salonID, id, limit)
+	return s.Store.AfterWithin(ctx, salonID, id, limit, b)
 }
 
 // ---- a raw client, written from PROTOCOL.md with the crypto and frame APIs

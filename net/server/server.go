@@ -61,8 +61,8 @@ func DefaultConfig() Config {
 			LogTotal:       600,
 			SendRate:       20,
 			SendBurst:      40,
-			MaxMessage:     65536,
-			MaxFetch:       500,
+			MaxMessage:     net.DefaultMaxMessage,
+			MaxFetch:       net.DefaultMaxFetch,
 		},
 	}
 }
@@ -350,7 +350,7 @@ func (s *Server) admitHello(c *conn) bool {
 
 func (s *Server) refuse(nc stdnet.Conn, msg string) {
 	defer nc.Close()
-	body := chat.ErrorBody(0, net.CodeUnavailable, msg)
+	body := net.ErrorBody(0, net.CodeUnavailable, msg)
 	nc.SetWriteDeadline(time.Now().Add(s.cfg.WriteTimeout))
 	net.WriteFrame(nc, crypto.PlainError(body))
 }

@@ -1,20 +1,19 @@
-package chat
+package net
 
 import (
 	"bytes"
 	"encoding/json"
 	"strconv"
 	"unicode/utf8"
-
-	"librecord/net"
 )
 
-// Request is one parsed request body (PROTOCOL.md section 3). Fields that do
-// not belong to Op are zero.
+// Request is one request body (PROTOCOL.md section 3), as the client
+// writes it (Encode) and the server reads it (ParseRequest). Fields that
+// do not belong to Op are zero.
 type Request struct {
 	Op       string
 	ID       int64
-	Password string // login
+	Password string // login, passwd (the current password)
 	Salon    string // send, fetch, who
 	Text     string // send
 	Cid      string // send
@@ -26,14 +25,12 @@ type Request struct {
 	HasBefore, HasAfter bool
 }
 
-// MaxWaitMS is the longest long-poll a fetch may ask for (PROTOCOL.md 3.3).
-const MaxWaitMS = 25000
-
 // ParseRequest parses a request body strictly: a JSON object in valid UTF-8,
 // a positive integer "id", a known string "op" and the op's required fields
 // with their exact types; unknown fields are ignored. It checks types and
-// presence only: ranges and content (text, cid, limit, salon names) are the
-// Hub's, so that the order of checks stays the protocol's.
+// presence only: ranges and content (text, cid, limit, salon names) are
+// checked by the server's chat rules, so that the order of checks stays
+// the protocol's (CheckText, ValidCid, ValidName).
 //
 // The returned *Error has Re set when the id could be read.
 func ParseRequest(body []byte) (*Request, *Error) {
@@ -62,19 +59,19 @@ func ParseRequest(body []byte) (*Request, *Error) {
 		return nil, f.err
 	}
 	switch r.Op {
-	case net.OpLogin:
+	case OpLogin, OpPasswd:
 		r.Password, ok = f.str("password", true)
-	case net.OpSend:
+	case OpSend:
 		var ok1, ok2 bool
 		r.Salon, ok = f.str("salon", true)
 		r.Text, ok1 = f.str("text", true)
 		r.Cid, ok2 = f.str("cid", true)
 		ok = ok && ok1 && ok2
-	case net.OpFetch:
+	case OpFetch:
 		ok = f.fetch(r)
-	case net.OpWho:
+	case OpWho:
 		r.Salon, ok = f.str("salon", true)
-	case net.OpSalons, net.OpBye, net.OpResume:
+	case OpSalons, OpBye, OpResume:
 		ok = true
 	default:
 		return nil, badRequest(id, "unknown op "+strconv.Quote(r.Op))
@@ -253,56 +250,54 @@ func hex4(b []byte, at int) (rune, bool) {
 	return v, true
 }
 
-// ValidName reports whether s is a pseudo or salon name as PROTOCOL.md
-// section 4 defines them: 1 to 32 ASCII letters, digits, '-', '_' and '.'.
-func ValidName(s string) bool {
-	if len(s) < 1 || len(s) > 32 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
-			return false
+// Encode writes the request as its body: op, id and the fields of its op,
+// in a fixed order, without HTML escaping. A fetch carries limit when it
+// is not 0, before and after when present, wait_ms with after when not 0.
+func (r *Request) Encode() []byte {
+	var v any
+	switch r.Op {
+	case OpLogin, OpPasswd:
+		v = struct {
+			Op       string `json:"op"`
+			ID       int64  `json:"id"`
+			Password string `json:"password"`
+		}{r.Op, r.ID, r.Password}
+	case OpSend:
+		v = struct {
+			Op    string `json:"op"`
+			ID    int64  `json:"id"`
+			Salon string `json:"salon"`
+			Text  string `json:"text"`
+			Cid   string `json:"cid"`
+		}{r.Op, r.ID, r.Salon, r.Text, r.Cid}
+	case OpFetch:
+		f := struct {
+			Op     string `json:"op"`
+			ID     int64  `json:"id"`
+			Salon  string `json:"salon"`
+			Limit  int    `json:"limit,omitempty"`
+			Before *int64 `json:"before,omitempty"`
+			After  *int64 `json:"after,omitempty"`
+			WaitMS int    `json:"wait_ms,omitempty"`
+		}{Op: r.Op, ID: r.ID, Salon: r.Salon, Limit: r.Limit}
+		if r.HasBefore {
+			f.Before = &r.Before
 		}
-	}
-	return true
-}
-
-// validCid reports whether cid is 1 to 64 printable ASCII characters.
-func validCid(cid string) bool {
-	if len(cid) < 1 || len(cid) > 64 {
-		return false
-	}
-	for i := 0; i < len(cid); i++ {
-		if cid[i] < 0x21 || cid[i] > 0x7E {
-			return false
+		if r.HasAfter {
+			f.After, f.WaitMS = &r.After, r.WaitMS
 		}
+		v = f
+	case OpWho:
+		v = struct {
+			Op    string `json:"op"`
+			ID    int64  `json:"id"`
+			Salon string `json:"salon"`
+		}{r.Op, r.ID, r.Salon}
+	default: // salons, bye, resume
+		v = struct {
+			Op string `json:"op"`
+			ID int64  `json:"id"`
+		}{r.Op, r.ID}
 	}
-	return true
-}
-
-// checkText applies PROTOCOL.md 3.2 to a decoded text: 1 to max bytes,
-// valid UTF-8, no control character but newline and tab (C0, DEL and
-// the C1 controls U+0080 to U+009F are refused).
-func checkText(text string, max int) *Error {
-	switch {
-	case len(text) == 0:
-		return &Error{Code: net.CodeBadRequest, Message: "empty text"}
-	case len(text) > max:
-		return &Error{Code: net.CodeTooLarge, Message: "text longer than " + strconv.Itoa(max) + " bytes"}
-	case !utf8.ValidString(text):
-		return &Error{Code: net.CodeBadRequest, Message: "text is not valid UTF-8"}
-	}
-	for _, r := range text {
-		if IsControl(r) && r != '\n' && r != '\t' {
-			return &Error{Code: net.CodeBadRequest, Message: "text holds a control character"}
-		}
-	}
-	return nil
-}
-
-// IsControl reports whether r is a control character of PROTOCOL.md 3.2:
-// C0 (U+0000 to U+001F), DEL (U+007F) or C1 (U+0080 to U+009F).
-func IsControl(r rune) bool {
-	return r < 0x20 || (r >= 0x7F && r <= 0x9F)
+	return Encode(v)
 }
