@@ -259,37 +259,36 @@ func (s *Server) ServeConn(nc stdnet.Conn) {
 	go c.serve()
 }
 
-// Admit reports whether ServeConn would take a connection from peer now,
-// rather than refuse it at once: false while the server shuts down, when
-// it holds --max-conns connections, or when peer's source is past its
-// pending cap and already holds as many undecided connections (held) as
-// that cap, the bound past which ServeConn refuses without waiting for a
-// first envelope. A source merely at its pending cap is admitted: its
-// connection may yet carry a valid resume (PROTOCOL.md section 4), and
-// ServeConn decides it at its first envelope as over TCP. A refusal is
-// logged (rate-limited per source, as ServeConn's).
+// Admit reports whether a connection from peer may be set up for
+// ServeConn, for a transport that spends work before it (the WebSocket
+// upgrade): false while the server shuts down, or when peer's source is
+// past its pending cap and already holds as many undecided connections
+// (held) as that cap, the bound past which ServeConn refuses a connection
+// without waiting for its first envelope. A source merely at its pending
+// cap is admitted: its connection may yet carry a valid resume
+// (PROTOCOL.md section 4), and ServeConn decides it at its first envelope
+// as over TCP. A server at --max-conns also admits: ServeConn then answers
+// the plain error unavailable over the new connection, as over TCP. A
+// refusal is logged (rate-limited per source, as ServeConn's).
 //
-// It is a cheap early check for a transport that spends work before
-// ServeConn (the WebSocket upgrade): ServeConn applies the same limits
-// again, so a race between the two only ever refuses later, never
-// admits past a cap.
+// ServeConn applies every limit again, so a race between Admit and
+// ServeConn only ever refuses later, never admits past a cap.
 func (s *Server) Admit(peer stdnet.Addr) bool {
 	source := net.SourceOfAddr(peer)
 	s.mu.Lock()
 	ok, why := s.admit(source)
 	s.mu.Unlock()
-	if ok || why == refusedShutting {
-		return ok
+	if ok || why == refusedFull {
+		return true
+	}
+	if why == refusedShutting {
+		return false
 	}
 	addr := "unknown"
 	if peer != nil {
 		addr = peer.String()
 	}
-	msg := "connection refused before upgrade: too many from this source"
-	if why == refusedFull {
-		msg = "connection refused before upgrade: server full"
-	}
-	s.hub.LogStranger(source, slog.LevelWarn, msg, "addr", addr)
+	s.hub.LogStranger(source, slog.LevelWarn, "connection refused before upgrade: too many from this source", "addr", addr)
 	return false
 }
 

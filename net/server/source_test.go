@@ -183,10 +183,10 @@ func isTimeout(err error) bool {
 	return ok && ne.Timeout()
 }
 
-// TestAdmit: Admit refuses exactly where ServeConn refuses at once (a
-// source past its pending cap holding as many undecided connections, or
-// the server full), and admits a source merely at its pending cap, whose
-// next connection may carry a resume.
+// TestAdmit: Admit refuses exactly where ServeConn refuses a source at
+// once (past its pending cap, holding as many undecided connections), and
+// admits a source merely at its pending cap, whose next connection may
+// carry a resume, and a full server, whose refusal ServeConn answers.
 func TestAdmit(t *testing.T) {
 	f := newFixture(t, func(c *server.Config) {
 		c.MaxPendingPerSource = 2
@@ -212,9 +212,11 @@ func TestAdmit(t *testing.T) {
 	}
 	pipeFrom(t, f.srv, other.String())
 	pipeFrom(t, f.srv, other.String())
-	if f.srv.Admit(other) {
-		t.Fatalf("admitted with %d connections open, --max-conns 6", f.srv.Conns())
+	if !f.srv.Admit(other) {
+		t.Fatal("a full server refuses before the upgrade: ServeConn's unavailable is the answer")
 	}
+	full := pipeFrom(t, f.srv, other.String())
+	wantError(t, full.read(), 'E', "unavailable", 0)
 	if !strings.Contains(f.logs.String(), "connection refused before upgrade: too many from this source") {
 		t.Fatalf("refusal not logged:\n%s", f.logs.String())
 	}

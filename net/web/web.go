@@ -60,8 +60,8 @@ func Static() fs.FS {
 
 // ConnServer serves the protocol on a connection; ServeConn returns at
 // once and closes nc when the connection ends. Admit says, before the
-// upgrade, whether ServeConn would take a connection from peer rather than
-// refuse it at once (the per-source and total limits): a refused upgrade
+// upgrade, whether a connection from peer may be set up (false: its
+// source is past the per-source limits' hard bound): a refused upgrade
 // costs no WebSocket.
 type ConnServer interface {
 	Admit(peer stdnet.Addr) bool
@@ -234,7 +234,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		// Before the upgrade: a source flooding /ws costs an HTTP answer,
 		// not a WebSocket and its goroutines.
 		w.Header().Set("Retry-After", strconv.Itoa(retrySeconds(s.cfg.RetryAfter)))
-		http.Error(w, "too many connections not logged in from your address, or server full: try again later", http.StatusServiceUnavailable)
+		http.Error(w, "too many connections not logged in from your address: try again later", http.StatusServiceUnavailable)
 		return
 	}
 	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{Subprotocols: []string{Subprotocol}})
