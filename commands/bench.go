@@ -33,6 +33,9 @@ type BenchConfig struct {
 	ServerPID    int
 	// CPUProfile asks the child server for a CPU profile (per shape).
 	CPUProfile string
+	// WebSocket runs every shape twice, over TCP then over WebSocket
+	// (the child serving --web), to compare the transports.
+	WebSocket bool
 	// Exe is the librecord binary started as the child server.
 	Exe string
 }
@@ -52,7 +55,9 @@ func benchCommand() *cli.Command {
 			"  idle       1000 sessions long-polling, no traffic\n" +
 			"With --addr it drives a running server instead: the users are the host's (one\n" +
 			"password a line in --password-file), it sends only to --salon, paces its\n" +
-			"logins and changes nothing else there. Progress goes to stderr.",
+			"logins and changes nothing else there. With --ws every shape runs twice, over\n" +
+			"TCP then over WebSocket (the started server serving --web), side by side.\n" +
+			"Progress goes to stderr.",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "shape", Value: "community", Usage: "load shape: " + bench.ShapeNames() + " or all"},
 			&cli.IntFlag{Name: "sessions", DefaultText: "the shape's", Usage: "sessions logged in"},
@@ -68,7 +73,8 @@ func benchCommand() *cli.Command {
 			&cli.IntFlag{Name: "login-workers", Value: 16, DefaultText: "16; with --addr 2", Usage: "logins in flight at once"},
 			&cli.Float64Flag{Name: "login-rate", DefaultText: "no bound; with --addr 5", Usage: "logins a second at most (0: no bound)"},
 			&cli.BoolFlag{Name: "json", Usage: "print the results as one JSON object"},
-			&cli.StringFlag{Name: "cpuprofile", Usage: "write the started server's CPU profile to `FILE` (FILE.SHAPE with --shape all)"},
+			&cli.StringFlag{Name: "cpuprofile", Usage: "write the started server's CPU profile to `FILE` (FILE.SHAPE with --shape all, FILE[.SHAPE].tcp and .ws with --ws)"},
+			&cli.BoolFlag{Name: "ws", Usage: "also run each shape over WebSocket (serve --web), next to TCP; not with --addr"},
 		},
 		Action: func(c *cli.Context) error {
 			cfg := BenchConfig{
@@ -79,6 +85,7 @@ func benchCommand() *cli.Command {
 				Trust:        c.String("trust"),
 				ServerPID:    c.Int("server-pid"),
 				CPUProfile:   c.String("cpuprofile"),
+				WebSocket:    c.Bool("ws"),
 				Settings: bench.Settings{
 					Duration:     c.Duration("duration"),
 					Salon:        c.String("salon"),
@@ -141,6 +148,9 @@ func RunBench(ctx context.Context, cfg BenchConfig, stdout, stderr io.Writer) er
 		if target, err = addrTarget(cfg); err != nil {
 			return err
 		}
+		if cfg.WebSocket {
+			return errors.New("--ws drives the server bench starts, not --addr: run it without --addr")
+		}
 	} else if cfg.PasswordFile != "" || cfg.Trust != "" || cfg.ServerPID != 0 {
 		return errors.New("--password-file, --trust and --server-pid go with --addr")
 	}
@@ -159,12 +169,18 @@ func RunBench(ctx context.Context, cfg BenchConfig, stdout, stderr io.Writer) er
 		return err
 	}
 	fmt.Fprintf(stderr, "bench: crypto floor %.1f µs\n", report.FloorUS)
+	transports := []bool{false}
+	if cfg.WebSocket {
+		transports = append(transports, true)
+	}
 	for _, shape := range shapes {
-		res, err := runShape(ctx, cfg, target, shape, len(shapes) > 1, report, stderr)
-		if err != nil {
-			return err
+		for _, ws := range transports {
+			res, err := runShape(ctx, cfg, target, shape, ws, len(shapes) > 1, report, stderr)
+			if err != nil {
+				return err
+			}
+			report.Add(res)
 		}
-		report.Add(res)
 	}
 	if cfg.JSON {
 		enc := json.NewEncoder(stdout)
@@ -176,9 +192,14 @@ func RunBench(ctx context.Context, cfg BenchConfig, stdout, stderr io.Writer) er
 
 // runShape runs one shape against target, or against a child server
 // started for it (and stopped after it: each shape starts afresh).
-func runShape(ctx context.Context, cfg BenchConfig, target *bench.Target, shape bench.Shape, several bool, report *bench.Report, stderr io.Writer) (bench.Result, error) {
+// With ws the child also serves --web and the clients use WebSockets.
+func runShape(ctx context.Context, cfg BenchConfig, target *bench.Target, shape bench.Shape, ws, several bool, report *bench.Report, stderr io.Writer) (bench.Result, error) {
 	if target != nil {
 		return bench.Run(ctx, *target, shape, cfg.Settings, stderr)
+	}
+	transport := "tcp"
+	if ws {
+		transport = "ws"
 	}
 	var extra []string
 	if cfg.CPUProfile != "" {
@@ -186,14 +207,19 @@ func runShape(ctx context.Context, cfg BenchConfig, target *bench.Target, shape 
 		if several {
 			file += "." + shape.Name
 		}
+		if cfg.WebSocket {
+			file += "." + transport
+		}
 		extra = append(extra, "--cpuprofile", file)
 	}
-	fmt.Fprintf(stderr, "bench %s: creating %d users and starting the server\n", shape.Name, shape.Sessions)
-	child, err := bench.StartChild(ctx, bench.ChildConfig{Exe: cfg.Exe, Users: shape.Sessions, Extra: extra})
+	fmt.Fprintf(stderr, "bench %s over %s: creating %d users and starting the server\n", shape.Name, transport, shape.Sessions)
+	child, err := bench.StartChild(ctx, bench.ChildConfig{Exe: cfg.Exe, Users: shape.Sessions, Extra: extra, WebSocket: ws})
 	if err != nil {
 		return bench.Result{}, err
 	}
-	report.ServeArgs, report.Unthrottled = child.Args, child.Unthrottled
+	if !ws || report.ServeArgs == nil {
+		report.ServeArgs, report.Unthrottled = child.Args, child.Unthrottled
+	}
 	res, err := bench.Run(ctx, child.Target, shape, cfg.Settings, stderr)
 	if serr := child.Stop(); err == nil && serr != nil {
 		err = serr

@@ -201,6 +201,7 @@ func TestBenchFlagsRefused(t *testing.T) {
 		{"--duration", "0s"},
 		{"--password-file", "x"},
 		{"--salon", "bad name"},
+		{"--ws", "--addr", "127.0.0.1:1", "--password-file", "x", "--trust", "SHA256:x"},
 		{"extra"},
 	} {
 		app := NewApp()
@@ -208,5 +209,57 @@ func TestBenchFlagsRefused(t *testing.T) {
 		if err := Run(context.Background(), app, append([]string{"librecord", "bench"}, args...)); err == nil {
 			t.Errorf("bench %v: no error", args)
 		}
+	}
+}
+
+// TestBenchWebSocket: --ws runs the shape over TCP, then over WebSocket
+// against a server also serving --web, side by side, with the server's CPU
+// per request over WebSocket compared with TCP's; every message is acked
+// and delivered to every session over both.
+func TestBenchWebSocket(t *testing.T) {
+	t.Setenv(asAppEnv, "1")
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp)
+	profile := filepath.Join(t.TempDir(), "cpu.prof")
+	r, progress := runBench(t, "--shape", "community", "--sessions", "3", "--senders", "2",
+		"--rate", "10", "--duration", "1s", "--json", "--ws", "--cpuprofile", profile)
+	if len(r.Shapes) != 2 || r.Shapes[0].Transport != "tcp" || r.Shapes[1].Transport != "ws" {
+		t.Fatalf("want community over tcp then ws: %+v", r.Shapes)
+	}
+	if slices.Contains(r.ServeArgs, "--web") {
+		t.Errorf("the TCP run's server args name --web: %v", r.ServeArgs)
+	}
+	for _, s := range r.Shapes {
+		if s.Shape != "community" || s.Sessions != 3 || s.Acked == 0 || s.Deliveries != s.Acked*3 || s.Errors.Missing != 0 {
+			t.Errorf("%s: sessions %d, acked %d, delivered %d (want 3 each), missing %d\n%s",
+				s.Transport, s.Sessions, s.Acked, s.Deliveries, s.Errors.Missing, progress)
+		}
+		if s.Errors.Login+s.Errors.Send+s.Errors.Fetch+s.Errors.Reconnects != 0 {
+			t.Errorf("%s: errors %+v\n%s", s.Transport, s.Errors, progress)
+		}
+		if s.ServerCPU == nil {
+			t.Errorf("%s: server CPU not measured", s.Transport)
+		}
+	}
+	tcp, ws := r.Shapes[0], r.Shapes[1]
+	if ws.ServerCPUPerRequest != nil && tcp.ServerCPUPerRequest != nil && *tcp.ServerCPUPerRequest > 0 {
+		if ws.OverTCP == nil || *ws.OverTCP != *ws.ServerCPUPerRequest / *tcp.ServerCPUPerRequest {
+			t.Errorf("ws over tcp %v, from %v and %v", ws.OverTCP, *ws.ServerCPUPerRequest, *tcp.ServerCPUPerRequest)
+		}
+	}
+	if tcp.OverTCP != nil {
+		t.Errorf("the tcp column has a ratio to itself: %v", *tcp.OverTCP)
+	}
+	for _, suffix := range []string{".tcp", ".ws"} {
+		if fi, err := os.Stat(profile + suffix); err != nil || fi.Size() == 0 {
+			t.Errorf("no CPU profile %s: %v", suffix, err)
+		}
+	}
+	if !strings.Contains(progress, "bench community over ws:") {
+		t.Errorf("no ws progress on stderr: %q", progress)
+	}
+	left, _ := os.ReadDir(tmp)
+	for _, e := range left {
+		t.Errorf("left behind in the temporary directory: %s", e.Name())
 	}
 }

@@ -113,7 +113,7 @@ func serveCommand() *cli.Command {
 				return errors.New("--prune-every must be 0 (never) or positive")
 			}
 			var err error
-			if cfg.Web, err = readWebFlags(c, s.MaxPortions); err != nil {
+			if cfg.Web, err = readWebFlags(c, *s); err != nil {
 				return err
 			}
 			ln, err := stdnet.Listen("tcp", cfg.Listen)

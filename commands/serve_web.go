@@ -37,10 +37,13 @@ func webFlags() []cli.Flag {
 }
 
 // readWebFlags turns the --web flags into a webConfig; the server's
-// --max-portions bounds a WebSocket message.
-func readWebFlags(c *cli.Context, maxPortions int) (webConfig, error) {
+// --max-portions bounds a WebSocket message, and its --login-timeout is
+// the Retry-After of an upgrade refused for a full source (by then every
+// undecided connection of the source has been decided).
+func readWebFlags(c *cli.Context, s server.Config) (webConfig, error) {
 	cfg := webConfig{Listen: c.String("web"), Cert: c.String("web-cert"), Key: c.String("web-key"), Web: web.DefaultConfig()}
-	cfg.Web.MaxPortions = maxPortions
+	cfg.Web.MaxPortions = s.MaxPortions
+	cfg.Web.RetryAfter = s.LoginTimeout
 	cfg.Web.ReadHeaderTimeout = c.Duration("web-header-timeout")
 	cfg.Web.IdleTimeout = c.Duration("web-idle-timeout")
 	proxies, err := web.ParseProxies(c.StringSlice("web-trusted-proxy"))

@@ -82,3 +82,25 @@ func TestFloor(t *testing.T) {
 		t.Fatalf("floor %v %v", us, err)
 	}
 }
+
+func TestReportOverTCP(t *testing.T) {
+	r := &Report{Server: "child", FloorUS: 100}
+	r.Add(Result{Shape: "community", Transport: "tcp", ServerCPUPerRequest: ptr(200.0)})
+	r.Add(Result{Shape: "send", Transport: "tcp", ServerCPUPerRequest: ptr(50.0)})
+	r.Add(Result{Shape: "community", Transport: "ws", ServerCPUPerRequest: ptr(220.0)})
+	if got := r.Shapes[2].OverTCP; got == nil || *got != 1.1 {
+		t.Fatalf("ws over tcp %v, want 1.1", got)
+	}
+	if r.Shapes[0].OverTCP != nil || r.Shapes[1].OverTCP != nil {
+		t.Fatal("a tcp column has a ratio")
+	}
+	var b strings.Builder
+	if err := r.WriteTable(&b); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"transport", "µs/request ÷ tcp's", "1.10", "--web"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("table lacks %q:\n%s", want, b.String())
+		}
+	}
+}

@@ -35,6 +35,10 @@ type ChildConfig struct {
 	Users int
 	// Extra are further flags for serve (e.g. --cpuprofile FILE).
 	Extra []string
+	// WebSocket also serves --web on a loopback port and makes the
+	// Target dial WebSockets there instead of TCP (its Addr is then the
+	// ws://HOST:PORT/ws endpoint).
+	WebSocket bool
 	// StartTimeout bounds the wait for the server to listen.
 	StartTimeout time.Duration
 }
@@ -123,6 +127,9 @@ func StartChild(ctx context.Context, cfg ChildConfig) (_ *Child, err error) {
 	}
 
 	c.Args = []string{"--listen", "127.0.0.1:0"}
+	if cfg.WebSocket {
+		c.Args = append(c.Args, "--web", "127.0.0.1:0")
+	}
 	for _, f := range unthrottled {
 		c.Args = append(c.Args, "--"+f, "0")
 	}
@@ -146,8 +153,9 @@ func StartChild(ctx context.Context, cfg ChildConfig) (_ *Child, err error) {
 	}()
 
 	// serve prints "librecord: serving PATH on ADDR" then "librecord:
-	// identity fingerprint SHA256:...".
-	type started struct{ addr, fingerprint string }
+	// identity fingerprint SHA256:...", then with --web "librecord: web
+	// page on http://ADDR/".
+	type started struct{ addr, fingerprint, web string }
 	ready := make(chan started, 1)
 	go func() {
 		sc := bufio.NewScanner(stdout)
@@ -159,6 +167,11 @@ func StartChild(ctx context.Context, cfg ChildConfig) (_ *Child, err error) {
 			}
 			if fp, ok := strings.CutPrefix(line, "librecord: identity fingerprint "); ok {
 				st.fingerprint = fp
+			}
+			if u, ok := strings.CutPrefix(line, "librecord: web page on http://"); ok {
+				st.web = "ws://" + strings.TrimSuffix(u, "/") + "/ws"
+			}
+			if st.fingerprint != "" && (!cfg.WebSocket || st.web != "") {
 				ready <- st
 				break
 			}
@@ -174,6 +187,13 @@ func StartChild(ctx context.Context, cfg ChildConfig) (_ *Child, err error) {
 		}
 		c.Addr = st.addr
 		c.CheckIdentity = CheckFingerprint(st.fingerprint)
+		c.Transport = "tcp"
+		if cfg.WebSocket {
+			// Addr names the endpoint the clients use: not a TCP address,
+			// so a client that ignored Dial would fail, not measure TCP.
+			c.Transport, c.Addr = "ws", st.web
+			c.Dial = DialWebSocket(st.web)
+		}
 	case <-c.done:
 		return nil, fmt.Errorf("serve exited at start (%v): %s", c.err, c.stderr.tail(10))
 	case <-timer.C:

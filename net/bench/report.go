@@ -3,6 +3,7 @@ package bench
 import (
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -29,6 +30,9 @@ func (r *Report) WriteTable(w io.Writer) error {
 		fmt.Fprintf(w, "server: librecord serve %s (started by bench, %d CPUs)\n", strings.Join(r.ServeArgs, " "), r.CPUs)
 		if len(r.Unthrottled) > 0 {
 			fmt.Fprintf(w, "limits switched off: --%s\n", strings.Join(r.Unthrottled, ", --"))
+		}
+		if slices.ContainsFunc(r.Shapes, func(s Result) bool { return s.Transport == "ws" }) {
+			fmt.Fprintln(w, "transport ws: the same server also serving --web 127.0.0.1:0, the clients on WebSockets to its /ws")
 		}
 	default:
 		fmt.Fprintf(w, "server: %s (running; its limits as the host set them)\n", r.Addr)
@@ -57,6 +61,7 @@ func (r *Report) WriteTable(w io.Writer) error {
 		return f1(l.P50) + " / " + f1(l.P99) + " / " + f1(l.Max)
 	}
 	row("shape", func(s Result) string { return s.Shape })
+	row("transport", func(s Result) string { return s.Transport })
 	row("sessions", func(s Result) string {
 		if s.Sessions != s.Wanted {
 			return fmt.Sprintf("%d of %d", s.Sessions, s.Wanted)
@@ -93,6 +98,11 @@ func (r *Report) WriteTable(w io.Writer) error {
 		return f1(float64(*s.ServerRSS) / 1024)
 	})
 	row("µs/request ÷ floor", func(s Result) string { return opt(s.FloorRatio, f1) })
+	if slices.ContainsFunc(r.Shapes, func(s Result) bool { return s.Transport == "ws" }) {
+		row("µs/request ÷ tcp's", func(s Result) string {
+			return opt(s.OverTCP, func(v float64) string { return strconv.FormatFloat(v, 'f', 2, 64) })
+		})
+	}
 	row("errors", func(s Result) string {
 		e := s.Errors
 		out := strconv.FormatInt(e.total(), 10)
@@ -121,6 +131,15 @@ func (r *Report) Add(res Result) {
 	res.FloorUS = r.FloorUS
 	if res.ServerCPUPerRequest != nil && r.FloorUS > 0 {
 		res.FloorRatio = ptr(*res.ServerCPUPerRequest / r.FloorUS)
+	}
+	if res.Transport == "ws" && res.ServerCPUPerRequest != nil {
+		// The same shape over TCP, run before it.
+		for _, tcp := range slices.Backward(r.Shapes) {
+			if tcp.Shape == res.Shape && tcp.Transport != "ws" && tcp.ServerCPUPerRequest != nil && *tcp.ServerCPUPerRequest > 0 {
+				res.OverTCP = ptr(*res.ServerCPUPerRequest / *tcp.ServerCPUPerRequest)
+				break
+			}
+		}
 	}
 	r.Shapes = append(r.Shapes, res)
 }

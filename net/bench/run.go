@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	stdnet "net"
 	"slices"
 	"strconv"
 	"strings"
@@ -28,6 +29,10 @@ type Target struct {
 	// PID is the server's process, for its CPU time and memory; 0 when
 	// it cannot be read (a server on another machine).
 	PID int
+	// Transport is "tcp" or "ws" (Dial then opens WebSockets).
+	Transport string
+	// Dial opens a connection to the server; nil: TCP to Addr.
+	Dial func(ctx context.Context) (stdnet.Conn, error)
 }
 
 // Latency is a distribution, in milliseconds.
@@ -62,7 +67,8 @@ func (e Errors) total() int64 { return e.Login + e.Send + e.Fetch + e.Missing }
 // Result is one shape's measurements.
 type Result struct {
 	Shape        string  `json:"shape"`
-	Sessions     int     `json:"sessions"` // logged in
+	Transport    string  `json:"transport"` // tcp or ws
+	Sessions     int     `json:"sessions"`  // logged in
 	Wanted       int     `json:"sessions_wanted"`
 	Senders      int     `json:"senders"`
 	Polling      bool    `json:"polling"`
@@ -91,6 +97,9 @@ type Result struct {
 
 	FloorUS    float64  `json:"floor_us"`
 	FloorRatio *float64 `json:"cpu_per_request_over_floor"`
+	// OverTCP is, over WebSocket, the server's CPU per request over that
+	// of the same shape over TCP in the same run.
+	OverTCP *float64 `json:"cpu_per_request_over_tcp,omitempty"`
 }
 
 func ptr[T any](v T) *T { return &v }
@@ -160,7 +169,10 @@ func Run(ctx context.Context, t Target, shape Shape, set Settings, progress io.W
 	idb := make([]byte, 4)
 	rand.Read(idb)
 	r := &run{shape: shape, set: set, target: t, id: hex.EncodeToString(idb), start: time.Now()}
-	res := Result{Shape: shape.Name, Wanted: shape.Sessions, Senders: shape.Senders, Polling: shape.Poll, Size: shape.Size, OfferedRate: shape.Rate * float64(shape.Senders)}
+	if t.Transport == "" {
+		t.Transport = "tcp"
+	}
+	res := Result{Shape: shape.Name, Transport: t.Transport, Wanted: shape.Sessions, Senders: shape.Senders, Polling: shape.Poll, Size: shape.Size, OfferedRate: shape.Rate * float64(shape.Senders)}
 
 	var rssBase int64
 	if t.PID > 0 {
@@ -352,7 +364,7 @@ func (r *run) login(ctx context.Context, progress io.Writer) []*member {
 }
 
 func (r *run) join(ctx context.Context, password string) (*member, error) {
-	s, err := client.Dial(ctx, client.Config{Addr: r.target.Addr, CheckIdentity: r.target.CheckIdentity})
+	s, err := client.Dial(ctx, client.Config{Addr: r.target.Addr, CheckIdentity: r.target.CheckIdentity, Dial: r.target.Dial})
 	if err != nil {
 		return nil, err
 	}

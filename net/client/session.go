@@ -78,6 +78,11 @@ type Config struct {
 	MaxPortions int
 	// DialTimeout bounds the TCP connect and the hello exchange.
 	DialTimeout time.Duration
+	// Dial, when set, opens the connection instead of a TCP connect to
+	// Addr (another transport: a WebSocket as a net.Conn carrying the
+	// section 1 byte stream). Its ctx ends after DialTimeout. Addr still
+	// names the server in errors and to CheckIdentity.
+	Dial func(ctx context.Context) (stdnet.Conn, error)
 	// ReplyMargin is how long an answer may take beyond a fetch's wait
 	// before the connection counts as dead (PROTOCOL.md 5: 5 s). It
 	// bounds every request but login.
@@ -341,6 +346,15 @@ func (s *Session) rehello(ctx context.Context) error {
 }
 
 func dialTCP(ctx context.Context, cfg Config) (stdnet.Conn, error) {
+	if cfg.Dial != nil {
+		ctx, cancel := context.WithTimeout(ctx, cfg.DialTimeout)
+		defer cancel()
+		c, err := cfg.Dial(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("connect to %s: %w", cfg.Addr, err)
+		}
+		return c, nil
+	}
 	d := stdnet.Dialer{Timeout: cfg.DialTimeout}
 	c, err := d.DialContext(ctx, "tcp", cfg.Addr)
 	if err != nil {

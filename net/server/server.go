@@ -214,15 +214,21 @@ func peerOf(nc stdnet.Conn) chat.Peer {
 func (s *Server) ServeConn(nc stdnet.Conn) {
 	peer := peerOf(nc)
 	s.mu.Lock()
-	if s.shutting {
+	switch ok, why := s.admit(peer.Source); {
+	case ok:
+	case why == refusedShutting:
 		s.mu.Unlock()
 		nc.Close()
 		return
-	}
-	if s.cfg.MaxConns > 0 && len(s.conns) >= s.cfg.MaxConns {
+	case why == refusedFull:
 		s.mu.Unlock()
 		s.hub.LogStranger(peer.Source, slog.LevelWarn, "connection refused: server full", "addr", peer.Addr)
 		go s.refuse(nc, "server full: try again later")
+		return
+	default:
+		s.mu.Unlock()
+		s.hub.LogStranger(peer.Source, slog.LevelWarn, "connection refused: too many from this source", "addr", peer.Addr)
+		go s.refuse(nc, "too many connections not logged in from your address: try again later")
 		return
 	}
 	src := s.sources[peer.Source]
@@ -234,14 +240,7 @@ func (s *Server) ServeConn(nc stdnet.Conn) {
 	if !s.room(src) {
 		// Past a cap: a resume may still come (it is a session's, never
 		// pending); a hello will be refused unless room is made by then.
-		// Held connections of one source are capped too.
-		if cap := s.cfg.MaxPendingPerSource; cap > 0 && src.held >= cap {
-			s.forgetSource(peer.Source, src)
-			s.mu.Unlock()
-			s.hub.LogStranger(peer.Source, slog.LevelWarn, "connection refused: too many from this source", "addr", peer.Addr)
-			go s.refuse(nc, "too many connections not logged in from your address: try again later")
-			return
-		}
+		// Held connections of one source are capped too (admit).
 		state = stateHeld
 	}
 	c := newConn(s, nc, peer)
@@ -258,6 +257,66 @@ func (s *Server) ServeConn(nc stdnet.Conn) {
 	s.mu.Unlock()
 	s.hub.LogStranger(peer.Source, slog.LevelInfo, "connection opened", "addr", peer.Addr, "held", state == stateHeld)
 	go c.serve()
+}
+
+// Admit reports whether a connection from peer may be set up for
+// ServeConn, for a transport that spends work before it (the WebSocket
+// upgrade): false while the server shuts down, or when peer's source is
+// past its pending cap and already holds as many undecided connections
+// (held) as that cap, the bound past which ServeConn refuses a connection
+// without waiting for its first envelope. A source merely at its pending
+// cap is admitted: its connection may yet carry a valid resume
+// (PROTOCOL.md section 4), and ServeConn decides it at its first envelope
+// as over TCP. A server at --max-conns also admits: ServeConn then answers
+// the plain error unavailable over the new connection, as over TCP. A
+// refusal is logged (rate-limited per source, as ServeConn's).
+//
+// ServeConn applies every limit again, so a race between Admit and
+// ServeConn only ever refuses later, never admits past a cap.
+func (s *Server) Admit(peer stdnet.Addr) bool {
+	source := net.SourceOfAddr(peer)
+	s.mu.Lock()
+	ok, why := s.admit(source)
+	s.mu.Unlock()
+	if ok || why == refusedFull {
+		return true
+	}
+	if why == refusedShutting {
+		return false
+	}
+	addr := "unknown"
+	if peer != nil {
+		addr = peer.String()
+	}
+	s.hub.LogStranger(source, slog.LevelWarn, "connection refused before upgrade: too many from this source", "addr", addr)
+	return false
+}
+
+// Why admit refuses a connection.
+const (
+	refusedShutting = iota + 1
+	refusedFull     // --max-conns reached
+	refusedSource   // the source's pending cap and held cap reached
+)
+
+// admit decides at once whether a new connection from source is taken
+// (pending or held) or refused, and why; s.mu is held. The one place of
+// the bounds ServeConn and Admit share.
+func (s *Server) admit(source net.Source) (bool, int) {
+	if s.shutting {
+		return false, refusedShutting
+	}
+	if s.cfg.MaxConns > 0 && len(s.conns) >= s.cfg.MaxConns {
+		return false, refusedFull
+	}
+	src := s.sources[source]
+	if src == nil {
+		src = &sourceConns{}
+	}
+	if cap := s.cfg.MaxPendingPerSource; cap > 0 && src.held >= cap && !s.room(src) {
+		return false, refusedSource
+	}
+	return true, 0
 }
 
 // room reports whether a source may have one more connection pending,

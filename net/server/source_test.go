@@ -182,3 +182,42 @@ func isTimeout(err error) bool {
 	ne, ok := err.(stdnet.Error)
 	return ok && ne.Timeout()
 }
+
+// TestAdmit: Admit refuses exactly where ServeConn refuses a source at
+// once (past its pending cap, holding as many undecided connections), and
+// admits a source merely at its pending cap, whose next connection may
+// carry a resume, and a full server, whose refusal ServeConn answers.
+func TestAdmit(t *testing.T) {
+	f := newFixture(t, func(c *server.Config) {
+		c.MaxPendingPerSource = 2
+		c.MaxConns = 6
+	})
+	bad := &stdnet.TCPAddr{IP: stdnet.ParseIP("192.0.2.1"), Port: 5000}
+	other := &stdnet.TCPAddr{IP: stdnet.ParseIP("192.0.2.2"), Port: 5000}
+	for i := range 4 { // 2 pending, then 2 held
+		if !f.srv.Admit(bad) {
+			t.Fatalf("connection %d of the source refused", i+1)
+		}
+		pipeFrom(t, f.srv, bad.String())
+	}
+	if f.srv.Admit(bad) {
+		t.Fatal("a source holding its pending and held caps admitted")
+	}
+	// ServeConn agrees.
+	refused := pipeFrom(t, f.srv, bad.String())
+	wantError(t, refused.read(), 'E', "unavailable", 0)
+	refused.expectClosed()
+	if !f.srv.Admit(other) {
+		t.Fatal("another source refused")
+	}
+	pipeFrom(t, f.srv, other.String())
+	pipeFrom(t, f.srv, other.String())
+	if !f.srv.Admit(other) {
+		t.Fatal("a full server refuses before the upgrade: ServeConn's unavailable is the answer")
+	}
+	full := pipeFrom(t, f.srv, other.String())
+	wantError(t, full.read(), 'E', "unavailable", 0)
+	if !strings.Contains(f.logs.String(), "connection refused before upgrade: too many from this source") {
+		t.Fatalf("refusal not logged:\n%s", f.logs.String())
+	}
+}

@@ -21,6 +21,7 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -58,8 +59,12 @@ func Static() fs.FS {
 }
 
 // ConnServer serves the protocol on a connection; ServeConn returns at
-// once and closes nc when the connection ends.
+// once and closes nc when the connection ends. Admit says, before the
+// upgrade, whether a connection from peer may be set up (false: its
+// source is past the per-source limits' hard bound): a refused upgrade
+// costs no WebSocket.
 type ConnServer interface {
+	Admit(peer stdnet.Addr) bool
 	ServeConn(nc stdnet.Conn)
 }
 
@@ -70,6 +75,7 @@ type Config struct {
 	TrustedProxies    []netip.Prefix // peers whose X-Forwarded-For names the source
 	ReadHeaderTimeout time.Duration  // time to read a request's headers
 	IdleTimeout       time.Duration  // keep-alive connection with no request
+	RetryAfter        time.Duration  // Retry-After of an upgrade refused by Admit (503)
 	TLS               *tls.Config    // nil: plain HTTP
 }
 
@@ -79,6 +85,7 @@ func DefaultConfig() Config {
 		MaxPortions:       1024,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       60 * time.Second,
+		RetryAfter:        10 * time.Second, // the server's default login timeout
 	}
 }
 
@@ -223,6 +230,13 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	src := s.source(r)
+	if !s.srv.Admit(src) {
+		// Before the upgrade: a source flooding /ws costs an HTTP answer,
+		// not a WebSocket and its goroutines.
+		w.Header().Set("Retry-After", strconv.Itoa(retrySeconds(s.cfg.RetryAfter)))
+		http.Error(w, "too many connections not logged in from your address: try again later", http.StatusServiceUnavailable)
+		return
+	}
 	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{Subprotocols: []string{Subprotocol}})
 	if err != nil {
 		s.log.Info("websocket upgrade refused", "addr", src.String(), "err", err)
@@ -233,6 +247,11 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	// After NetConn, which turns the limit off.
 	ws.SetReadLimit(int64(s.cfg.MaxPortions) * MaxLineBytes)
 	c := newWSConn(nc, src, cancel)
+	c.onClose = func() {
+		s.mu.Lock()
+		delete(s.conns, c)
+		s.mu.Unlock()
+	}
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -242,13 +261,14 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	s.conns[c] = struct{}{}
 	s.mu.Unlock()
 	s.srv.ServeConn(c)
-	// The request's context ends when this handler returns; the WebSocket
-	// lives on its own context, so waiting here only keeps the accounting
-	// simple.
-	<-c.done
-	s.mu.Lock()
-	delete(s.conns, c)
-	s.mu.Unlock()
+	// The handler returns at once: the WebSocket lives on its own context
+	// and goroutines, and the HTTP connection's goroutine, stack and
+	// request are not kept for the life of the session.
+}
+
+// retrySeconds is d as a Retry-After value: whole seconds, at least 1.
+func retrySeconds(d time.Duration) int {
+	return max(1, int((d+time.Second-1)/time.Second))
 }
 
 // source is the client's address: the HTTP peer, or, when the peer is a
@@ -296,9 +316,9 @@ func (s *Server) trusted(a netip.Addr) bool {
 }
 
 // wsConn is a WebSocket as the protocol server sees it: RemoteAddr is the
-// client's source, not the library's idea of it, and Close tells the
-// handler the connection is over. NetConn has no half-close: the server
-// just closes it, and the close handshake follows the data.
+// client's source, not the library's idea of it, and Close takes it out
+// of the web server's table. NetConn has no half-close: the server just
+// closes it, and the close handshake follows the data.
 //
 // Reads go through an in-memory pipe fed by a copier, because a read
 // deadline on NetConn closes the whole WebSocket when it expires during a
@@ -311,7 +331,7 @@ type wsConn struct {
 	remote      *stdnet.TCPAddr
 	cancel      context.CancelFunc
 	once        sync.Once
-	done        chan struct{}
+	onClose     func() // after the close, once
 	err         error
 }
 
@@ -320,7 +340,7 @@ const copyBuffer = 4096
 
 func newWSConn(nc stdnet.Conn, remote *stdnet.TCPAddr, cancel context.CancelFunc) *wsConn {
 	mine, feed := stdnet.Pipe()
-	c := &wsConn{Conn: nc, r: mine, remote: remote, cancel: cancel, done: make(chan struct{})}
+	c := &wsConn{Conn: nc, r: mine, remote: remote, cancel: cancel}
 	go func() {
 		io.CopyBuffer(feed, onlyReader{nc}, make([]byte, copyBuffer))
 		feed.Close() // EOF (or the WebSocket's error) for the server's reader
@@ -346,7 +366,9 @@ func (c *wsConn) Close() error {
 		c.r.Close()
 		c.err = c.Conn.Close()
 		c.cancel()
-		close(c.done)
+		if c.onClose != nil {
+			c.onClose()
+		}
 	})
 	if errors.Is(c.err, stdnet.ErrClosed) {
 		return nil

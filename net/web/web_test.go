@@ -41,11 +41,21 @@ type stack struct {
 
 func startStack(t *testing.T, mutate func(*web.Config)) *stack {
 	t.Helper()
+	return startStackWith(t, nil, mutate)
+}
+
+// startStackWith is startStack with the protocol server's limits changed
+// by smut.
+func startStackWith(t *testing.T, smut func(*server.Config), mutate func(*web.Config)) *stack {
+	t.Helper()
 	d := servertest.TempDB(t)
 	if _, err := d.AddUser(context.Background(), "alice", alicePassword, []string{"general"}); err != nil {
 		t.Fatal(err)
 	}
 	cfg := server.DefaultConfig()
+	if smut != nil {
+		smut(&cfg)
+	}
 	srv, err := server.New(d, d.Identity(), cfg, quiet)
 	if err != nil {
 		t.Fatal(err)
@@ -259,6 +269,8 @@ type recorder struct {
 	addrs []string
 	got   chan struct{}
 }
+
+func (r *recorder) Admit(stdnet.Addr) bool { return true }
 
 func (r *recorder) ServeConn(nc stdnet.Conn) {
 	r.mu.Lock()
