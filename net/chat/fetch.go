@@ -13,7 +13,7 @@ import (
 // fetch answers a fetch (PROTOCOL.md 3.3): read the messages around the
 // cursor from the indexes, and when a long-poll finds nothing new, park
 // until the salon gets a message, the wait ends or the connection closes.
-func (h *Hub) fetch(s *Session, cred db.Credential, req *net.Request, reply Reply) {
+func (h *Hub) fetch(s *Session, cred db.Credential, gen int64, req *net.Request, reply Reply) {
 	limit := req.Limit
 	if limit == 0 {
 		limit = net.DefaultFetchLimit
@@ -22,7 +22,7 @@ func (h *Hub) fetch(s *Session, cred db.Credential, req *net.Request, reply Repl
 		reply.Send(net.ErrorBody(req.ID, net.CodeBadRequest, "limit must be 1 to "+strconv.Itoa(h.cfg.MaxFetch)))
 		return
 	}
-	salon, e := h.access(cred.UserID, req.Salon, req.ID)
+	salon, e := h.access(gen, cred.UserID, req.Salon, req.ID)
 	if e != nil {
 		reply.Send(e.Body())
 		return
@@ -91,12 +91,17 @@ func (h *Hub) answerParked(s *Session, cred db.Credential, req *net.Request, lim
 		reply.Drop()
 		return true
 	}
-	salon, e := h.access(cred.UserID, req.Salon, req.ID)
+	gen, err := h.changes()
+	if err != nil {
+		reply.Send(h.storeError(req.ID, err, "check access").Body())
+		return true
+	}
+	salon, e := h.access(gen, cred.UserID, req.Salon, req.ID)
 	if e != nil {
 		reply.Send(e.Body())
 		return true
 	}
-	if !h.checkValid(s, req.ID, reply) {
+	if !h.checkValid(s, gen, req.ID, reply) {
 		return true
 	}
 	msgs, more, err := h.query(salon, req, limit)

@@ -16,7 +16,7 @@ func TestEndAfterResumeClosesNewConnection(t *testing.T) {
 	alice := login(t, f.addr, "alice")
 	alice.send("general", "before the change")
 
-	entered, release := f.store.holdNextValid()
+	entered, release := f.store.holdNextCheck()
 	alice.request("salons", nil)
 	select {
 	case <-entered: // the old connection checks the credential
