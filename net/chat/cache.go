@@ -36,16 +36,18 @@ func newCache() *cache {
 	return &cache{access: map[accessKey]db.Salon{}, valid: map[int64][]byte{}}
 }
 
-// observe records the counter just read, emptying the cache if it moved.
-func (c *cache) observe(gen int64) {
+// observe records the counter just read, emptying the cache if it moved;
+// it reports whether it moved.
+func (c *cache) observe(gen int64) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.known && c.gen == gen {
-		return
+		return false
 	}
 	c.gen, c.known = gen, true
 	clear(c.access)
 	clear(c.valid)
+	return true
 }
 
 // salon returns the cached salon the user may open, if any, read at gen.
@@ -96,6 +98,8 @@ func (h *Hub) changes() (int64, error) {
 	if err != nil {
 		return 0, err
 	}
-	h.cache.observe(gen)
+	if h.cache.observe(gen) {
+		h.dropWindows(gen) // of an older counter: unused, and rebuilt by commits
+	}
 	return gen, nil
 }

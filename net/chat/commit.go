@@ -60,7 +60,18 @@ func (h *Hub) commit(batch []job) {
 			msgs = append(msgs, *j.msg)
 		}
 	}
+	// The counter before storing: the windows the commit fills are
+	// complete as of it (window.go).
+	gen, genErr := h.store.Changes(h.ctx)
+	if genErr == nil {
+		h.prepareWindows(gen, msgs)
+	} else {
+		h.dropWindows(-1) // they would miss what this commit stores
+	}
 	stored, errs := h.insert(msgs)
+	if genErr == nil {
+		h.fillWindows(gen, msgs, stored, errs)
+	}
 	k := 0
 	salons := map[int64]bool{}
 	for _, j := range batch {

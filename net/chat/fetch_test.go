@@ -128,11 +128,11 @@ func TestFetchBudgetSameAnswer(t *testing.T) {
 	}
 	budgeted, whole := hub(counting), hub(wholeStore{d})
 	answer := func(h *Hub, req *net.Request, limit int) []byte {
-		msgs, more, err := h.query(salon, req, limit)
+		p, err := h.query(0, salon, req, limit)
 		if err != nil {
 			t.Fatal(err)
 		}
-		return h.messagesBody(req, salon.Name, msgs, more)
+		return h.pageBody(req, salon.Name, p)
 	}
 	asked := 0
 	for _, limit := range []int{1, 3, 40} {

@@ -114,6 +114,8 @@ type Hub struct {
 	hashes *hashGate
 	quiet  *quietLog
 	cache  *cache
+	// windows are the salons' recent messages (window.go).
+	windows windows
 
 	mu       sync.Mutex
 	sessions map[[8]byte]*Session
@@ -182,6 +184,7 @@ func New(store Store, cfg Config, log *slog.Logger) *Hub {
 		hashes:     newHashGate(cfg.LoginHashes),
 		quiet:      newQuietLog(log, cfg.LogPerSource, cfg.LogTotal, cfg.LogSummary),
 		cache:      newCache(),
+		windows:    windows{m: map[int64]*window{}},
 		sessions:   map[[8]byte]*Session{},
 		perUser:    map[int64]int{},
 		watchers:   map[int64]chan struct{}{},

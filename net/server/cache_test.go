@@ -3,6 +3,7 @@ package server_test
 import (
 	"context"
 	"testing"
+	"time"
 
 	"librecord/db"
 	"librecord/net/server/servertest"
@@ -100,6 +101,52 @@ func TestCachedChecksSeeOtherProcess(t *testing.T) {
 			t.Fatal(err)
 		}
 		ended(t, bob)
+	})
+	// Removed messages leave the salon's window of recent messages too:
+	// a fetch after a cursor the window covers no longer returns them.
+	removed := func(t *testing.T, f *fixture, remove func(d *db.DB, ids []int64) error) {
+		bob := warm(t, f)
+		first := bob.send("dev", "one")
+		second := bob.send("dev", "two")
+		for range 2 { // from the window
+			if ms := messages(t, bob.call("fetch", map[string]any{"salon": "dev", "after": first})); len(ms) != 1 || ms[0].ID != second {
+				t.Fatalf("before the removal: %v", ms)
+			}
+		}
+		if err := remove(other(t, f), []int64{first, second}); err != nil {
+			t.Fatal(err)
+		}
+		if ms := messages(t, bob.call("fetch", map[string]any{"salon": "dev", "after": first})); len(ms) != 0 {
+			t.Fatalf("after the removal: %v", ms)
+		}
+		// The window is rebuilt by the next message.
+		third := bob.send("dev", "three")
+		for range 2 {
+			if ms := messages(t, bob.call("fetch", map[string]any{"salon": "dev", "after": first})); len(ms) != 1 || ms[0].ID != third {
+				t.Fatalf("after the next message: %v", ms)
+			}
+		}
+	}
+	t.Run("MessageRemove", func(t *testing.T) {
+		f := newFixture(t, nil)
+		removed(t, f, func(d *db.DB, ids []int64) error {
+			_, err := d.RemoveMessages(ctx, "dev", ids)
+			return err
+		})
+	})
+	t.Run("Prune", func(t *testing.T) {
+		f := newFixture(t, nil)
+		// Set before the messages (setting it moves the counter too).
+		if _, err := f.db.SetRetention(ctx, "dev", time.Millisecond); err != nil {
+			t.Fatal(err)
+		}
+		removed(t, f, func(d *db.DB, _ []int64) error {
+			n, err := d.Prune(ctx, time.Now().Add(time.Hour), 0)
+			if err == nil && n < 2 {
+				t.Fatalf("pruned %d", n)
+			}
+			return err
+		})
 	})
 	t.Run("PasswdOfAnotherSession", func(t *testing.T) {
 		f := newFixture(t, nil)

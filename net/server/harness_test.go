@@ -173,6 +173,9 @@ func (s *faultyStore) Changes(ctx context.Context) (int64, error) {
 		entered <- struct{}{}
 		<-gate
 	}
+	if _, r := s.failures(); r != nil {
+		return 0, r
+	}
 	return s.Store.Changes(ctx)
 }
 
