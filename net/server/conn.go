@@ -62,8 +62,8 @@ type conn struct {
 	pending []out
 	wake    chan struct{} // has a value when pending may have grown
 	queued  int           // body bytes pending, the one being written included
-	room   chan struct{} // closed when queued drops from queueBytes or more
-	large  chan struct{} // held by the one woken parked fetch waiting for room
+	room    chan struct{} // closed when queued drops from queueBytes or more
+	large   chan struct{} // held by the one woken parked fetch waiting for room
 
 	mu     sync.Mutex
 	sess   *chat.Session
