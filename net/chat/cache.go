@@ -90,11 +90,65 @@ func (c *cache) putValid(gen int64, cred db.Credential) {
 	}
 }
 
+// counterReads shares reads of the change counter between the answers
+// prepared at the same moment (a commit wakes every long-poll of its
+// salon at once): an answer waits for a read that starts after it asked,
+// never for one already running, so what it sees is at least as new as a
+// read of its own would be.
+type counterReads struct {
+	mu      sync.Mutex
+	running bool
+	next    *counterRead // the read the next callers share; not started
+}
+
+type counterRead struct {
+	done chan struct{}
+	n    int64
+	err  error
+}
+
+// readChanges reads the change counter, sharing the read with the
+// callers that ask while another read runs.
+func (h *Hub) readChanges() (int64, error) {
+	c := &h.reads
+	c.mu.Lock()
+	if c.next == nil {
+		c.next = &counterRead{done: make(chan struct{})}
+	}
+	r := c.next
+	lead := !c.running
+	if lead {
+		c.running, c.next = true, nil
+	}
+	c.mu.Unlock()
+	if lead {
+		h.runReads(r)
+	}
+	<-r.done
+	return r.n, r.err
+}
+
+// runReads runs r, then has the read that callers joined meanwhile run in
+// a goroutine of its own (the caller of r goes on with its answer).
+func (h *Hub) runReads(r *counterRead) {
+	r.n, r.err = h.store.Changes(h.ctx)
+	close(r.done)
+	c := &h.reads
+	c.mu.Lock()
+	next := c.next
+	c.next = nil
+	c.running = next != nil
+	c.mu.Unlock()
+	if next != nil {
+		go h.runReads(next)
+	}
+}
+
 // changes reads the database's change counter and brings the cache up to
 // date with it; the answer being prepared checks access and credentials
 // at the value returned.
 func (h *Hub) changes() (int64, error) {
-	gen, err := h.store.Changes(h.ctx)
+	gen, err := h.readChanges()
 	if err != nil {
 		return 0, err
 	}

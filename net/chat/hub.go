@@ -116,6 +116,7 @@ type Hub struct {
 	cache  *cache
 	// windows are the salons' recent messages (window.go).
 	windows windows
+	reads   counterReads
 
 	mu       sync.Mutex
 	sessions map[[8]byte]*Session

@@ -149,30 +149,35 @@ type faultyStore struct {
 	entered    chan struct{} // receives once per InsertMessages call held by gate
 	authGate   chan struct{} // when set, Authenticate waits for it or its ctx
 	authIn     chan struct{} // receives once per Authenticate call held by authGate
-	checkGate  chan struct{} // when set, the next Changes call waits for it to close
-	checkIn    chan struct{} // receives when that call waits
+	validGate  chan struct{} // when set, the next Valid call waits for it to close
+	validIn    chan struct{} // receives when that call waits
 }
 
-// holdNextCheck makes the next access and credential check (its read of
-// the change counter, before the cache or the database answers) wait
-// until the returned function is called; entered reports when it waits.
-func (s *faultyStore) holdNextCheck() (entered <-chan struct{}, release func()) {
+// holdNextValid makes the next credential check that reaches the
+// database (the hub's cache missed) wait until the returned function is
+// called; entered reports when it waits.
+func (s *faultyStore) holdNextValid() (entered <-chan struct{}, release func()) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.checkGate, s.checkIn = make(chan struct{}), make(chan struct{}, 1)
-	gate := s.checkGate
-	return s.checkIn, func() { close(gate) }
+	s.validGate, s.validIn = make(chan struct{}), make(chan struct{}, 1)
+	gate := s.validGate
+	return s.validIn, func() { close(gate) }
 }
 
-func (s *faultyStore) Changes(ctx context.Context) (int64, error) {
+func (s *faultyStore) Valid(ctx context.Context, c db.Credential) (bool, error) {
 	s.mu.Lock()
-	gate, entered := s.checkGate, s.checkIn
-	s.checkGate = nil
+	gate, entered := s.validGate, s.validIn
+	s.validGate = nil
 	s.mu.Unlock()
 	if gate != nil {
 		entered <- struct{}{}
 		<-gate
 	}
+	return s.Store.Valid(ctx, c)
+}
+
+// Changes is the change counter, or the read failure set.
+func (s *faultyStore) Changes(ctx context.Context) (int64, error) {
 	if _, r := s.failures(); r != nil {
 		return 0, r
 	}

@@ -16,7 +16,12 @@ func TestEndAfterResumeClosesNewConnection(t *testing.T) {
 	alice := login(t, f.addr, "alice")
 	alice.send("general", "before the change")
 
-	entered, release := f.store.holdNextCheck()
+	// A change elsewhere, so that the next check misses the server's
+	// cache and asks the database.
+	if _, err := f.db.Grant(context.Background(), "dev", []string{"carol"}); err != nil {
+		t.Fatal(err)
+	}
+	entered, release := f.store.holdNextValid()
 	alice.request("salons", nil)
 	select {
 	case <-entered: // the old connection checks the credential
