@@ -5,7 +5,8 @@ import (
 	"log/slog"
 	"sync"
 	"testing"
-	"time"
+
+	"librecord/net/testkit"
 )
 
 // gatedCounter is a change counter whose reads can be held, and which
@@ -58,7 +59,7 @@ func TestChangeReadsShared(t *testing.T) {
 	}
 	// The late callers wait for the first read to end before theirs
 	// starts.
-	waitFor(t, func() bool {
+	testkit.WaitFor(t, "a late caller waiting", func() bool {
 		h.reads.mu.Lock()
 		defer h.reads.mu.Unlock()
 		return h.reads.next != nil
@@ -78,14 +79,4 @@ func TestChangeReadsShared(t *testing.T) {
 		t.Fatalf("%d reads", s.calls)
 	}
 	t.Logf("%d reads for %d callers", s.calls, 1+late)
-}
-
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); !cond(); {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met in time")
-		}
-		time.Sleep(time.Millisecond)
-	}
 }
