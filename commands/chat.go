@@ -159,6 +159,7 @@ func (cfg ChatConfig) replConfig() (repl.Config, error) {
 	case cfg.PasswordFile != "":
 		file := cfg.PasswordFile
 		rc.PasswordSource = file
+		rc.PasswordFile = file
 		rc.Password = func() (string, error) { return readPasswordFile(file) }
 		if _, err := rc.Password(); err != nil {
 			return repl.Config{}, err

@@ -69,13 +69,20 @@ type chat struct {
 	// awaitingLogin: a password was given and no prompt is up until the
 	// login's outcome is known.
 	awaitingLogin bool
-	lastDay       string
-	status1       Mark // the countdown line, while shown
+	// asking: a command (/passwd) asks its own questions; the chat
+	// prompt waits until it is done.
+	asking  bool
+	lastDay string
+	status1 Mark // the countdown line, while shown
 }
 
 type inputReq struct {
 	password bool
 	prompt   string
+	// answer, when set, takes what is typed (on the loop) instead of the
+	// chat: the answer to a command's question, never kept in the input
+	// history.
+	answer func(line string, err error)
 }
 
 // RunInteractive runs the chat on a terminal until /quit, Ctrl-D or ctx
@@ -245,18 +252,25 @@ func (c *chat) readInput() {
 		case <-c.e.stopped():
 			return
 		}
-		if req.password {
+		switch {
+		case req.password && req.answer != nil:
+			pw, err := c.term.ReadPassword(req.prompt)
+			c.e.post(func() { req.answer(pw, err) })
+		case req.password:
 			pw, err := c.term.ReadPassword(req.prompt)
 			c.e.post(func() { c.onPassword(pw, err) })
-			continue
+		case req.answer != nil:
+			line, _, err := c.term.ReadLine(req.prompt)
+			c.e.post(func() { req.answer(line, err) })
+		default:
+			line, echo, err := c.term.ReadLine(req.prompt)
+			c.e.post(func() { c.onLine(line, echo, err) })
 		}
-		line, echo, err := c.term.ReadLine(req.prompt)
-		c.e.post(func() { c.onLine(line, echo, err) })
 	}
 }
 
 func (c *chat) requestLine() {
-	if c.e.over() || c.joining {
+	if c.e.over() || c.joining || c.asking {
 		return
 	}
 	if c.e.loggedOut() {
@@ -329,7 +343,7 @@ func (c *chat) onLine(line string, echo Mark, err error) {
 		c.requestLine()
 		return
 	}
-	if strings.TrimSpace(line) != "" {
+	if strings.TrimSpace(line) != "" && !secretCommand(line, len(c.cont) > 0) {
 		c.term.AddHistory(line)
 	}
 	if len(c.cont) > 0 || !strings.HasPrefix(line, "/") || strings.HasPrefix(line, "//") {

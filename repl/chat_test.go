@@ -3,6 +3,7 @@ package repl
 import (
 	"context"
 	"errors"
+	"fmt"
 	"reflect"
 	"strings"
 	"sync"
@@ -122,7 +123,7 @@ func TestInteractiveSession(t *testing.T) {
 	})
 	t.Run("UnknownCommandListsCommands", func(t *testing.T) {
 		term.input <- "/nope"
-		term.waitText(t, "unknown command /nope; commands: /join /salons /who /history /help /quit")
+		term.waitText(t, "unknown command /nope; commands: /join /salons /who /history /passwd /help /quit")
 		if len(h.storedTexts()) != 3 {
 			t.Error("an unknown command was sent as a message")
 		}
@@ -315,6 +316,19 @@ func TestReloginAfterUnknownSessionIsSpread(t *testing.T) {
 		asked = append(asked, max)
 		return 400 * time.Millisecond
 	}
+	// The wait is the test's: it reports what was asked and lasts until
+	// released, so the login again is seen to come after it, not before.
+	slept := make(chan time.Duration, 4)
+	release := make(chan struct{})
+	cfg.sleep = func(ctx context.Context, d time.Duration) error {
+		slept <- d
+		select {
+		case <-release:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 	term, _, _ := startChat(t, h, cfg)
 	term.waitText(t, "your salons")
 	h.setDown(true)
@@ -322,15 +336,26 @@ func TestReloginAfterUnknownSessionIsSpread(t *testing.T) {
 	h.forget()
 	h.setDown(false)
 	term.waitText(t, "no longer knows this session")
-	told := time.Now()
+	select {
+	case d := <-slept:
+		if d != 400*time.Millisecond {
+			t.Errorf("waited %v before logging in again, want the drawn 400ms", d)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no wait before logging in again")
+	}
+	h.mu.Lock()
+	logins := h.logins
+	h.mu.Unlock()
+	if logins != 1 {
+		t.Errorf("%d logins during the wait, want only the first", logins)
+	}
+	close(release)
 	testkit.WaitFor(t, "logged in again", func() bool {
 		h.mu.Lock()
 		defer h.mu.Unlock()
 		return h.logins == 2
 	})
-	if waited := time.Since(told); waited < 350*time.Millisecond {
-		t.Errorf("logged in again %v after the server forgot the session, want the drawn 400ms", waited)
-	}
 	term.waitText(t, "logged in again as alice")
 	mu.Lock()
 	defer mu.Unlock()
@@ -505,4 +530,17 @@ func TestTrustPrompt(t *testing.T) {
 			<-done
 		})
 	}
+}
+
+// /history takes N up to the fetch limit of the protocol's rules.
+func TestHistoryBound(t *testing.T) {
+	h := newHub()
+	term, _, _ := startChat(t, h, Config{Password: func() (string, error) { return "right", nil }})
+	term.waitText(t, "your salons")
+	waitPrompt(t, term, "general> ")
+	for _, n := range []int{0, lnet.DefaultMaxFetch + 1} {
+		term.input <- fmt.Sprintf("/history %d", n)
+	}
+	want := fmt.Sprintf("usage: /history [N], N from 1 to %d", lnet.DefaultMaxFetch)
+	term.waitFor(t, "two usage notices", func(s string) bool { return strings.Count(s, want) == 2 })
 }

@@ -26,6 +26,7 @@ func init() {
 		{"salons", "", "list your salons, with how many messages you have not seen", (*chat).cmdSalons},
 		{"who", "", "list who is connected to the open salon", (*chat).cmdWho},
 		{"history", "[N]", "show N older messages (default 10); repeat to go further back", (*chat).cmdHistory},
+		{"passwd", "", "change your password: asks the current one, shows the new one once", (*chat).cmdPasswd},
 		{"help", "", "show this help", (*chat).cmdHelp},
 		{"quit", "", "say goodbye and leave (Ctrl-D does the same)", (*chat).cmdQuit},
 	}
@@ -318,8 +319,8 @@ func (c *chat) cmdHistory(arg string) {
 	n := 10
 	if arg != "" {
 		v, err := strconv.Atoi(arg)
-		if err != nil || v < 1 || v > 500 {
-			c.notice("usage: /history [N], N from 1 to 500")
+		if err != nil || v < 1 || v > lnet.DefaultMaxFetch {
+			c.notice(fmt.Sprintf("usage: /history [N], N from 1 to %d", lnet.DefaultMaxFetch))
 			return
 		}
 		n = v

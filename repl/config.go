@@ -30,8 +30,9 @@ type Config struct {
 	// RetryMax bounds the wait between refused logins (default
 	// DefaultRetryMax).
 	RetryMax time.Duration
-	// sleep waits between refused logins (tests replace it); nil waits
-	// for real, or until the context ends.
+	// sleep waits between refused logins and before a login again
+	// spread by ReloginJitter (tests replace it); nil waits for real, or
+	// until the context ends.
 	sleep func(ctx context.Context, d time.Duration) error
 	// ReloginJitter bounds the random wait before logging in again from
 	// the password source when the server answered that it no longer
@@ -65,6 +66,10 @@ type Config struct {
 	Password func() (string, error)
 	// PasswordSource names where Password reads from, for messages.
 	PasswordSource string
+	// PasswordFile is the file Password reads, when it is one: after
+	// /passwd the chat offers to rewrite it with the new password
+	// (SavePasswordFile).
+	PasswordFile string
 	// NoBell: a message that mentions the user is highlighted without
 	// ringing the terminal's bell.
 	NoBell bool

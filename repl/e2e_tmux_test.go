@@ -223,7 +223,7 @@ func TestChatInTmux(t *testing.T) {
 		e.keys("bob", "/wh", "Tab", "Enter")
 		e.waitPane("bob", "connected in general: alice, bob")
 		e.keys("bob", "/oops", "Enter")
-		e.waitPane("bob", "unknown command /oops; commands: /join /salons /who /history /help /quit")
+		e.waitPane("bob", "unknown command /oops; commands: /join /salons /who /history /passwd /help /quit")
 		e.keys("bob", "//slash", "Enter")
 		e.waitPane("alice", "bob: /slash")
 		e.keys("bob", `two\`, "Enter", "lines", "Enter")
@@ -241,6 +241,66 @@ func TestChatInTmux(t *testing.T) {
 		}
 		e.waitPane("alice", "bob: pasted 5")
 		e.assertOnceInOrder("alice", "bob: pasted 1", "bob: pasted 2", "bob: pasted 3", "bob: pasted 4", "bob: pasted 5")
+	})
+
+	// bob changes his password: asked without echo, the new one shown
+	// once, his password file rewritten when he says yes; the logins again
+	// of the next subtests use it.
+	var bobNewPW string
+	t.Run("Passwd", func(t *testing.T) {
+		e.keys("bob", "/passwd", "Enter")
+		e.waitLastLine("bob", "current password:")
+		e.keys("bob", bobPW, "Enter")
+		e.waitPane("bob", "Store it now")
+		lines := strings.Split(e.pane("bob"), "\n")
+		for i, l := range lines {
+			if strings.Contains(l, "Your new password is:") {
+				for _, next := range lines[i+1:] {
+					if next = strings.TrimSpace(next); next != "" {
+						bobNewPW = next
+						break
+					}
+				}
+			}
+		}
+		if len(bobNewPW) < 12 || bobNewPW == bobPW {
+			t.Fatalf("new password %q:\n%s", bobNewPW, e.pane("bob"))
+		}
+		e.waitPane("bob", "Rewrite "+bobPWFile+" with the new password? (yes/no)")
+		e.keys("bob", "yes", "Enter")
+		e.waitPane("bob", bobPWFile+" now holds the new password")
+		e.waitLastLine("bob", "general>")
+		if p := e.pane("bob"); strings.Count(p, bobNewPW) != 1 || strings.Contains(p, bobPW) {
+			t.Fatalf("want the new password shown once and the old one never:\n%s", p)
+		}
+		data, err := os.ReadFile(bobPWFile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(data) != bobNewPW+"\n" {
+			t.Fatalf("password file holds %q", data)
+		}
+		if fi, err := os.Stat(bobPWFile); err != nil || fi.Mode().Perm() != 0o600 {
+			t.Fatalf("password file: %v %v", fi.Mode(), err)
+		}
+		// The old password is refused, the new one (from the file) works.
+		old := e.writeFile("bob-old.pw", bobPW+"\n")
+		out, err := e.cmd("x\n", "chat", "--server", e.proxy.addr(), "--password-file", old, "--trust", e.fp).CombinedOutput()
+		if err == nil || !strings.Contains(string(out), "was refused") {
+			t.Fatalf("the old password: %v\n%s", err, out)
+		}
+		out, err = e.cmd("with the new password\n", "chat", "--server", e.proxy.addr(), "--password-file", bobPWFile,
+			"--trust", e.fp).CombinedOutput()
+		if err != nil {
+			t.Fatalf("the new password: %v\n%s", err, out)
+		}
+		e.waitPane("alice", "bob: with the new password")
+		// bob's chat goes on.
+		e.keys("bob", "still here", "Enter")
+		e.waitPane("alice", "bob: still here")
+		if l := e.srvOut.String(); strings.Contains(l, bobNewPW) || strings.Contains(l, bobPW) {
+			t.Fatalf("a password in the server's log:\n%s", l)
+		}
 	})
 
 	t.Run("ResumeWithCountdown", func(t *testing.T) {
@@ -378,6 +438,14 @@ func TestChatInTmux(t *testing.T) {
 		if !strings.Contains(h, "hello bob\n") || strings.Contains(h, alicePW) || strings.Contains(h, "not-her-password") ||
 			strings.Contains(h, newAlicePW) {
 			t.Errorf("history file:\n%s", h)
+		}
+		bobHist, err := os.ReadFile(filepath.Join(e.dir, "config-bob", "history"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if b := string(bobHist); !strings.Contains(b, "/passwd\n") || strings.Contains(b, bobPW) ||
+			(bobNewPW != "" && strings.Contains(b, bobNewPW)) {
+			t.Errorf("bob's history file:\n%s", b)
 		}
 		for _, line := range strings.Split(h, "\n") {
 			if line == "yes" {

@@ -19,6 +19,10 @@ type Session interface {
 	Fetch(ctx context.Context, f client.FetchRequest) (client.Messages, error)
 	Salons(ctx context.Context) ([]lnet.SalonInfo, error)
 	Who(ctx context.Context, salon string) ([]string, error)
+	// Passwd changes the user's password and returns the new one
+	// (client.Session.Passwd: it resumes and resends when the answer is
+	// lost).
+	Passwd(ctx context.Context, current string) (string, error)
 	Resume(ctx context.Context) error
 	Bye(ctx context.Context) error
 	Close()

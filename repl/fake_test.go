@@ -44,8 +44,12 @@ type hub struct {
 	refuseDials    int
 	refuseLogins   int
 	refuseLoginErr error
-	dials          int // dials that reached the hub
-	loginTries     int // logins that reached the hub
+	// passwdErr: a passwd changes the password, then fails with it
+	// (client.ErrConnLost: the connection is lost and the answer with it,
+	// as client.Session.Passwd reports once it could not resume in time).
+	passwdErr  error
+	dials      int // dials that reached the hub
+	loginTries int // logins that reached the hub
 }
 
 func newHub() *hub {
@@ -398,6 +402,31 @@ func (s *fakeSess) Who(ctx context.Context, salon string) ([]string, error) {
 		return nil, err
 	}
 	return []string{"alice", "bob"}, nil
+}
+
+// Passwd changes alice's password like the server: her other sessions
+// end, this one stays.
+func (s *fakeSess) Passwd(ctx context.Context, current string) (string, error) {
+	h := s.h
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if err := s.check(); err != nil {
+		return "", err
+	}
+	if current != h.password {
+		return "", &client.ServerError{Code: lnet.CodeAuth, Message: "wrong password"}
+	}
+	h.password = fmt.Sprintf("fresh-password-%d", h.gen+1)
+	h.gen++
+	s.gen = h.gen
+	h.kick()
+	if h.passwdErr != nil {
+		if errors.Is(h.passwdErr, client.ErrConnLost) {
+			s.connected = false
+		}
+		return "", h.passwdErr
+	}
+	return h.password, nil
 }
 
 func (s *fakeSess) Resume(ctx context.Context) error {

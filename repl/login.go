@@ -42,11 +42,16 @@ func (e *engine) reloginSpread() {
 	e.deadline = time.Now().Add(d)
 	e.showCountdown()
 	ep := e.epoch
-	e.after(d, func() {
-		if e.state == stReloginWait && ep == e.epoch && !e.done {
-			e.relogin()
+	go func() {
+		if e.cfg.sleep(e.ctx, d) != nil {
+			return
 		}
-	})
+		e.post(func() {
+			if e.state == stReloginWait && ep == e.epoch && !e.done {
+				e.relogin()
+			}
+		})
+	}()
 }
 
 // relogin logs in anew from the password source, or asks the person.

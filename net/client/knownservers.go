@@ -313,6 +313,12 @@ func (ks *KnownServers) update(change func() ([]string, error)) error {
 	return ks.write(target, lines)
 }
 
+// ResolveLink returns the file that path names once symbolic links are
+// followed, as known_servers is updated: the file to replace so that a
+// link stays a link (for other files a client rewrites, such as a
+// password file).
+func ResolveLink(path string) (string, error) { return resolveLink(path) }
+
 // resolveLink returns the file that path names once symbolic links are
 // followed: the file to replace. A link whose target does not exist yet
 // is followed by hand (filepath.EvalSymlinks refuses it), so that the

@@ -626,15 +626,37 @@ func TestBrowserRevokedSalon(t *testing.T) {
 	p.waitText("still here")
 
 	// Changing the password (PROTOCOL.md 3.8): a wrong current password is
-	// refused; the right one gets a new password, or, from a server
-	// without passwd yet, a clear "cannot".
+	// refused; the right one gets a new password, which logs in.
 	p.do(chromedp.Click(chromedp.ID("passwd-button")))
 	p.waitFor(`document.activeElement.id === "passwd-current"`)
 	p.do(chromedp.KeyEvent("not my password"), pressEnter(false))
-	p.waitFor(`["That is not your current password.", "This server cannot change passwords yet."].includes(document.getElementById("passwd-result").textContent)`)
+	p.waitFor(`document.getElementById("passwd-result").textContent === "That is not your current password."`)
 	p.waitFor(`(e => e.selectionStart === 0 && e.selectionEnd === e.value.length)(document.getElementById("passwd-current"))`)
 	p.do(chromedp.KeyEvent(livePasswords["alice"]), pressEnter(false))
-	p.waitFor(`(t => t.startsWith("Your new password (shown once; write it down): ") || t === "This server cannot change passwords yet.")(document.getElementById("passwd-result").textContent)`)
+	const shown = "Your new password (shown once; write it down): "
+	p.waitFor(`document.getElementById("passwd-result").textContent.startsWith("` + shown + `")`)
+	var result string
+	p.eval(`document.getElementById("passwd-result").textContent`, &result)
+	fresh := strings.TrimPrefix(result, shown)
+	if len(fresh) < 12 || fresh == livePasswords["alice"] {
+		t.Fatalf("new password shown as %q", result)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	for pw, ok := range map[string]bool{fresh: true, livePasswords["alice"]: false} {
+		sess, err := client.Dial(ctx, client.Config{Addr: s.tcp, CheckIdentity: func(string, ed25519.PublicKey) error { return nil }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = sess.Login(ctx, pw)
+		sess.Close()
+		if ok && err != nil {
+			t.Errorf("login with the new password: %v", err)
+		}
+		if !ok && !client.IsCode(err, lnet.CodeAuth) {
+			t.Errorf("login with the old password: %v, want auth", err)
+		}
+	}
 }
 
 // TestBrowserSlowTrust: a person who takes longer over the fingerprint than

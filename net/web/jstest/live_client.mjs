@@ -54,14 +54,13 @@ test("login, send, long-poll, resume after a drop, outbox once, bye", async () =
 
   assert.deepEqual(await client.who(), ["alice"]);
 
-  // passwd only once the server has it (PROTOCOL.md 3.8).
-  try {
-    const fresh = await client.passwd(password);
-    assert.ok(fresh.length >= 12 && fresh !== password);
-    password = fresh;
-  } catch (e) {
-    assert.ok(e instanceof ServerError && e.code === "bad_request", String(e));
-  }
+  // passwd (PROTOCOL.md 3.8): a wrong current password is auth and the
+  // session goes on; the right one gets the new password.
+  await assert.rejects(client.passwd("not the password"), (e) => e instanceof ServerError && e.code === "auth");
+  const fresh = await client.passwd(password);
+  assert.ok(fresh.length >= 12 && fresh !== password);
+  password = fresh;
+  assert.deepEqual(await client.who(), ["alice"]);
 
   const out = until(client, "status", (s) => s.state === "loggedout");
   await client.logout();
