@@ -43,34 +43,66 @@ type windowItem struct {
 // windows are the hub's windows by salon id; the writer goroutine alone
 // changes them.
 type windows struct {
-	mu sync.Mutex
-	m  map[int64]*window
+	mu    sync.Mutex
+	m     map[int64]*window
+	asked map[int64]bool // salons whose window is asked of the writer
 }
 
-// prepare makes sure each salon of msgs has a window at gen, before the
-// writer stores them: a salon with none, or one of an older counter,
-// gets an empty one whose floor is its newest stored message (read now:
-// the writer is the only one storing messages). A salon whose newest
-// message cannot be read gets none.
-func (h *Hub) prepareWindows(gen int64, msgs []db.NewMessage) {
-	for _, m := range msgs {
+// prepareWindows makes sure each salon of salonIDs has a window at gen,
+// before the writer stores a batch: a salon with none, or one of an older
+// counter, gets an empty one whose floor is its newest stored message
+// (read now: the writer is the only one storing messages). A salon whose
+// newest message cannot be read gets none.
+func (h *Hub) prepareWindows(gen int64, salonIDs []int64) {
+	for _, id := range salonIDs {
 		h.windows.mu.Lock()
-		w := h.windows.m[m.SalonID]
+		w := h.windows.m[id]
+		delete(h.windows.asked, id)
 		h.windows.mu.Unlock()
 		if w != nil && w.gen == gen {
 			continue
 		}
-		latest, _, err := h.store.LatestWithin(h.ctx, m.SalonID, 1, db.Budget{})
+		latest, _, err := h.store.LatestWithin(h.ctx, id, 1, db.Budget{})
 		h.windows.mu.Lock()
 		if err != nil {
-			delete(h.windows.m, m.SalonID)
+			delete(h.windows.m, id)
 		} else {
 			w := &window{gen: gen}
 			if len(latest) > 0 {
 				w.floor = latest[0].ID
 			}
-			h.windows.m[m.SalonID] = w
+			h.windows.m[id] = w
 		}
+		h.windows.mu.Unlock()
+	}
+}
+
+// askWindow asks the writer for a window of the salon, which a fetch
+// found none of (no message stored since the server started, or since
+// the counter moved): the next long-polls there are then answered from
+// it. It never waits: when the writer's queue is full, or a request for
+// that salon is queued already, it does nothing.
+func (h *Hub) askWindow(salonID int64) {
+	h.windows.mu.Lock()
+	if h.windows.asked == nil {
+		h.windows.asked = map[int64]bool{}
+	}
+	if h.windows.asked[salonID] {
+		h.windows.mu.Unlock()
+		return
+	}
+	h.windows.asked[salonID] = true
+	h.windows.mu.Unlock()
+	h.subMu.RLock()
+	defer h.subMu.RUnlock()
+	if h.closed {
+		return
+	}
+	select {
+	case h.jobs <- job{window: salonID}:
+	default:
+		h.windows.mu.Lock()
+		delete(h.windows.asked, salonID)
 		h.windows.mu.Unlock()
 	}
 }
@@ -120,7 +152,13 @@ func (h *Hub) fromWindow(gen, salonID int64, req *net.Request, limit int) (items
 	h.windows.mu.Lock()
 	w := h.windows.m[salonID]
 	h.windows.mu.Unlock()
-	if w == nil || w.gen != gen || req.After < w.floor {
+	if w == nil || w.gen != gen {
+		if h.jobs != nil {
+			h.askWindow(salonID)
+		}
+		return nil, false, false
+	}
+	if req.After < w.floor {
 		return nil, false, false
 	}
 	i := sort.Search(len(w.items), func(i int) bool { return w.items[i].id > req.After })

@@ -10,6 +10,7 @@ import (
 
 	"librecord/db"
 	"librecord/net"
+	"librecord/net/testkit"
 )
 
 // TestWindowSameAnswer: a fetch after a cursor answered from the salon's
@@ -104,5 +105,52 @@ func TestWindowSameAnswer(t *testing.T) {
 	// Another counter: the window is not used.
 	if _, _, ok := h.fromWindow(gen+1, salon.ID, &net.Request{HasAfter: true, After: ids[len(ids)-1]}, 10); ok {
 		t.Fatal("window used at another change counter")
+	}
+}
+
+// TestWindowForIdleSalon: a long-poll on a salon with no window (nothing
+// stored since the hub started) asks the writer for one; the next ones
+// find nothing new there without a query, and see what is stored next.
+func TestWindowForIdleSalon(t *testing.T) {
+	ctx := context.Background()
+	d := testDB(t)
+	salon, err := d.AddSalon(ctx, "dev")
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := d.InsertMessages(ctx, []db.NewMessage{{SalonID: salon.ID, Text: "before", System: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := New(d, Config{MaxBody: 20000, MaxFetch: 500}, slog.New(slog.DiscardHandler))
+	t.Cleanup(func() { h.Shutdown(ctx) })
+	gen, err := h.changes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := &net.Request{ID: 1, HasAfter: true, After: st[0].ID}
+	if _, _, ok := h.fromWindow(gen, salon.ID, req, 10); ok {
+		t.Fatal("a window before anything asked for one")
+	}
+	testkit.WaitFor(t, "the window", func() bool {
+		items, more, ok := h.fromWindow(gen, salon.ID, req, 10)
+		return ok && len(items) == 0 && !more
+	})
+	if _, _, ok := h.fromWindow(gen, salon.ID, &net.Request{ID: 1, HasAfter: true, After: 0}, 10); ok {
+		t.Fatal("a cursor older than the window's floor answered from it")
+	}
+	stored := make(chan db.Stored, 1)
+	if err := h.submit(job{msg: &db.NewMessage{SalonID: salon.ID, Text: "next", System: true}, done: func(st db.Stored, err error) {
+		if err != nil {
+			t.Error(err)
+		}
+		stored <- st
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	next := <-stored
+	items, _, ok := h.fromWindow(gen, salon.ID, req, 10)
+	if !ok || len(items) != 1 || items[0].id != next.ID {
+		t.Fatalf("after the next message: %v %v", items, ok)
 	}
 }
