@@ -21,15 +21,7 @@ import (
 // database.
 func TestWindowSameAnswer(t *testing.T) {
 	ctx := context.Background()
-	d := testDB(t)
-	salon, err := d.AddSalon(ctx, "dev")
-	if err != nil {
-		t.Fatal(err)
-	}
-	u, err := d.AddUser(ctx, "alice", "alice's password", []string{salon.Name})
-	if err != nil {
-		t.Fatal(err)
-	}
+	d, salon, u := devWithAlice(t)
 	// Before the hub: the window's floor.
 	if _, err := d.InsertMessages(ctx, []db.NewMessage{{SalonID: salon.ID, Text: "before", System: true}}); err != nil {
 		t.Fatal(err)
@@ -113,11 +105,7 @@ func TestWindowSameAnswer(t *testing.T) {
 // find nothing new there without a query, and see what is stored next.
 func TestWindowForIdleSalon(t *testing.T) {
 	ctx := context.Background()
-	d := testDB(t)
-	salon, err := d.AddSalon(ctx, "dev")
-	if err != nil {
-		t.Fatal(err)
-	}
+	d, salon, _ := devWithAlice(t)
 	st, err := d.InsertMessages(ctx, []db.NewMessage{{SalonID: salon.ID, Text: "before", System: true}})
 	if err != nil {
 		t.Fatal(err)
