@@ -420,3 +420,37 @@ func TestChangesCounter(t *testing.T) {
 		moved(s.what)
 	}
 }
+
+// TestUpgradeFromSchema3: a database made by main's binary before the
+// change counter (testdata/README.md) opens, migrates, keeps its users,
+// grants and disabled user, and its new counter moves with a change.
+func TestUpgradeFromSchema3(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "librecord.db")
+	copyFile(t, "testdata/main-9f652e1.db", path)
+	d := openPass(t, path, []byte("fixture passphrase"))
+	var version int64
+	if err := d.r.QueryRow(`SELECT max(version_id) FROM goose_db_version WHERE is_applied`).Scan(&version); err != nil || version != latestVersion() {
+		t.Fatalf("schema %d, want %d (%v)", version, latestVersion(), err)
+	}
+	c, err := d.Authenticate(ctx, "alice fixture password")
+	if err != nil || c.Pseudo != "alice" {
+		t.Fatalf("alice: %+v %v", c, err)
+	}
+	if _, err := d.Access(ctx, c.UserID, "ops"); err != nil {
+		t.Fatalf("alice's access to ops: %v", err)
+	}
+	if _, err := d.Authenticate(ctx, "bob fixture password"); !errors.Is(err, ErrDisabled) {
+		t.Fatalf("bob: %v, want disabled", err)
+	}
+	before, err := d.Changes(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := d.SetDisabled(ctx, "bob", false); err != nil {
+		t.Fatal(err)
+	}
+	if after, err := d.Changes(ctx); err != nil || after <= before {
+		t.Fatalf("change counter %d -> %d (%v)", before, after, err)
+	}
+}
