@@ -12,8 +12,9 @@ import (
 )
 
 // Moderation and retention (issue 11). Every change here takes effect on
-// a running server at the next request that reads it: serve keeps no copy
-// of users, salons or messages in memory.
+// a running server at its next answer: what serve keeps in memory (access,
+// credentials, recent messages) is tied to the change counter that these
+// changes move (Changes, migration 00004).
 
 // SetDisabled disables (or enables again) the user named pseudo. A
 // disabled user's login is refused (ErrDisabled) and their live sessions

@@ -322,3 +322,135 @@ func TestUpgradeAdminFixture(t *testing.T) {
 		t.Fatalf("prune dev: %d %v", n, err)
 	}
 }
+
+// TestChangesCounter: every change that can take access or a login away,
+// or remove messages, moves the change counter (migration 00004's
+// triggers); storing messages and adding users or salons do not.
+func TestChangesCounter(t *testing.T) {
+	ctx := context.Background()
+	d := testOpen(t)
+	if _, err := d.AddSalon(ctx, "dev"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.AddSalon(ctx, "old"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.AddUser(ctx, "bob", "bob's password 1", []string{"general"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.AddUser(ctx, "eve", "eve's password 1", nil); err != nil {
+		t.Fatal(err)
+	}
+	general, err := d.Salon(ctx, "general")
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := func() int64 {
+		st, err := d.InsertMessages(ctx, []NewMessage{{SalonID: general.ID, Text: "x", System: true}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st[0].ID
+	}
+	last, err := d.Changes(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	same := func(what string) {
+		t.Helper()
+		if n, err := d.Changes(ctx); err != nil || n != last {
+			t.Fatalf("%s moved the counter: %d -> %d (%v)", what, last, n, err)
+		}
+	}
+	moved := func(what string) {
+		t.Helper()
+		n, err := d.Changes(ctx)
+		if err != nil || n <= last {
+			t.Fatalf("%s did not move the counter: %d -> %d (%v)", what, last, n, err)
+		}
+		last = n
+	}
+	id := store()
+	same("a stored message")
+	if _, err := d.AddUser(ctx, "carol", "carol's password 1", nil); err != nil {
+		t.Fatal(err)
+	}
+	same("a new user")
+	if _, err := d.AddSalon(ctx, "new"); err != nil {
+		t.Fatal(err)
+	}
+	same("a new salon")
+	steps := []struct {
+		what string
+		do   func() error
+	}{
+		{"grant", func() error { _, err := d.Grant(ctx, "dev", []string{"bob"}); return err }},
+		{"revoke", func() error { _, err := d.Revoke(ctx, "dev", []string{"bob"}); return err }},
+		{"disable", func() error { _, _, err := d.SetDisabled(ctx, "bob", true); return err }},
+		{"enable", func() error { _, _, err := d.SetDisabled(ctx, "bob", false); return err }},
+		{"reset-password", func() error { return d.ResetPassword(ctx, "bob", "bob's password 2") }},
+		{"passwd", func() error {
+			c, err := d.Authenticate(ctx, "bob's password 2")
+			if err == nil {
+				_, err = d.ChangePassword(ctx, c, "bob's password 2", "bob's password 3")
+			}
+			return err
+		}},
+		{"salon rename", func() error { _, _, err := d.RenameSalon(ctx, "dev", "ops"); return err }},
+		{"salon remove", func() error { return d.RemoveSalon(ctx, "old", false) }},
+		{"user remove", func() error { return d.RemoveUser(ctx, "eve") }},
+		{"message remove", func() error { _, err := d.RemoveMessages(ctx, "general", []int64{id}); return err }},
+		{"prune", func() error {
+			store()
+			if _, err := d.SetRetention(ctx, "general", time.Millisecond); err != nil {
+				return err
+			}
+			moved("retention")
+			n, err := d.Prune(ctx, time.Now().Add(time.Hour), 0)
+			if err == nil && n == 0 {
+				err = errors.New("nothing pruned")
+			}
+			return err
+		}},
+	}
+	for _, s := range steps {
+		if err := s.do(); err != nil {
+			t.Fatalf("%s: %v", s.what, err)
+		}
+		moved(s.what)
+	}
+}
+
+// TestUpgradeFromSchema3: a database made by main's binary before the
+// change counter (testdata/README.md) opens, migrates, keeps its users,
+// grants and disabled user, and its new counter moves with a change.
+func TestUpgradeFromSchema3(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "librecord.db")
+	copyFile(t, "testdata/main-9f652e1.db", path)
+	d := openPass(t, path, []byte("fixture passphrase"))
+	var version int64
+	if err := d.r.QueryRow(`SELECT max(version_id) FROM goose_db_version WHERE is_applied`).Scan(&version); err != nil || version != latestVersion() {
+		t.Fatalf("schema %d, want %d (%v)", version, latestVersion(), err)
+	}
+	c, err := d.Authenticate(ctx, "alice fixture password")
+	if err != nil || c.Pseudo != "alice" {
+		t.Fatalf("alice: %+v %v", c, err)
+	}
+	if _, err := d.Access(ctx, c.UserID, "ops"); err != nil {
+		t.Fatalf("alice's access to ops: %v", err)
+	}
+	if _, err := d.Authenticate(ctx, "bob fixture password"); !errors.Is(err, ErrDisabled) {
+		t.Fatalf("bob: %v, want disabled", err)
+	}
+	before, err := d.Changes(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := d.SetDisabled(ctx, "bob", false); err != nil {
+		t.Fatal(err)
+	}
+	if after, err := d.Changes(ctx); err != nil || after <= before {
+		t.Fatalf("change counter %d -> %d (%v)", before, after, err)
+	}
+}

@@ -506,6 +506,20 @@ func TestUpgradeFromMain(t *testing.T) {
 	if len(rawMeta(t, path, metaPasswordKey)) == 0 {
 		t.Fatal("password key not stored at the upgrade")
 	}
+	// The change counter (migration 00004) exists and moves.
+	before, err := d.Changes(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.Revoke(ctx, "ops", []string{"alice"}); err != nil {
+		t.Fatal(err)
+	}
+	if after, err := d.Changes(ctx); err != nil || after <= before {
+		t.Fatalf("change counter %d -> %d (%v)", before, after, err)
+	}
+	if _, err := d.Grant(ctx, "ops", []string{"alice"}); err != nil {
+		t.Fatal(err)
+	}
 	d.Close()
 	// Opens again (now with the stored password key); a passphrase change
 	// leaves no copy of the old wrapped key, not even in the pages the

@@ -338,3 +338,17 @@ func (d *DB) User(ctx context.Context, pseudo string) (User, error) {
 	}
 	return u, nil
 }
+
+// Changes returns the database's change counter: it moves with every
+// committed change that can take access or a login away (a user removed,
+// disabled, enabled or given a new password, a grant revoked or given, a
+// salon renamed or removed) or remove messages, whichever process made it
+// (migration 00004's triggers). A server may cache access and
+// credentials as long as it has not moved.
+func (d *DB) Changes(ctx context.Context) (int64, error) {
+	var n int64
+	if err := d.queryRow(ctx, `SELECT n FROM changes WHERE id = 1`).Scan(&n); err != nil {
+		return 0, storageErr(err)
+	}
+	return n, nil
+}

@@ -12,6 +12,9 @@ import (
 type job struct {
 	msg  *db.NewMessage
 	done func(db.Stored, error) // called on the writer goroutine; must not block
+	// window, when not 0, asks for a window of that salon (window.go):
+	// a long-poll found none.
+	window int64
 }
 
 var errShutdown = errors.New("chat hub is shutting down")
@@ -55,12 +58,28 @@ func (h *Hub) writer() {
 // queue order and wakes the fetches parked on the salons concerned.
 func (h *Hub) commit(batch []job) {
 	var msgs []db.NewMessage
+	var salonIDs []int64
 	for _, j := range batch {
 		if j.msg != nil {
 			msgs = append(msgs, *j.msg)
+			salonIDs = append(salonIDs, j.msg.SalonID)
+		}
+		if j.window != 0 {
+			salonIDs = append(salonIDs, j.window)
 		}
 	}
+	// The counter before storing: the windows the commit fills are
+	// complete as of it (window.go).
+	gen, genErr := h.store.Changes(h.ctx)
+	if genErr == nil {
+		h.prepareWindows(gen, salonIDs)
+	} else {
+		h.dropWindows(-1) // they would miss what this commit stores
+	}
 	stored, errs := h.insert(msgs)
+	if genErr == nil {
+		h.fillWindows(gen, msgs, stored, errs)
+	}
 	k := 0
 	salons := map[int64]bool{}
 	for _, j := range batch {

@@ -13,7 +13,7 @@ import (
 // fetch answers a fetch (PROTOCOL.md 3.3): read the messages around the
 // cursor from the indexes, and when a long-poll finds nothing new, park
 // until the salon gets a message, the wait ends or the connection closes.
-func (h *Hub) fetch(s *Session, cred db.Credential, req *net.Request, reply Reply) {
+func (h *Hub) fetch(s *Session, cred db.Credential, gen int64, req *net.Request, reply Reply) {
 	limit := req.Limit
 	if limit == 0 {
 		limit = net.DefaultFetchLimit
@@ -22,21 +22,21 @@ func (h *Hub) fetch(s *Session, cred db.Credential, req *net.Request, reply Repl
 		reply.Send(net.ErrorBody(req.ID, net.CodeBadRequest, "limit must be 1 to "+strconv.Itoa(h.cfg.MaxFetch)))
 		return
 	}
-	salon, e := h.access(cred.UserID, req.Salon, req.ID)
+	salon, e := h.access(gen, cred.UserID, req.Salon, req.ID)
 	if e != nil {
 		reply.Send(e.Body())
 		return
 	}
 	if !req.HasAfter || req.WaitMS == 0 {
-		msgs, more, err := h.query(salon, req, limit)
-		h.answer(s, salon, req, msgs, more, err, reply)
+		p, err := h.query(gen, salon, req, limit)
+		h.answer(s, salon, req, p, err, reply)
 		return
 	}
 	// Watch before reading, so that a message stored in between wakes us.
 	woken := h.watch(salon.ID)
-	msgs, more, err := h.query(salon, req, limit)
-	if err != nil || len(msgs) > 0 {
-		h.answer(s, salon, req, msgs, more, err, reply)
+	p, err := h.query(gen, salon, req, limit)
+	if err != nil || p.len() > 0 {
+		h.answer(s, salon, req, p, err, reply)
 		return
 	}
 	early := s.park(h.cfg.MaxParked)
@@ -91,39 +91,61 @@ func (h *Hub) answerParked(s *Session, cred db.Credential, req *net.Request, lim
 		reply.Drop()
 		return true
 	}
-	salon, e := h.access(cred.UserID, req.Salon, req.ID)
+	gen, err := h.changes()
+	if err != nil {
+		reply.Send(h.storeError(req.ID, err, "check access").Body())
+		return true
+	}
+	salon, e := h.access(gen, cred.UserID, req.Salon, req.ID)
 	if e != nil {
 		reply.Send(e.Body())
 		return true
 	}
-	if !h.checkValid(s, req.ID, reply) {
+	if !h.checkValid(s, gen, req.ID, reply) {
 		return true
 	}
-	msgs, more, err := h.query(salon, req, limit)
-	if err == nil && len(msgs) == 0 && onlyNew {
+	p, err := h.query(gen, salon, req, limit)
+	if err == nil && p.len() == 0 && onlyNew {
 		return false
 	}
-	h.answer(s, salon, req, msgs, more, err, reply)
+	h.answer(s, salon, req, p, err, reply)
 	return true
 }
 
+// page is what a fetch answers: messages read from the database, or items
+// of the salon's window (encoded already), and whether more exist.
+type page struct {
+	msgs  []db.Message
+	items []windowItem
+	more  bool
+}
+
+func (p page) len() int { return len(p.msgs) + len(p.items) }
+
 // query reads the messages around the request's cursor: at most limit,
 // and little more than one answer holds (messagesBody still trims to the
-// frame).
-func (h *Hub) query(salon db.Salon, req *net.Request, limit int) ([]db.Message, bool, error) {
+// frame); from the salon's window when it holds them as of the change
+// counter gen.
+func (h *Hub) query(gen int64, salon db.Salon, req *net.Request, limit int) (page, error) {
 	defer func(start time.Time) { h.observer().FetchRead(time.Since(start)) }(time.Now())
+	if items, more, ok := h.fromWindow(gen, salon.ID, req, limit); ok {
+		return page{items: items, more: more}, nil
+	}
 	// Every item costs messagesBody at least minItem plus its text (JSON
 	// escaping only adds), so once the count passes the room left by the
 	// answer's fixed parts, the messages read cannot all go out.
 	b := db.Budget{Bytes: max(h.itemsRoom(req, salon.Name), 1), PerMessage: minItem}
+	var p page
+	var err error
 	switch {
 	case req.HasAfter:
-		return h.store.AfterWithin(h.ctx, salon.ID, req.After, limit, b)
+		p.msgs, p.more, err = h.store.AfterWithin(h.ctx, salon.ID, req.After, limit, b)
 	case req.HasBefore:
-		return h.store.BeforeWithin(h.ctx, salon.ID, req.Before, limit, b)
+		p.msgs, p.more, err = h.store.BeforeWithin(h.ctx, salon.ID, req.Before, limit, b)
 	default:
-		return h.store.LatestWithin(h.ctx, salon.ID, limit, b)
+		p.msgs, p.more, err = h.store.LatestWithin(h.ctx, salon.ID, limit, b)
 	}
+	return p, err
 }
 
 // minItem is the size of the shortest message item: one-digit id, no
@@ -138,26 +160,34 @@ func (h *Hub) itemsRoom(req *net.Request, salon string) int {
 
 // answer sends a fetch's messages, or the storage error that prevented
 // reading them.
-func (h *Hub) answer(s *Session, salon db.Salon, req *net.Request, msgs []db.Message, more bool, err error, reply Reply) {
+func (h *Hub) answer(s *Session, salon db.Salon, req *net.Request, p page, err error, reply Reply) {
 	if err != nil {
 		reply.Send(h.storeError(req.ID, err, "fetch").Body())
 		return
 	}
 	s.setLastSalon(salon.ID)
-	reply.Send(h.messagesBody(req, salon.Name, msgs, more))
+	reply.Send(h.pageBody(req, salon.Name, p))
+}
+
+// pageBody writes the messages answer of p (messagesBody).
+func (h *Hub) pageBody(req *net.Request, salon string, p page) []byte {
+	items := p.items
+	if p.msgs != nil {
+		items = make([]windowItem, len(p.msgs))
+		for i, m := range p.msgs {
+			items[i] = windowItem{id: m.ID, item: encodeItem(m)}
+		}
+	}
+	return h.messagesBody(req, salon, items, p.more)
 }
 
 // messagesBody writes a messages answer that fits in one frame: when the
 // messages would not fit, it keeps those nearest the cursor (the oldest
 // after "after", the newest otherwise) and sets more.
-func (h *Hub) messagesBody(req *net.Request, salon string, msgs []db.Message, more bool) []byte {
+func (h *Hub) messagesBody(req *net.Request, salon string, msgs []windowItem, more bool) []byte {
 	items := make([][]byte, len(msgs))
 	for i, m := range msgs {
-		pseudo := m.Pseudo
-		if m.System {
-			pseudo = ""
-		}
-		items[i] = net.Encode(net.Message{ID: m.ID, At: formatTime(m.At), Pseudo: pseudo, System: m.System, Text: m.Text})
+		items[i] = m.item
 	}
 	room := h.itemsRoom(req, salon)
 	size := 0 // of the items kept and their commas
@@ -177,7 +207,7 @@ func (h *Hub) messagesBody(req *net.Request, salon string, msgs []db.Message, mo
 		if size+add > room {
 			// Only a message stored under larger limits gets here; it
 			// goes out alone rather than never.
-			h.log.Warn("stored message larger than the frame limit", "msg", msgs[i].ID)
+			h.log.Warn("stored message larger than the frame limit", "msg", msgs[i].id)
 		}
 		size += add
 		keep++

@@ -67,6 +67,23 @@ func createTestDB(t *testing.T) (path string, pass []byte) {
 	return path, pass
 }
 
+// devWithAlice returns a fresh database with the salon dev, and alice,
+// who may open it.
+func devWithAlice(t *testing.T) (*db.DB, db.Salon, db.User) {
+	t.Helper()
+	ctx := context.Background()
+	d := testDB(t)
+	salon, err := d.AddSalon(ctx, "dev")
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, err := d.AddUser(ctx, "alice", "alice's password", []string{salon.Name})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d, salon, u
+}
+
 func testDB(t *testing.T) *db.DB {
 	t.Helper()
 	path, pass := createTestDB(t)
@@ -85,15 +102,7 @@ func testDB(t *testing.T) *db.DB {
 // messages and one message too large for the frame; and it reads less.
 func TestFetchBudgetSameAnswer(t *testing.T) {
 	ctx := context.Background()
-	d := testDB(t)
-	salon, err := d.AddSalon(ctx, "dev")
-	if err != nil {
-		t.Fatal(err)
-	}
-	u, err := d.AddUser(ctx, "alice", "alice's password", []string{salon.Name})
-	if err != nil {
-		t.Fatal(err)
-	}
+	d, salon, u := devWithAlice(t)
 	const maxBody = 1500
 	var msgs []db.NewMessage
 	for i := range 40 {
@@ -128,11 +137,11 @@ func TestFetchBudgetSameAnswer(t *testing.T) {
 	}
 	budgeted, whole := hub(counting), hub(wholeStore{d})
 	answer := func(h *Hub, req *net.Request, limit int) []byte {
-		msgs, more, err := h.query(salon, req, limit)
+		p, err := h.query(0, salon, req, limit)
 		if err != nil {
 			t.Fatal(err)
 		}
-		return h.messagesBody(req, salon.Name, msgs, more)
+		return h.pageBody(req, salon.Name, p)
 	}
 	asked := 0
 	for _, limit := range []int{1, 3, 40} {

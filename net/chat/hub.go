@@ -27,6 +27,9 @@ type Store interface {
 	UsersWithAccess(ctx context.Context, salonID int64) ([]int64, error)
 	InsertMessages(ctx context.Context, msgs []db.NewMessage) ([]db.Stored, error)
 	LookupCid(ctx context.Context, userID int64, cid string) (db.Stored, bool, error)
+	// Changes is the database's change counter (db.DB.Changes): access
+	// and credentials found at one value stay true until it moves.
+	Changes(ctx context.Context) (int64, error)
 	// The pages of a fetch stop reading once what they read no longer
 	// fits in one answer (db.Budget); the zero Budget reads up to limit.
 	LatestWithin(ctx context.Context, salonID int64, limit int, b db.Budget) ([]db.Message, bool, error)
@@ -110,6 +113,10 @@ type Hub struct {
 	logins *loginLimiter
 	hashes *hashGate
 	quiet  *quietLog
+	cache  *cache
+	// windows are the salons' recent messages (window.go).
+	windows windows
+	reads   counterReads
 
 	mu       sync.Mutex
 	sessions map[[8]byte]*Session
@@ -177,6 +184,8 @@ func New(store Store, cfg Config, log *slog.Logger) *Hub {
 		logins:     newLoginLimiter(cfg.LoginLimit, cfg.LoginBlock, cfg.LoginWindow),
 		hashes:     newHashGate(cfg.LoginHashes),
 		quiet:      newQuietLog(log, cfg.LogPerSource, cfg.LogTotal, cfg.LogSummary),
+		cache:      newCache(),
+		windows:    windows{m: map[int64]*window{}},
 		sessions:   map[[8]byte]*Session{},
 		perUser:    map[int64]int{},
 		watchers:   map[int64]chan struct{}{},
@@ -255,7 +264,7 @@ func (h *Hub) Resume(s *Session, conn Conn, peer Peer, re int64) (Conn, *net.Err
 		return nil, unknown
 	}
 	if logged {
-		ok, err := h.valid(s)
+		ok, err := h.validNow(s)
 		if err != nil {
 			return nil, h.storeError(re, err, "check credential")
 		}
@@ -515,38 +524,60 @@ func (h *Hub) Handle(s *Session, req *net.Request, portions int, reply Reply) {
 		h.passwd(s, req, reply)
 		return
 	}
-	if !h.checkValid(s, req.ID, reply) {
+	gen, err := h.changes()
+	if err != nil {
+		reply.Send(h.storeError(req.ID, err, "check credential").Body())
+		return
+	}
+	if !h.checkValid(s, gen, req.ID, reply) {
 		return
 	}
 	switch req.Op {
 	case net.OpSend:
-		h.send(s, cred, req, portions, reply)
+		h.send(s, cred, gen, req, portions, reply)
 	case net.OpFetch:
-		h.fetch(s, cred, req, reply)
+		h.fetch(s, cred, gen, req, reply)
 	case net.OpSalons:
 		h.salons(cred, req, reply)
 	case net.OpWho:
-		h.who(cred, req, reply)
+		h.who(cred, gen, req, reply)
 	default:
 		fail(net.CodeBadRequest, "unknown op")
 	}
 }
 
 // valid reports whether the session's credential is still valid (its
-// user not removed or disabled, its password not changed elsewhere).
-func (h *Hub) valid(s *Session) (bool, error) {
+// user not removed or disabled, its password not changed elsewhere) as of
+// the change counter gen, read just before.
+func (h *Hub) valid(s *Session, gen int64) (bool, error) {
 	s.credMu.RLock()
 	defer s.credMu.RUnlock()
 	s.mu.Lock()
 	cred := s.cred
 	s.mu.Unlock()
-	return h.store.Valid(h.ctx, cred)
+	if h.cache.isValid(gen, cred) {
+		return true, nil
+	}
+	ok, err := h.store.Valid(h.ctx, cred)
+	if ok && err == nil {
+		h.cache.putValid(gen, cred)
+	}
+	return ok, err
+}
+
+// validNow is valid at the change counter as it is now.
+func (h *Hub) validNow(s *Session) (bool, error) {
+	gen, err := h.changes()
+	if err != nil {
+		return false, err
+	}
+	return h.valid(s, gen)
 }
 
 // checkValid ends the session with an auth error when its user was removed
-// or its password changed since login.
-func (h *Hub) checkValid(s *Session, re int64, reply Reply) bool {
-	ok, err := h.valid(s)
+// or its password changed since login (as of the change counter gen).
+func (h *Hub) checkValid(s *Session, gen, re int64, reply Reply) bool {
+	ok, err := h.valid(s, gen)
 	return h.afterValid(s, ok, err, re, reply)
 }
 
@@ -679,15 +710,23 @@ func closed(reply Reply) bool {
 	}
 }
 
-// access returns the salon if the user may open it; a malformed name is
-// forbidden like a salon they may not open, and the answer never says
-// whether the salon exists.
-func (h *Hub) access(userID int64, name string, re int64) (db.Salon, *net.Error) {
+// access returns the salon if the user may open it (as of the change
+// counter gen, read just before); a malformed name is forbidden like a
+// salon they may not open, and the answer never says whether the salon
+// exists. The salon's Last is not set.
+func (h *Hub) access(gen, userID int64, name string, re int64) (db.Salon, *net.Error) {
 	forbidden := &net.Error{Re: re, Code: net.CodeForbidden, Message: "no access to salon"}
 	if !net.ValidName(name) {
 		return db.Salon{}, forbidden
 	}
+	if salon, ok := h.cache.salon(gen, userID, name); ok {
+		return salon, nil
+	}
 	salon, err := h.store.Access(h.ctx, userID, name)
+	if err == nil {
+		h.cache.putSalon(gen, userID, name, salon)
+		salon.Last = 0
+	}
 	switch {
 	case errors.Is(err, db.ErrNotFound), errors.Is(err, db.ErrInvalidName):
 		return db.Salon{}, forbidden
@@ -697,7 +736,7 @@ func (h *Hub) access(userID int64, name string, re int64) (db.Salon, *net.Error)
 	return salon, nil
 }
 
-func (h *Hub) send(s *Session, cred db.Credential, req *net.Request, portions int, reply Reply) {
+func (h *Hub) send(s *Session, cred db.Credential, gen int64, req *net.Request, portions int, reply Reply) {
 	if e := net.CheckText(req.Text, h.cfg.MaxMessage); e != nil {
 		e.Re = req.ID
 		reply.Send(e.Body())
@@ -707,7 +746,7 @@ func (h *Hub) send(s *Session, cred db.Credential, req *net.Request, portions in
 		reply.Send(net.ErrorBody(req.ID, net.CodeBadRequest, "cid must be 1 to 64 printable ASCII characters"))
 		return
 	}
-	salon, e := h.access(cred.UserID, req.Salon, req.ID)
+	salon, e := h.access(gen, cred.UserID, req.Salon, req.ID)
 	if e != nil {
 		reply.Send(e.Body())
 		return
@@ -777,8 +816,8 @@ func (h *Hub) salons(cred db.Credential, req *net.Request, reply Reply) {
 
 // who lists the users with a live (logged-in, not timed out) session who
 // may open the salon, once each, sorted ignoring case.
-func (h *Hub) who(cred db.Credential, req *net.Request, reply Reply) {
-	salon, e := h.access(cred.UserID, req.Salon, req.ID)
+func (h *Hub) who(cred db.Credential, gen int64, req *net.Request, reply Reply) {
+	salon, e := h.access(gen, cred.UserID, req.Salon, req.ID)
 	if e != nil {
 		reply.Send(e.Body())
 		return

@@ -59,11 +59,22 @@ func (r recReply) SendClose(body []byte) {
 }
 
 // validStore is the database whose credential check can be made to fail,
-// as after a password change.
+// as after a password change (which moves the change counter, as the
+// database's triggers do).
 type validStore struct {
 	Store
 	mu      sync.Mutex
 	invalid bool
+}
+
+func (s *validStore) Changes(ctx context.Context) (int64, error) {
+	n, err := s.Store.Changes(ctx)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.invalid {
+		n++
+	}
+	return n, err
 }
 
 func (s *validStore) Valid(ctx context.Context, c db.Credential) (bool, error) {

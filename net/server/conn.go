@@ -49,17 +49,21 @@ type conn struct {
 	peer chat.Peer
 	addr string // peer.Addr
 
-	queue      chan out
 	slots      chan struct{}
 	closed     chan struct{}
 	closeOnce  sync.Once
 	writerDone chan struct{}
 	loginTimer *time.Timer
 
-	qmu    sync.Mutex
-	queued int           // body bytes in queue, the one being written included
-	room   chan struct{} // closed when queued drops from queueBytes or more
-	large  chan struct{} // held by the one woken parked fetch waiting for room
+	qmu sync.Mutex
+	// pending are the answers waiting for the writer, in order; at most
+	// queueSize (one per slot) plus the flush marker. A slice rather than
+	// a channel of that capacity: an idle connection holds none.
+	pending []out
+	wake    chan struct{} // has a value when pending may have grown
+	queued  int           // body bytes pending, the one being written included
+	room    chan struct{} // closed when queued drops from queueBytes or more
+	large   chan struct{} // held by the one woken parked fetch waiting for room
 
 	mu     sync.Mutex
 	sess   *chat.Session
@@ -70,7 +74,7 @@ type conn struct {
 func newConn(s *Server, nc stdnet.Conn, peer chat.Peer) *conn {
 	return &conn{
 		srv: s, nc: nc, peer: peer, addr: peer.Addr,
-		queue:      make(chan out, queueSize+1), // +1: the shutdown flush marker
+		wake:       make(chan struct{}, 1),
 		slots:      make(chan struct{}, queueSize),
 		closed:     make(chan struct{}),
 		writerDone: make(chan struct{}),
@@ -191,11 +195,7 @@ func (c *conn) stopReading() { c.nc.SetReadDeadline(time.Now()) }
 // flushAndClose has the writer close the connection once every answer
 // queued so far is written (Shutdown).
 func (c *conn) flushAndClose() {
-	select {
-	case c.queue <- out{close: true}:
-	default:
-		c.Close()
-	}
+	c.push(out{close: true})
 }
 
 // reserve takes a slot for the next frame's answer; false if the
@@ -224,14 +224,51 @@ func (c *conn) stopReason() error {
 	return errStop
 }
 
-// enqueue hands an answer to the writer. It never blocks: the queue has
-// room for every slot plus the flush marker.
+// enqueue hands an answer to the writer. It never blocks.
 func (c *conn) enqueue(o out) {
 	o.slot = true
+	c.push(o)
+}
+
+// push appends o to the writer's queue and wakes the writer.
+func (c *conn) push(o out) {
 	c.qmu.Lock()
 	c.queued += len(o.body)
+	c.pending = append(c.pending, o)
 	c.qmu.Unlock()
-	c.queue <- o
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+}
+
+// next returns the next queued answer, waiting for one; false once the
+// connection closed.
+func (c *conn) next() (out, bool) {
+	for {
+		select {
+		case <-c.closed:
+			return out{}, false
+		default:
+		}
+		c.qmu.Lock()
+		if len(c.pending) > 0 {
+			o := c.pending[0]
+			c.pending[0] = out{}
+			c.pending = c.pending[1:]
+			if len(c.pending) == 0 {
+				c.pending = nil // an idle connection keeps no array
+			}
+			c.qmu.Unlock()
+			return o, true
+		}
+		c.qmu.Unlock()
+		select {
+		case <-c.closed:
+			return out{}, false
+		case <-c.wake:
+		}
+	}
 }
 
 func (c *conn) release() { <-c.slots }
@@ -289,35 +326,34 @@ func (c *conn) writeLoop() {
 	defer close(c.writerDone)
 	ew := net.NewEnvelopeWriter(deadlineWriter{c.nc, c.srv.cfg.WriteTimeout})
 	for {
-		select {
-		case <-c.closed:
+		o, ok := c.next()
+		if !ok {
 			return
-		case o := <-c.queue:
-			var err error
-			switch o.kind {
-			case crypto.KindSealed:
-				err = ew.WriteSealed(o.sess.Channel(), o.body)
-				if errors.Is(err, net.ErrChannelErased) {
-					err = nil // the session ended: nothing more to say on it
-				}
-			case crypto.KindPlainError:
-				err = ew.WriteEnvelope(crypto.PlainError(o.body))
-			case crypto.KindHello:
-				err = ew.WriteEnvelope(o.body)
+		}
+		var err error
+		switch o.kind {
+		case crypto.KindSealed:
+			err = ew.WriteSealed(o.sess.Channel(), o.body)
+			if errors.Is(err, net.ErrChannelErased) {
+				err = nil // the session ended: nothing more to say on it
 			}
-			if o.slot {
-				c.written(len(o.body))
-				c.release()
-			}
-			if err != nil {
-				c.logf(slog.LevelInfo, "write failed", "addr", c.addr, "err", err)
-				c.Close()
-				return
-			}
-			if o.close {
-				c.Close()
-				return
-			}
+		case crypto.KindPlainError:
+			err = ew.WriteEnvelope(crypto.PlainError(o.body))
+		case crypto.KindHello:
+			err = ew.WriteEnvelope(o.body)
+		}
+		if o.slot {
+			c.written(len(o.body))
+			c.release()
+		}
+		if err != nil {
+			c.logf(slog.LevelInfo, "write failed", "addr", c.addr, "err", err)
+			c.Close()
+			return
+		}
+		if o.close {
+			c.Close()
+			return
 		}
 	}
 }

@@ -153,8 +153,9 @@ type faultyStore struct {
 	validIn    chan struct{} // receives when that call waits
 }
 
-// holdNextValid makes the next credential check wait until the returned
-// function is called; entered reports when it waits.
+// holdNextValid makes the next credential check that reaches the
+// database (the hub's cache missed) wait until the returned function is
+// called; entered reports when it waits.
 func (s *faultyStore) holdNextValid() (entered <-chan struct{}, release func()) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -173,6 +174,14 @@ func (s *faultyStore) Valid(ctx context.Context, c db.Credential) (bool, error) 
 		<-gate
 	}
 	return s.Store.Valid(ctx, c)
+}
+
+// Changes is the change counter, or the read failure set.
+func (s *faultyStore) Changes(ctx context.Context) (int64, error) {
+	if _, r := s.failures(); r != nil {
+		return 0, r
+	}
+	return s.Store.Changes(ctx)
 }
 
 // holdLogins makes the next Authenticate calls wait, as for a password

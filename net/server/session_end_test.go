@@ -16,6 +16,11 @@ func TestEndAfterResumeClosesNewConnection(t *testing.T) {
 	alice := login(t, f.addr, "alice")
 	alice.send("general", "before the change")
 
+	// A change elsewhere, so that the next check misses the server's
+	// cache and asks the database.
+	if _, err := f.db.Grant(context.Background(), "dev", []string{"carol"}); err != nil {
+		t.Fatal(err)
+	}
 	entered, release := f.store.holdNextValid()
 	alice.request("salons", nil)
 	select {
