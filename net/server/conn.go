@@ -51,6 +51,8 @@ type conn struct {
 
 	slots      chan struct{}
 	closed     chan struct{}
+	closedCtx  context.Context // done once closed (AfterClose)
+	closeCtx   context.CancelFunc
 	closeOnce  sync.Once
 	writerDone chan struct{}
 	loginTimer *time.Timer
@@ -72,7 +74,9 @@ type conn struct {
 }
 
 func newConn(s *Server, nc stdnet.Conn, peer chat.Peer) *conn {
+	ctx, cancel := context.WithCancel(context.Background())
 	return &conn{
+		closedCtx: ctx, closeCtx: cancel,
 		srv: s, nc: nc, peer: peer, addr: peer.Addr,
 		wake:       make(chan struct{}, 1),
 		slots:      make(chan struct{}, queueSize),
@@ -88,6 +92,7 @@ func newConn(s *Server, nc stdnet.Conn, peer chat.Peer) *conn {
 func (c *conn) Close() {
 	c.closeOnce.Do(func() {
 		close(c.closed)
+		c.closeCtx()
 		c.nc.Close()
 	})
 }
@@ -521,6 +526,8 @@ func (r *reply) SendClose(body []byte) {
 func (r *reply) Drop() { r.once.Do(r.c.release) }
 
 func (r *reply) Done() <-chan struct{} { return r.c.closed }
+
+func (r *reply) AfterClose(f func()) func() bool { return context.AfterFunc(r.c.closedCtx, f) }
 
 // Room lets one woken parked fetch at a time wait until the connection
 // owes less than queueBytes, so that fetches woken together do not all
