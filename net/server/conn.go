@@ -28,6 +28,11 @@ const queueSize = 256
 // (plus two answers being built), not queueSize large answers.
 const queueBytes = 1 << 20
 
+// readBuffer is the size of a connection's read buffer: held by every
+// connection, idle or not, so small; a frame line is at most 302 bytes
+// and larger frames take a few reads.
+const readBuffer = 1024
+
 // brokenFramesLimit: the 3rd broken frame of a connection closes it.
 const brokenFramesLimit = 3
 
@@ -54,6 +59,7 @@ type conn struct {
 	closedCtx  context.Context // done once closed (AfterClose)
 	closeCtx   context.CancelFunc
 	closeOnce  sync.Once
+	dispatched chan struct{} // a request's goroutine is done (read loop)
 	loginTimer *time.Timer
 
 	qmu sync.Mutex
@@ -82,11 +88,12 @@ func newConn(s *Server, nc stdnet.Conn, peer chat.Peer) *conn {
 	return &conn{
 		closedCtx: ctx, closeCtx: cancel,
 		srv: s, nc: nc, peer: peer, addr: peer.Addr,
-		idle:   make(chan struct{}),
-		slots:  make(chan struct{}, queueSize),
-		closed: make(chan struct{}),
-		room:   make(chan struct{}),
-		large:  make(chan struct{}, 1),
+		idle:       make(chan struct{}),
+		dispatched: make(chan struct{}),
+		slots:      make(chan struct{}, queueSize),
+		closed:     make(chan struct{}),
+		room:       make(chan struct{}),
+		large:      make(chan struct{}, 1),
 	}
 }
 
@@ -159,7 +166,7 @@ var errStop = errors.New("connection closed")
 // writer will close the connection (after a fatal error, or the shutdown
 // flush); anything else means close now.
 func (c *conn) readLoop() error {
-	fr := net.NewFrameReader(bufio.NewReaderSize(c.nc, 4096), c.srv.cfg.MaxPortions)
+	fr := net.NewFrameReader(bufio.NewReaderSize(c.nc, readBuffer), c.srv.cfg.MaxPortions)
 	for {
 		payload, portions, err := fr.Next()
 		if err != nil {
@@ -185,7 +192,15 @@ func (c *conn) readLoop() error {
 		if !c.reserve() {
 			return c.stopReason()
 		}
-		c.dispatch(payload, portions)
+		// The request runs on a goroutine of its own (the reader waits
+		// for it): its stack grows with the crypto and SQLite calls and
+		// goes with it, and the reader, idle in a read most of its life,
+		// keeps a small one.
+		go func() {
+			c.dispatch(payload, portions)
+			c.dispatched <- struct{}{}
+		}()
+		<-c.dispatched
 	}
 }
 
