@@ -142,24 +142,3 @@ func (h *Hub) insert(msgs []db.NewMessage) ([]db.Stored, []error) {
 	}
 	return stored, errs
 }
-
-// watch returns a channel closed when the salon next gets a message.
-func (h *Hub) watch(salonID int64) <-chan struct{} {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	ch, ok := h.watchers[salonID]
-	if !ok {
-		ch = make(chan struct{})
-		h.watchers[salonID] = ch
-	}
-	return ch
-}
-
-func (h *Hub) notify(salonID int64) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if ch, ok := h.watchers[salonID]; ok {
-		close(ch)
-		delete(h.watchers, salonID)
-	}
-}

@@ -33,48 +33,17 @@ func (h *Hub) fetch(s *Session, cred db.Credential, gen int64, req *net.Request,
 		return
 	}
 	// Watch before reading, so that a message stored in between wakes us.
-	woken := h.watch(salon.ID)
-	p, err := h.query(gen, salon, req, limit)
-	if err != nil || p.len() > 0 {
-		h.answer(s, salon, req, p, err, reply)
+	p := &parked{s: s, cred: cred, req: req, limit: limit, reply: reply, salonID: salon.ID}
+	h.parking.watch(p)
+	pg, err := h.query(gen, salon, req, limit)
+	if err != nil || pg.len() > 0 {
+		h.parking.mu.Lock()
+		h.parking.remove(p)
+		h.parking.mu.Unlock()
+		h.answer(s, salon, req, pg, err, reply)
 		return
 	}
-	early := s.park(h.cfg.MaxParked)
-	h.bg.Add(1)
-	go func() {
-		defer h.bg.Done()
-		defer s.unpark(early)
-		wait := time.NewTimer(time.Duration(req.WaitMS) * time.Millisecond)
-		defer wait.Stop()
-		// Fetches woken together answer one at a time as the peer reads.
-		answer := func(onlyNew bool) bool {
-			release := reply.Room()
-			if release == nil {
-				reply.Drop()
-				return true
-			}
-			defer release()
-			return h.answerParked(s, cred, req, limit, reply, onlyNew)
-		}
-		for {
-			select {
-			case <-reply.Done():
-				reply.Drop()
-				return
-			case <-wait.C:
-			case <-early: // pushed out by newer parked fetches: answer now
-			case <-h.stopping:
-			case <-woken:
-				woken = h.watch(salon.ID)
-				if !answer(true) {
-					continue // nothing for us after all: keep waiting
-				}
-				return
-			}
-			answer(false)
-			return
-		}
-	}()
+	h.park(p)
 }
 
 // answerParked answers a parked fetch when it wakes. Access is checked

@@ -27,12 +27,13 @@ const alicePassword = "alice's password"
 // testReply collects the one answer of a request.
 type testReply struct{ answers chan []byte }
 
-func newReply() *testReply                 { return &testReply{answers: make(chan []byte, 1)} }
-func (r *testReply) Send(body []byte)      { r.answers <- body }
-func (r *testReply) SendClose(body []byte) { r.answers <- body }
-func (r *testReply) Drop()                 { close(r.answers) }
-func (r *testReply) Done() <-chan struct{} { return nil }
-func (r *testReply) Room() func()          { return func() {} }
+func newReply() *testReply                         { return &testReply{answers: make(chan []byte, 1)} }
+func (r *testReply) Send(body []byte)              { r.answers <- body }
+func (r *testReply) SendClose(body []byte)         { r.answers <- body }
+func (r *testReply) Drop()                         { close(r.answers) }
+func (r *testReply) Done() <-chan struct{}         { return nil }
+func (r *testReply) Room() func()                  { return func() {} }
+func (r *testReply) AfterClose(func()) func() bool { return func() bool { return true } }
 
 type answer struct {
 	Op     string `json:"op"`

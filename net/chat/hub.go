@@ -96,6 +96,10 @@ type Reply interface {
 	SendClose(body []byte) // send, then close the connection
 	Drop()                 // no answer will come (the connection is going away)
 	Done() <-chan struct{} // closed when the connection closes
+	// AfterClose arranges for f to run (in its own goroutine) once the
+	// connection closes, at once if it is closed; stop cancels that and
+	// reports whether it did.
+	AfterClose(f func()) (stop func() bool)
 	// Room waits until the connection can take a large answer (its peer
 	// has read enough of what it owes) and returns the function to call
 	// once the answer is sent; nil if the connection closed meanwhile.
@@ -120,8 +124,7 @@ type Hub struct {
 
 	mu       sync.Mutex
 	sessions map[[8]byte]*Session
-	perUser  map[int64]int           // logged-in sessions per user
-	watchers map[int64]chan struct{} // closed when a salon gets a message
+	perUser  map[int64]int // logged-in sessions per user
 
 	jobs       chan job
 	subMu      sync.RWMutex // guards closing jobs
@@ -130,6 +133,7 @@ type Hub struct {
 	stopping   chan struct{}
 	stopOnce   sync.Once
 	bg         sync.WaitGroup // parked fetches
+	parking    *parking
 
 	// timedOut, when set (tests), runs in idle between its first look,
 	// which found the session's clock run out, and its locked decision.
@@ -159,7 +163,7 @@ type Session struct {
 	erased     bool
 	lastActive time.Time
 	parked     int
-	parkedQ    []chan struct{} // closed to answer a parked fetch early, oldest first
+	parkedQ    []*parked // parked fetches not yet pushed out, oldest first
 	lastSalon  int64
 	timer      *time.Timer
 	sends      bucket
@@ -188,12 +192,13 @@ func New(store Store, cfg Config, log *slog.Logger) *Hub {
 		windows:    windows{m: map[int64]*window{}},
 		sessions:   map[[8]byte]*Session{},
 		perUser:    map[int64]int{},
-		watchers:   map[int64]chan struct{}{},
+		parking:    newParking(),
 		jobs:       make(chan job, 4*cfg.MaxBatch),
 		writerDone: make(chan struct{}),
 		stopping:   make(chan struct{}),
 	}
 	go h.writer()
+	go h.timers()
 	return h
 }
 
@@ -448,18 +453,16 @@ func (h *Hub) expired(s *Session) bool {
 	return true
 }
 
-// park stops the session's clock while a fetch of it is parked. The
-// returned channel is closed when the fetch must answer early: more than
-// max fetches of the session are parked and it is the oldest (max 0: no
-// bound).
-func (s *Session) park(max int) chan struct{} {
-	early := make(chan struct{})
+// park stops the session's clock while fetch p of it is parked. It
+// returns the fetch that must answer early, if any: more than max fetches
+// of the session are parked and it is the oldest (max 0: no bound).
+func (s *Session) park(p *parked, max int) (early *parked) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.parked++
-	s.parkedQ = append(s.parkedQ, early)
+	s.parkedQ = append(s.parkedQ, p)
 	if max > 0 && len(s.parkedQ) > max {
-		close(s.parkedQ[0])
+		early = s.parkedQ[0]
 		s.parkedQ[0] = nil
 		s.parkedQ = s.parkedQ[1:]
 	}
@@ -467,11 +470,11 @@ func (s *Session) park(max int) chan struct{} {
 }
 
 // unpark restarts the clock when the last parked fetch is answered.
-func (s *Session) unpark(early chan struct{}) {
+func (s *Session) unpark(p *parked) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for i, ch := range s.parkedQ {
-		if ch == early {
+	for i, q := range s.parkedQ {
+		if q == p {
 			s.parkedQ = append(s.parkedQ[:i], s.parkedQ[i+1:]...)
 			break
 		}
@@ -909,6 +912,7 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 	defer h.endAll()
 	defer h.quiet.stop()
 	h.stopOnce.Do(func() { close(h.stopping) })
+	h.stopParking()
 	h.mu.Lock()
 	for _, s := range h.sessions {
 		s.mu.Lock()

@@ -28,6 +28,11 @@ const queueSize = 256
 // (plus two answers being built), not queueSize large answers.
 const queueBytes = 1 << 20
 
+// readBuffer is the size of a connection's read buffer: held by every
+// connection, idle or not, so small; a frame line is at most 302 bytes
+// and larger frames take a few reads.
+const readBuffer = 1024
+
 // brokenFramesLimit: the 3rd broken frame of a connection closes it.
 const brokenFramesLimit = 3
 
@@ -51,8 +56,10 @@ type conn struct {
 
 	slots      chan struct{}
 	closed     chan struct{}
+	closedCtx  context.Context // done once closed (AfterClose)
+	closeCtx   context.CancelFunc
 	closeOnce  sync.Once
-	writerDone chan struct{}
+	dispatched chan struct{} // a request's goroutine is done (read loop)
 	loginTimer *time.Timer
 
 	qmu sync.Mutex
@@ -60,7 +67,12 @@ type conn struct {
 	// queueSize (one per slot) plus the flush marker. A slice rather than
 	// a channel of that capacity: an idle connection holds none.
 	pending []out
-	wake    chan struct{} // has a value when pending may have grown
+	// writing is set while a writer goroutine runs: one is started when
+	// an answer is queued and none runs, and it ends once the queue is
+	// empty, so an idle connection has no writer and no stack for it.
+	writing bool
+	idle    chan struct{} // closed when a writer ends with nothing queued
+	dead    bool          // closed and its writer gone: start no more
 	queued  int           // body bytes pending, the one being written included
 	room    chan struct{} // closed when queued drops from queueBytes or more
 	large   chan struct{} // held by the one woken parked fetch waiting for room
@@ -72,12 +84,14 @@ type conn struct {
 }
 
 func newConn(s *Server, nc stdnet.Conn, peer chat.Peer) *conn {
+	ctx, cancel := context.WithCancel(context.Background())
 	return &conn{
+		closedCtx: ctx, closeCtx: cancel,
 		srv: s, nc: nc, peer: peer, addr: peer.Addr,
-		wake:       make(chan struct{}, 1),
+		idle:       make(chan struct{}),
+		dispatched: make(chan struct{}),
 		slots:      make(chan struct{}, queueSize),
 		closed:     make(chan struct{}),
-		writerDone: make(chan struct{}),
 		room:       make(chan struct{}),
 		large:      make(chan struct{}, 1),
 	}
@@ -88,6 +102,7 @@ func newConn(s *Server, nc stdnet.Conn, peer chat.Peer) *conn {
 func (c *conn) Close() {
 	c.closeOnce.Do(func() {
 		close(c.closed)
+		c.closeCtx()
 		c.nc.Close()
 	})
 }
@@ -122,7 +137,6 @@ func (c *conn) setSession(s *chat.Session) {
 // teardown once both are done.
 func (c *conn) serve() {
 	defer c.srv.all.Done()
-	go c.writeLoop()
 	c.loginTimer = time.AfterFunc(c.srv.cfg.LoginTimeout, func() {
 		if s := c.session(); s == nil || !s.LoggedIn() {
 			c.logf(slog.LevelInfo, "connection closed: not logged in in time", "addr", c.addr)
@@ -134,8 +148,8 @@ func (c *conn) serve() {
 	if reason != nil {
 		c.Close() // the peer is gone or broke the rules: no flush
 	}
-	<-c.writerDone
-	c.Close()
+	<-c.closed // by the writer (a closing answer, a failed write) or above
+	c.waitWriter()
 	c.loginTimer.Stop()
 	if s := c.session(); s != nil {
 		c.srv.hub.Detach(s, c)
@@ -152,7 +166,7 @@ var errStop = errors.New("connection closed")
 // writer will close the connection (after a fatal error, or the shutdown
 // flush); anything else means close now.
 func (c *conn) readLoop() error {
-	fr := net.NewFrameReader(bufio.NewReaderSize(c.nc, 4096), c.srv.cfg.MaxPortions)
+	fr := net.NewFrameReader(bufio.NewReaderSize(c.nc, readBuffer), c.srv.cfg.MaxPortions)
 	for {
 		payload, portions, err := fr.Next()
 		if err != nil {
@@ -178,7 +192,15 @@ func (c *conn) readLoop() error {
 		if !c.reserve() {
 			return c.stopReason()
 		}
-		c.dispatch(payload, portions)
+		// The request runs on a goroutine of its own (the reader waits
+		// for it): its stack grows with the crypto and SQLite calls and
+		// goes with it, and the reader, idle in a read most of its life,
+		// keeps a small one.
+		go func() {
+			c.dispatch(payload, portions)
+			c.dispatched <- struct{}{}
+		}()
+		<-c.dispatched
 	}
 }
 
@@ -230,44 +252,58 @@ func (c *conn) enqueue(o out) {
 	c.push(o)
 }
 
-// push appends o to the writer's queue and wakes the writer.
+// push appends o to the writer's queue and starts a writer if none runs.
 func (c *conn) push(o out) {
 	c.qmu.Lock()
 	c.queued += len(o.body)
 	c.pending = append(c.pending, o)
+	start := !c.writing && !c.dead
+	c.writing = c.writing || start
 	c.qmu.Unlock()
-	select {
-	case c.wake <- struct{}{}:
-	default:
+	if start {
+		go c.writeLoop()
 	}
 }
 
-// next returns the next queued answer, waiting for one; false once the
-// connection closed.
+// next returns the next queued answer; false once the connection closed
+// or nothing is queued, and then the writer has ended.
 func (c *conn) next() (out, bool) {
+	c.qmu.Lock()
+	defer c.qmu.Unlock()
+	closed := false
+	select {
+	case <-c.closed:
+		closed = true
+	default:
+	}
+	if closed || len(c.pending) == 0 {
+		c.writing = false
+		close(c.idle)
+		c.idle = make(chan struct{})
+		return out{}, false
+	}
+	o := c.pending[0]
+	c.pending[0] = out{}
+	c.pending = c.pending[1:]
+	if len(c.pending) == 0 {
+		c.pending = nil // an idle connection keeps no array
+	}
+	return o, true
+}
+
+// waitWriter waits, once the connection is closed, until no writer runs,
+// and keeps any from starting again.
+func (c *conn) waitWriter() {
 	for {
-		select {
-		case <-c.closed:
-			return out{}, false
-		default:
-		}
 		c.qmu.Lock()
-		if len(c.pending) > 0 {
-			o := c.pending[0]
-			c.pending[0] = out{}
-			c.pending = c.pending[1:]
-			if len(c.pending) == 0 {
-				c.pending = nil // an idle connection keeps no array
-			}
+		if !c.writing {
+			c.dead = true
 			c.qmu.Unlock()
-			return o, true
+			return
 		}
+		idle := c.idle
 		c.qmu.Unlock()
-		select {
-		case <-c.closed:
-			return out{}, false
-		case <-c.wake:
-		}
+		<-idle
 	}
 }
 
@@ -320,10 +356,9 @@ func (c *conn) sendPlain(e *net.Error) {
 	c.enqueue(out{kind: crypto.KindPlainError, body: e.Body()})
 }
 
-// writeLoop writes queued answers in order. A write that misses its
-// deadline, or any write error, closes the connection.
+// writeLoop writes queued answers in order until none is left. A write
+// that misses its deadline, or any write error, closes the connection.
 func (c *conn) writeLoop() {
-	defer close(c.writerDone)
 	ew := net.NewEnvelopeWriter(deadlineWriter{c.nc, c.srv.cfg.WriteTimeout})
 	for {
 		o, ok := c.next()
@@ -348,12 +383,11 @@ func (c *conn) writeLoop() {
 		}
 		if err != nil {
 			c.logf(slog.LevelInfo, "write failed", "addr", c.addr, "err", err)
-			c.Close()
-			return
+			c.Close() // next ends the writer
+			continue
 		}
 		if o.close {
 			c.Close()
-			return
 		}
 	}
 }
@@ -521,6 +555,8 @@ func (r *reply) SendClose(body []byte) {
 func (r *reply) Drop() { r.once.Do(r.c.release) }
 
 func (r *reply) Done() <-chan struct{} { return r.c.closed }
+
+func (r *reply) AfterClose(f func()) func() bool { return context.AfterFunc(r.c.closedCtx, f) }
 
 // Room lets one woken parked fetch at a time wait until the connection
 // owes less than queueBytes, so that fetches woken together do not all
