@@ -90,65 +90,107 @@ func (c *cache) putValid(gen int64, cred db.Credential) {
 	}
 }
 
-// counterReads shares reads of the change counter between the answers
-// prepared at the same moment (a commit wakes every long-poll of its
-// salon at once): an answer waits for a read that starts after it asked,
-// never for one already running, so what it sees is at least as new as a
-// read of its own would be.
+// current returns the counter the cache was last brought up to, if any.
+func (c *cache) current() (int64, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.gen, c.known
+}
+
+// counterReads shares reads of the change counter between answers. An
+// answer may use any read that started after the event it answers (the
+// request's arrival, the commit that woke a long-poll, the end of its
+// wait), never one that started before: what it sees is then at least as
+// new as a read of its own would be. The events are marks: the number of
+// reads started when the event happened. A commit wakes every long-poll
+// of its salon at once, and their answers, prepared over a few
+// milliseconds as their peers read, share one read.
 type counterReads struct {
 	mu      sync.Mutex
-	running bool
+	started uint64       // reads started so far; a mark
+	cur     *counterRead // the read running, if any
 	next    *counterRead // the read the next callers share; not started
+	last    *counterRead // the newest read that succeeded
 }
 
 type counterRead struct {
+	seq  uint64 // started as the seq-th read
 	done chan struct{}
 	n    int64
 	err  error
 }
 
-// readChanges reads the change counter, sharing the read with the
-// callers that ask while another read runs.
-func (h *Hub) readChanges() (int64, error) {
+// mark returns a mark for an event happening now: reads whose seq is
+// greater started after it.
+func (c *counterReads) mark() uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.started
+}
+
+// readChanges reads the change counter with a read that starts after
+// mark, sharing one that did or does already.
+func (h *Hub) readChanges(mark uint64) (int64, error) {
 	c := &h.reads
 	c.mu.Lock()
-	if c.next == nil {
-		c.next = &counterRead{done: make(chan struct{})}
+	if r := c.last; r != nil && r.seq > mark {
+		c.mu.Unlock()
+		return r.n, nil
 	}
-	r := c.next
-	lead := !c.running
-	if lead {
-		c.running, c.next = true, nil
+	r := c.cur
+	if r == nil || r.seq <= mark {
+		if c.next == nil {
+			c.next = &counterRead{done: make(chan struct{})}
+		}
+		r = c.next
+		if c.cur == nil {
+			c.start(r)
+			c.mu.Unlock()
+			h.runReads(r)
+			return r.n, r.err
+		}
 	}
 	c.mu.Unlock()
-	if lead {
-		h.runReads(r)
-	}
 	<-r.done
 	return r.n, r.err
+}
+
+// start makes r the running read (c.mu held).
+func (c *counterReads) start(r *counterRead) {
+	c.started++
+	r.seq = c.started
+	c.cur = r
+	if c.next == r {
+		c.next = nil
+	}
 }
 
 // runReads runs r, then has the read that callers joined meanwhile run in
 // a goroutine of its own (the caller of r goes on with its answer).
 func (h *Hub) runReads(r *counterRead) {
 	r.n, r.err = h.store.Changes(h.ctx)
-	close(r.done)
 	c := &h.reads
 	c.mu.Lock()
+	c.cur = nil
+	if r.err == nil {
+		c.last = r
+	}
 	next := c.next
-	c.next = nil
-	c.running = next != nil
+	if next != nil {
+		c.start(next)
+	}
 	c.mu.Unlock()
+	close(r.done)
 	if next != nil {
 		go h.runReads(next)
 	}
 }
 
-// changes reads the database's change counter and brings the cache up to
-// date with it; the answer being prepared checks access and credentials
-// at the value returned.
-func (h *Hub) changes() (int64, error) {
-	gen, err := h.readChanges()
+// changes reads the database's change counter with a read that started
+// after mark, and brings the cache up to date with it; the answer being
+// prepared checks access and credentials at the value returned.
+func (h *Hub) changes(mark uint64) (int64, error) {
+	gen, err := h.readChanges(mark)
 	if err != nil {
 		return 0, err
 	}

@@ -2,10 +2,15 @@ package chat
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"log/slog"
 	"sync"
 	"testing"
+	"time"
 
+	"librecord/db"
+	"librecord/net"
 	"librecord/net/testkit"
 )
 
@@ -42,7 +47,7 @@ func TestChangeReadsShared(t *testing.T) {
 	h := &Hub{store: s, ctx: context.Background(), log: slog.New(slog.DiscardHandler)}
 	first := make(chan int64)
 	go func() {
-		n, _ := h.readChanges()
+		n, _ := h.readChanges(h.reads.mark())
 		first <- n
 	}()
 	<-s.in // the first read took the counter and waits
@@ -53,7 +58,7 @@ func TestChangeReadsShared(t *testing.T) {
 	got := make(chan int64, late)
 	for range late {
 		go func() {
-			n, _ := h.readChanges()
+			n, _ := h.readChanges(h.reads.mark())
 			got <- n
 		}()
 	}
@@ -79,4 +84,181 @@ func TestChangeReadsShared(t *testing.T) {
 		t.Fatalf("%d reads", s.calls)
 	}
 	t.Logf("%d reads for %d callers", s.calls, 1+late)
+}
+
+// TestChangeReadsAfterMark: a caller shares any read that started after
+// its mark, finished or running, and never one that started before.
+func TestChangeReadsAfterMark(t *testing.T) {
+	s := &gatedCounter{}
+	h := &Hub{store: s, ctx: context.Background(), log: slog.New(slog.DiscardHandler)}
+	before := h.reads.mark()
+	if _, err := h.readChanges(before); err != nil {
+		t.Fatal(err)
+	}
+	s.mu.Lock()
+	s.n = 7 // a change after that read
+	s.mu.Unlock()
+	// An event older than the finished read: the read serves it.
+	if n, _ := h.readChanges(before); n != 0 || s.calls != 1 {
+		t.Fatalf("an event before the read: read %d in %d reads, want 0 in 1", n, s.calls)
+	}
+	// An event after it: a read of its own, which sees the change.
+	if n, _ := h.readChanges(h.reads.mark()); n != 7 || s.calls != 2 {
+		t.Fatalf("an event after the read: read %d in %d reads, want 7 in 2", n, s.calls)
+	}
+}
+
+// counterReadsStore counts the reads of the change counter.
+type counterReadsStore struct {
+	Store
+	mu    sync.Mutex
+	reads int
+}
+
+func (s *counterReadsStore) Changes(ctx context.Context) (int64, error) {
+	s.mu.Lock()
+	s.reads++
+	s.mu.Unlock()
+	return s.Store.Changes(ctx)
+}
+
+func (s *counterReadsStore) count() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.reads
+}
+
+// parkedCount is how many fetches wait, not busy, on the salon.
+func parkedCount(h *Hub, salonID int64) int {
+	h.parking.mu.Lock()
+	defer h.parking.mu.Unlock()
+	n := 0
+	for p := range h.parking.salons[salonID] {
+		if !p.busy {
+			n++
+		}
+	}
+	return n
+}
+
+// TestParkFromMemory: a long-poll that memory says would park (access,
+// credential and the salon's window as of the last counter read) parks
+// without reading the counter; the commit that wakes many of them costs
+// one read for all, made after the commit, which sees a revoke made
+// meanwhile by another process: the revoked user's fetch answers
+// forbidden and never carries the message (PROTOCOL.md 4).
+func TestParkFromMemory(t *testing.T) {
+	ctx := context.Background()
+	path, pass := createTestDB(t)
+	d, err := db.Open(ctx, path, pass)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	if _, err := d.AddUser(ctx, "alice", alicePassword, []string{db.DefaultSalon}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.AddUser(ctx, "bob", "bob's password", []string{db.DefaultSalon}); err != nil {
+		t.Fatal(err)
+	}
+	store := &counterReadsStore{Store: d}
+	h := New(store, Config{SessionTimeout: time.Hour, Poll: time.Second, MaxMessage: 4000,
+		MaxFetch: 100, MaxBody: 60000, MaxParked: 100}, slog.New(slog.DiscardHandler))
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		h.Shutdown(ctx)
+	})
+	session := func(password string) *Session {
+		s, err := h.NewSession(newChannel(t), testPeer("127.0.0.1:1"), nopConn{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := newReply()
+		h.Handle(s, &net.Request{Op: net.OpLogin, ID: 1, Password: password}, 1, r)
+		if a := r.wait(t); a.Op != net.OpConnected {
+			t.Fatalf("login answered %+v", a)
+		}
+		return s
+	}
+	alice, bob := session(alicePassword), session("bob's password")
+	general, err := d.Salon(ctx, db.DefaultSalon)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := int64(10)
+	send := func(s *Session, text string) int64 {
+		id++
+		r := newReply()
+		h.Handle(s, &net.Request{Op: net.OpSend, ID: id, Salon: db.DefaultSalon, Text: text, Cid: fmt.Sprint("c", id)}, 1, r)
+		a := r.wait(t)
+		if a.Op != net.OpAck {
+			t.Fatalf("send answered %+v", a)
+		}
+		return a.Msg
+	}
+	longPoll := func(s *Session, after int64, wait int) *testReply {
+		id++
+		r := newReply()
+		h.Handle(s, &net.Request{Op: net.OpFetch, ID: id, Salon: db.DefaultSalon, HasAfter: true, After: after, WaitMS: wait}, 1, r)
+		return r
+	}
+	// Fill memory: a message (the salon's window), a long-poll that
+	// ends empty (access and credential as of a counter read).
+	last := send(bob, "one")
+	for _, s := range []*Session{alice, bob} {
+		if a := longPoll(s, last, 1).wait(t); a.Op != net.OpMessages {
+			t.Fatalf("warming long-poll answered %+v", a)
+		}
+	}
+
+	reads := store.count()
+	const polls = 20
+	var alices, bobs []*testReply
+	for i := range polls {
+		s := bob
+		if i%2 == 0 {
+			s = alice
+		}
+		r := longPoll(s, last, 10000)
+		if s == alice {
+			alices = append(alices, r)
+		} else {
+			bobs = append(bobs, r)
+		}
+	}
+	if n := parkedCount(h, general.ID); n != polls {
+		t.Fatalf("%d long-polls parked, want %d", n, polls)
+	}
+	if n := store.count() - reads; n != 0 {
+		t.Fatalf("parking %d long-polls read the change counter %d times, want 0", polls, n)
+	}
+
+	// Another process takes general away from alice; bob writes there.
+	other, err := db.Open(ctx, path, pass)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	if _, err := other.Revoke(ctx, db.DefaultSalon, []string{"alice"}); err != nil {
+		t.Fatal(err)
+	}
+	reads = store.count()
+	msg := send(bob, "two")
+	for _, r := range bobs {
+		if a := r.wait(t); a.Op != net.OpMessages {
+			t.Fatalf("bob's woken long-poll answered %+v", a)
+		}
+	}
+	for _, r := range alices {
+		body := <-r.answers
+		var a answer
+		if err := json.Unmarshal(body, &a); err != nil || a.Op != net.OpError || a.Code != net.CodeForbidden {
+			t.Fatalf("alice's woken long-poll answered %s, want forbidden (and not message %d)", body, msg)
+		}
+	}
+	// The send's own check and the commit's, then the woken answers'.
+	if n := store.count() - reads; n > 4 {
+		t.Fatalf("waking %d long-polls read the change counter %d times", polls, n)
+	}
 }

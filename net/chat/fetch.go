@@ -46,13 +46,51 @@ func (h *Hub) fetch(s *Session, cred db.Credential, gen int64, req *net.Request,
 	h.park(p)
 }
 
-// answerParked answers a parked fetch when it wakes. Access is checked
+// parkKnown parks a long-poll without reading the change counter, when
+// what the last read left in memory says it would park: the user may open
+// the salon, the credential is valid, and the salon's window has nothing
+// after the cursor. Parking is not answering: whatever wakes the fetch
+// reads the counter before it answers (answerParked), so access and the
+// credential are still checked at answer time (PROTOCOL.md 4), and a
+// fetch that memory would answer, or cannot decide, takes the reading
+// path. It reports whether it parked the fetch.
+func (h *Hub) parkKnown(s *Session, cred db.Credential, req *net.Request, reply Reply) bool {
+	limit := req.Limit
+	if limit == 0 {
+		limit = net.DefaultFetchLimit
+	}
+	if !req.HasAfter || req.WaitMS <= 0 || limit < 1 || limit > h.cfg.MaxFetch || !net.ValidName(req.Salon) {
+		return false
+	}
+	gen, ok := h.cache.current()
+	if !ok || !h.cache.isValid(gen, cred) {
+		return false
+	}
+	salon, ok := h.cache.salon(gen, cred.UserID, req.Salon)
+	if !ok {
+		return false
+	}
+	// Watch before reading, so that a message stored in between wakes us.
+	p := &parked{s: s, cred: cred, req: req, limit: limit, reply: reply, salonID: salon.ID}
+	h.parking.watch(p)
+	if items, _, ok := h.fromWindow(gen, salon.ID, req, limit); !ok || len(items) > 0 {
+		h.parking.mu.Lock()
+		h.parking.remove(p)
+		h.parking.mu.Unlock()
+		return false
+	}
+	h.park(p)
+	return true
+}
+
+// answerParked answers a parked fetch when it wakes, with a read of the
+// change counter that started after mark, the event that woke it. Access is checked
 // again, before the credential: a user who lost access to the salon
 // (revoked or removed) gets forbidden and no message (PROTOCOL.md 4); one
 // whose password changed gets auth and the session ends. With onlyNew it
 // answers only if there are messages (or an error) and reports whether it
 // did.
-func (h *Hub) answerParked(s *Session, cred db.Credential, req *net.Request, limit int, reply Reply, onlyNew bool) bool {
+func (h *Hub) answerParked(s *Session, cred db.Credential, req *net.Request, limit int, reply Reply, onlyNew bool, mark uint64) bool {
 	s.mu.Lock()
 	ended := s.ended
 	s.mu.Unlock()
@@ -60,7 +98,7 @@ func (h *Hub) answerParked(s *Session, cred db.Credential, req *net.Request, lim
 		reply.Drop()
 		return true
 	}
-	gen, err := h.changes()
+	gen, err := h.changes(mark)
 	if err != nil {
 		reply.Send(h.storeError(req.ID, err, "check access").Body())
 		return true

@@ -497,6 +497,7 @@ func (s *Session) setLastSalon(id int64) {
 // and never blocks on the connection. portions is the request frame's
 // portion count.
 func (h *Hub) Handle(s *Session, req *net.Request, portions int, reply Reply) {
+	mark := h.reads.mark()
 	s.mu.Lock()
 	ended, logged, cred := s.ended, s.loggedIn, s.cred
 	s.mu.Unlock()
@@ -527,7 +528,10 @@ func (h *Hub) Handle(s *Session, req *net.Request, portions int, reply Reply) {
 		h.passwd(s, req, reply)
 		return
 	}
-	gen, err := h.changes()
+	if req.Op == net.OpFetch && h.parkKnown(s, cred, req, reply) {
+		return
+	}
+	gen, err := h.changes(mark)
 	if err != nil {
 		reply.Send(h.storeError(req.ID, err, "check credential").Body())
 		return
@@ -570,7 +574,7 @@ func (h *Hub) valid(s *Session, gen int64) (bool, error) {
 
 // validNow is valid at the change counter as it is now.
 func (h *Hub) validNow(s *Session) (bool, error) {
-	gen, err := h.changes()
+	gen, err := h.changes(h.reads.mark())
 	if err != nil {
 		return false, err
 	}
@@ -759,20 +763,24 @@ func (h *Hub) send(s *Session, cred db.Credential, gen int64, req *net.Request, 
 		h.observer().Acked()
 		reply.Send((&net.Response{Op: net.OpAck, Re: req.ID, Msg: st.ID, Portions: st.Portions}).Encode())
 	}
-	prev, found, err := h.store.LookupCid(h.ctx, cred.UserID, req.Cid)
-	if err != nil {
-		reply.Send(h.storeError(req.ID, err, "look up cid").Body())
-		return
-	}
-	if found {
-		ack(prev)
-		return
-	}
+	// Dedup comes before the rate limit (PROTOCOL.md 3.2). Within the
+	// rate, the writer finds a known cid in the transaction that would
+	// store it (db.Stored.Duplicate) and the rate is refunded, so the
+	// common send costs no lookup of its own; past the rate, only a retry
+	// of a stored message is answered, so the lookup happens here.
 	s.mu.Lock()
 	allowed := s.sends.take(time.Now())
 	s.mu.Unlock()
 	if !allowed {
-		reply.Send(net.ErrorBody(req.ID, net.CodeRateLimited, "sending too fast: slow down"))
+		prev, found, err := h.store.LookupCid(h.ctx, cred.UserID, req.Cid)
+		switch {
+		case err != nil:
+			reply.Send(h.storeError(req.ID, err, "look up cid").Body())
+		case found:
+			ack(prev)
+		default:
+			reply.Send(net.ErrorBody(req.ID, net.CodeRateLimited, "sending too fast: slow down"))
+		}
 		return
 	}
 	refund := func() {
@@ -782,7 +790,7 @@ func (h *Hub) send(s *Session, cred db.Credential, gen int64, req *net.Request, 
 	}
 	msg := &db.NewMessage{SalonID: salon.ID, UserID: cred.UserID, Cid: req.Cid,
 		Pseudo: cred.Pseudo, Text: req.Text, Portions: portions}
-	err = h.submit(job{msg: msg, done: func(st db.Stored, err error) {
+	err := h.submit(job{msg: msg, done: func(st db.Stored, err error) {
 		if errors.Is(err, db.ErrNotFound) { // the salon was removed meanwhile
 			refund()
 			reply.Send(net.ErrorBody(req.ID, net.CodeForbidden, "no access to salon"))

@@ -115,8 +115,9 @@ func (h *Hub) notify(salonID int64) {
 		start = append(start, p)
 	}
 	k.mu.Unlock()
+	mark := h.reads.mark() // after the commit: its answers share a read
 	for _, p := range start {
-		go h.runParked(p, true)
+		go h.runParked(p, true, mark)
 	}
 }
 
@@ -139,7 +140,7 @@ func (h *Hub) fire(p *parked) {
 	}
 	p.busy = true
 	k.mu.Unlock()
-	go h.runParked(p, false)
+	go h.runParked(p, false, h.reads.mark())
 }
 
 // park records p, which found nothing to answer, until it is woken; its
@@ -187,7 +188,7 @@ func (h *Hub) park(p *parked) {
 	}
 	k.mu.Unlock()
 	if run {
-		go h.runParked(p, onlyNew)
+		go h.runParked(p, onlyNew, h.reads.mark())
 	}
 	if early != nil {
 		h.fire(early)
@@ -226,11 +227,12 @@ func (h *Hub) unparked(p *parked, drop bool) {
 }
 
 // runParked reads for a woken parked fetch and answers it; with onlyNew,
-// only if there are messages, else it waits again.
-func (h *Hub) runParked(p *parked, onlyNew bool) {
+// only if there are messages, else it waits again. mark is the event that
+// woke it (counterReads).
+func (h *Hub) runParked(p *parked, onlyNew bool, mark uint64) {
 	k := h.parking
 	for {
-		answered := h.answerWoken(p, onlyNew)
+		answered := h.answerWoken(p, onlyNew, mark)
 		k.mu.Lock()
 		switch {
 		case answered || p.dropped:
@@ -240,8 +242,10 @@ func (h *Hub) runParked(p *parked, onlyNew bool) {
 			return
 		case p.final:
 			onlyNew = false
+			mark = h.reads.mark()
 		case p.again:
 			p.again = false
+			mark = h.reads.mark()
 		default:
 			p.busy = false
 			k.mu.Unlock()
@@ -254,14 +258,14 @@ func (h *Hub) runParked(p *parked, onlyNew bool) {
 // answerWoken answers p one at a time with the connection's other woken
 // fetches, as the peer reads; it reports whether p is done (answered, or
 // dropped with its connection).
-func (h *Hub) answerWoken(p *parked, onlyNew bool) bool {
+func (h *Hub) answerWoken(p *parked, onlyNew bool, mark uint64) bool {
 	release := p.reply.Room()
 	if release == nil {
 		p.reply.Drop()
 		return true
 	}
 	defer release()
-	return h.answerParked(p.s, p.cred, p.req, p.limit, p.reply, onlyNew)
+	return h.answerParked(p.s, p.cred, p.req, p.limit, p.reply, onlyNew, mark)
 }
 
 // timers fires the parked fetches whose wait ended: one goroutine for

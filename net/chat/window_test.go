@@ -58,7 +58,7 @@ func TestWindowSameAnswer(t *testing.T) {
 		}
 		h.commit(batch)
 	}
-	gen, err := h.changes()
+	gen, err := h.changes(h.reads.mark())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -112,7 +112,7 @@ func TestWindowForIdleSalon(t *testing.T) {
 	}
 	h := New(d, Config{MaxBody: 20000, MaxFetch: 500}, slog.New(slog.DiscardHandler))
 	t.Cleanup(func() { h.Shutdown(ctx) })
-	gen, err := h.changes()
+	gen, err := h.changes(h.reads.mark())
 	if err != nil {
 		t.Fatal(err)
 	}
