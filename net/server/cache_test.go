@@ -59,6 +59,29 @@ func TestCachedChecksSeeOtherProcess(t *testing.T) {
 		}
 		messages(t, bob.call("fetch", map[string]any{"salon": "dev"}))
 	})
+	// A long-poll that the server parks from memory (access, credential
+	// and the salon's window as of its last counter read) still checks
+	// access when it answers: woken by a message, or at the end of its
+	// wait, a revoked user gets forbidden, never the message.
+	t.Run("RevokeUnderLongPoll", func(t *testing.T) {
+		f := newFixture(t, nil)
+		bob := warm(t, f)
+		last := bob.send("dev", "before")
+		if ms := messages(t, bob.call("fetch", map[string]any{"salon": "dev", "after": last, "wait_ms": 1})); len(ms) != 0 {
+			t.Fatalf("warming long-poll: %v", ms)
+		}
+		if _, err := other(t, f).Revoke(ctx, "dev", []string{"bob"}); err != nil {
+			t.Fatal(err)
+		}
+		// Woken by alice's message.
+		woken := make(chan answer, 1)
+		go func() { woken <- bob.call("fetch", map[string]any{"salon": "dev", "after": last, "wait_ms": 20000}) }()
+		alice := login(t, f.addr, "alice")
+		alice.send("dev", "after the revoke")
+		wantError(t, <-woken, 'S', "forbidden", bob.nextID)
+		// At the end of its wait, with no message.
+		wantError(t, bob.call("fetch", map[string]any{"salon": "dev", "after": last + 1, "wait_ms": 200}), 'S', "forbidden", bob.nextID)
+	})
 	t.Run("SalonRename", func(t *testing.T) {
 		f := newFixture(t, nil)
 		bob := warm(t, f)
