@@ -182,7 +182,7 @@ func (h *Hub) runReads(r *counterRead) {
 	c.mu.Unlock()
 	close(r.done)
 	if next != nil {
-		go h.runReads(next)
+		h.Go(func() { h.runReads(next) })
 	}
 }
 

@@ -15,6 +15,7 @@ import (
 	"librecord/crypto"
 	"librecord/db"
 	"librecord/net"
+	"librecord/net/workers"
 )
 
 // Store is what the chat rules need from storage; *db.DB implements it.
@@ -121,6 +122,7 @@ type Hub struct {
 	// windows are the salons' recent messages (window.go).
 	windows windows
 	reads   counterReads
+	workers *workers.Pool
 
 	mu       sync.Mutex
 	sessions map[[8]byte]*Session
@@ -193,6 +195,7 @@ func New(store Store, cfg Config, log *slog.Logger) *Hub {
 		sessions:   map[[8]byte]*Session{},
 		perUser:    map[int64]int{},
 		parking:    newParking(),
+		workers:    workers.New(workerLinger),
 		jobs:       make(chan job, 4*cfg.MaxBatch),
 		writerDone: make(chan struct{}),
 		stopping:   make(chan struct{}),
@@ -201,6 +204,15 @@ func New(store Store, cfg Config, log *slog.Logger) *Hub {
 	go h.timers()
 	return h
 }
+
+// workerLinger is how long a goroutine of the hub's pool waits for its
+// next task before it ends.
+const workerLinger = 5 * time.Second
+
+// Go runs f on a goroutine of the hub's pool (net/workers), whose stack
+// has grown with earlier tasks already: the transport runs each request
+// and each connection's writer there, the hub each woken long-poll.
+func (h *Hub) Go(f func()) { h.workers.Go(f) }
 
 // Channel is the session's sealing state (keys and counters).
 func (s *Session) Channel() *crypto.Channel { return s.ch }

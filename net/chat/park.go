@@ -12,7 +12,7 @@ import (
 // A parked fetch is state, not a goroutine: it is recorded on its salon's
 // waiters and in the hub's deadline heap, and whoever wakes it (the group
 // commit's notify, the hub's one timer goroutine, the session's parked
-// bound, Shutdown) starts a short-lived goroutine that answers it. A
+// bound, Shutdown) has a goroutine of the hub's pool answer it. A
 // connection that closes drops its parked fetches without an answer.
 
 // parked is one long-poll fetch waiting for a message (PROTOCOL.md 3.3).
@@ -117,7 +117,7 @@ func (h *Hub) notify(salonID int64) {
 	k.mu.Unlock()
 	mark := h.reads.mark() // after the commit: its answers share a read
 	for _, p := range start {
-		go h.runParked(p, true, mark)
+		h.Go(func() { h.runParked(p, true, mark) })
 	}
 }
 
@@ -140,7 +140,8 @@ func (h *Hub) fire(p *parked) {
 	}
 	p.busy = true
 	k.mu.Unlock()
-	go h.runParked(p, false, h.reads.mark())
+	mark := h.reads.mark()
+	h.Go(func() { h.runParked(p, false, mark) })
 }
 
 // park records p, which found nothing to answer, until it is woken; its
@@ -188,7 +189,8 @@ func (h *Hub) park(p *parked) {
 	}
 	k.mu.Unlock()
 	if run {
-		go h.runParked(p, onlyNew, h.reads.mark())
+		mark := h.reads.mark()
+		h.Go(func() { h.runParked(p, onlyNew, mark) })
 	}
 	if early != nil {
 		h.fire(early)

@@ -192,14 +192,14 @@ func (c *conn) readLoop() error {
 		if !c.reserve() {
 			return c.stopReason()
 		}
-		// The request runs on a goroutine of its own (the reader waits
-		// for it): its stack grows with the crypto and SQLite calls and
-		// goes with it, and the reader, idle in a read most of its life,
-		// keeps a small one.
-		go func() {
+		// The request runs on a goroutine of the hub's pool (the reader
+		// waits for it), whose stack has grown with the crypto and SQLite
+		// calls of earlier requests; the reader, idle in a read most of
+		// its life, keeps a small one.
+		c.srv.hub.Go(func() {
 			c.dispatch(payload, portions)
 			c.dispatched <- struct{}{}
-		}()
+		})
 		<-c.dispatched
 	}
 }
@@ -261,7 +261,7 @@ func (c *conn) push(o out) {
 	c.writing = c.writing || start
 	c.qmu.Unlock()
 	if start {
-		go c.writeLoop()
+		c.srv.hub.Go(c.writeLoop)
 	}
 }
 
