@@ -141,13 +141,21 @@ func parkedCount(h *Hub, salonID int64) int {
 	return n
 }
 
-// TestParkFromMemory: a long-poll that memory says would park (access,
-// credential and the salon's window as of the last counter read) parks
-// without reading the counter; the commit that wakes many of them costs
-// one read for all, made after the commit, which sees a revoke made
-// meanwhile by another process: the revoked user's fetch answers
-// forbidden and never carries the message (PROTOCOL.md 4).
-func TestParkFromMemory(t *testing.T) {
+// memoryHub is a hub over a fresh database (file path, passphrase pass)
+// that counts its counter reads, with alice and bob logged in, both may
+// open general.
+type memoryHub struct {
+	h          *Hub
+	store      *counterReadsStore
+	path       string
+	pass       []byte
+	alice, bob *Session
+	general    db.Salon
+	id         int64
+}
+
+func newMemoryHub(t *testing.T) *memoryHub {
+	t.Helper()
 	ctx := context.Background()
 	path, pass := createTestDB(t)
 	d, err := db.Open(ctx, path, pass)
@@ -186,31 +194,71 @@ func TestParkFromMemory(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	id := int64(10)
-	send := func(s *Session, text string) int64 {
-		id++
-		r := newReply()
-		h.Handle(s, &net.Request{Op: net.OpSend, ID: id, Salon: db.DefaultSalon, Text: text, Cid: fmt.Sprint("c", id)}, 1, r)
-		a := r.wait(t)
-		if a.Op != net.OpAck {
-			t.Fatalf("send answered %+v", a)
-		}
-		return a.Msg
+	return &memoryHub{h: h, store: store, path: path, pass: pass, alice: alice, bob: bob, general: general, id: 10}
+}
+
+// sendReq sends text to general as s; the answer comes on the reply.
+func (m *memoryHub) sendReq(s *Session, text string) *testReply {
+	m.id++
+	r := newReply()
+	m.h.Handle(s, &net.Request{Op: net.OpSend, ID: m.id, Salon: db.DefaultSalon, Text: text, Cid: fmt.Sprint("c", m.id)}, 1, r)
+	return r
+}
+
+// send sends text to general as s and returns the stored message's id.
+func (m *memoryHub) send(t *testing.T, s *Session, text string) int64 {
+	t.Helper()
+	a := m.sendReq(s, text).wait(t)
+	if a.Op != net.OpAck {
+		t.Fatalf("send answered %+v", a)
 	}
-	longPoll := func(s *Session, after int64, wait int) *testReply {
-		id++
-		r := newReply()
-		h.Handle(s, &net.Request{Op: net.OpFetch, ID: id, Salon: db.DefaultSalon, HasAfter: true, After: after, WaitMS: wait}, 1, r)
-		return r
-	}
-	// Fill memory: a message (the salon's window), a long-poll that
-	// ends empty (access and credential as of a counter read).
-	last := send(bob, "one")
-	for _, s := range []*Session{alice, bob} {
-		if a := longPoll(s, last, 1).wait(t); a.Op != net.OpMessages {
+	return a.Msg
+}
+
+// longPoll asks general for what comes after the id, waiting up to wait ms.
+func (m *memoryHub) longPoll(s *Session, after int64, wait int) *testReply {
+	m.id++
+	r := newReply()
+	m.h.Handle(s, &net.Request{Op: net.OpFetch, ID: m.id, Salon: db.DefaultSalon, HasAfter: true, After: after, WaitMS: wait}, 1, r)
+	return r
+}
+
+// warm fills memory: a message (general's window), then a long-poll of
+// each user that ends empty (access and credential as of a counter
+// read). It returns the message's id.
+func (m *memoryHub) warm(t *testing.T) int64 {
+	t.Helper()
+	last := m.send(t, m.bob, "one")
+	for _, s := range []*Session{m.alice, m.bob} {
+		if a := m.longPoll(s, last, 1).wait(t); a.Op != net.OpMessages {
 			t.Fatalf("warming long-poll answered %+v", a)
 		}
 	}
+	return last
+}
+
+// other opens the database as another process would.
+func (m *memoryHub) other(t *testing.T) *db.DB {
+	t.Helper()
+	d, err := db.Open(context.Background(), m.path, m.pass)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	return d
+}
+
+// TestParkFromMemory: a long-poll that memory says would park (access,
+// credential and the salon's window as of the last counter read) parks
+// without reading the counter; the commit that wakes many of them costs
+// one read for all, made after the commit, which sees a revoke made
+// meanwhile by another process: the revoked user's fetch answers
+// forbidden and never carries the message (PROTOCOL.md 4).
+func TestParkFromMemory(t *testing.T) {
+	ctx := context.Background()
+	m := newMemoryHub(t)
+	h, store, alice, bob := m.h, m.store, m.alice, m.bob
+	last := m.warm(t)
 
 	reads := store.count()
 	const polls = 20
@@ -220,14 +268,14 @@ func TestParkFromMemory(t *testing.T) {
 		if i%2 == 0 {
 			s = alice
 		}
-		r := longPoll(s, last, 10000)
+		r := m.longPoll(s, last, 10000)
 		if s == alice {
 			alices = append(alices, r)
 		} else {
 			bobs = append(bobs, r)
 		}
 	}
-	if n := parkedCount(h, general.ID); n != polls {
+	if n := parkedCount(h, m.general.ID); n != polls {
 		t.Fatalf("%d long-polls parked, want %d", n, polls)
 	}
 	if n := store.count() - reads; n != 0 {
@@ -235,16 +283,11 @@ func TestParkFromMemory(t *testing.T) {
 	}
 
 	// Another process takes general away from alice; bob writes there.
-	other, err := db.Open(ctx, path, pass)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer other.Close()
-	if _, err := other.Revoke(ctx, db.DefaultSalon, []string{"alice"}); err != nil {
+	if _, err := m.other(t).Revoke(ctx, db.DefaultSalon, []string{"alice"}); err != nil {
 		t.Fatal(err)
 	}
 	reads = store.count()
-	msg := send(bob, "two")
+	msg := m.send(t, bob, "two")
 	for _, r := range bobs {
 		if a := r.wait(t); a.Op != net.OpMessages {
 			t.Fatalf("bob's woken long-poll answered %+v", a)
@@ -260,5 +303,78 @@ func TestParkFromMemory(t *testing.T) {
 	// The send's own check and the commit's, then the woken answers'.
 	if n := store.count() - reads; n > 4 {
 		t.Fatalf("waking %d long-polls read the change counter %d times", polls, n)
+	}
+}
+
+// TestSendFromMemory: a send that memory finds allowed is queued without
+// a counter read of its own; the group commit's read, made after it was
+// queued, is its check. When that read finds the counter moved (here a
+// revoke by another process while the send waited for the writer),
+// nothing is stored and the send is checked again by reading: forbidden.
+// A credential taken away the same way ends the session with auth.
+func TestSendFromMemory(t *testing.T) {
+	ctx := context.Background()
+	m := newMemoryHub(t)
+	m.warm(t)
+	stored := func(text string) bool {
+		t.Helper()
+		msgs, _, err := m.other(t).LatestWithin(ctx, m.general.ID, 100, db.Budget{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, msg := range msgs {
+			if msg.Text == text {
+				return true
+			}
+		}
+		return false
+	}
+
+	// Unchanged: each send is acked; one read per commit, none per send.
+	release := holdWriter(t, m.h)
+	reads := m.store.count()
+	var queued []*testReply
+	for i := range 10 {
+		queued = append(queued, m.sendReq(m.alice, fmt.Sprint("queued ", i)))
+	}
+	if n := m.store.count() - reads; n != 0 {
+		t.Fatalf("10 sends read the change counter %d times before the commit, want 0", n)
+	}
+	release()
+	for _, r := range queued {
+		if a := r.wait(t); a.Op != net.OpAck {
+			t.Fatalf("queued send answered %+v", a)
+		}
+	}
+
+	// Revoked while queued: forbidden, nothing stored.
+	release = holdWriter(t, m.h)
+	revoked := m.sendReq(m.alice, "after the revoke")
+	if _, err := m.other(t).Revoke(ctx, db.DefaultSalon, []string{"alice"}); err != nil {
+		t.Fatal(err)
+	}
+	release()
+	if a := revoked.wait(t); a.Op != net.OpError || a.Code != net.CodeForbidden {
+		t.Fatalf("send revoked while queued answered %+v, want forbidden", a)
+	}
+	flush(t, m.h)
+	if stored("after the revoke") {
+		t.Fatal("the send refused as forbidden was stored")
+	}
+
+	// bob's send, checked in memory, meets his account disabled.
+	m.send(t, m.bob, "fills memory at the new counter")
+	release = holdWriter(t, m.h)
+	disabled := m.sendReq(m.bob, "after the disable")
+	if _, _, err := m.other(t).SetDisabled(ctx, "bob", true); err != nil {
+		t.Fatal(err)
+	}
+	release()
+	if a := disabled.wait(t); a.Op != net.OpError || a.Code != net.CodeAuth {
+		t.Fatalf("send of a user disabled while queued answered %+v, want auth", a)
+	}
+	flush(t, m.h)
+	if stored("after the disable") || !stored("queued 9") {
+		t.Fatal("the send refused as auth was stored, or an acked one was not")
 	}
 }

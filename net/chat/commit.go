@@ -15,7 +15,17 @@ type job struct {
 	// window, when not 0, asks for a window of that salon (window.go):
 	// a long-poll found none.
 	window int64
+	// checked: the send's access and credential were found in memory,
+	// as of change counter checkedAt (sendKnown). The writer stores it
+	// only if its own counter read, made after the job was queued, finds
+	// the counter there still; otherwise done gets errRecheck.
+	checked   bool
+	checkedAt int64
 }
+
+// errRecheck: the change counter moved between a send's check in memory
+// and the group commit; nothing was stored, the send is checked again.
+var errRecheck = errors.New("change counter moved since the check")
 
 var errShutdown = errors.New("chat hub is shutting down")
 
@@ -57,9 +67,20 @@ func (h *Hub) writer() {
 // commit stores a batch in one transaction, then answers every job in
 // queue order and wakes the fetches parked on the salons concerned.
 func (h *Hub) commit(batch []job) {
+	// The counter before storing: the windows the commit fills are
+	// complete as of it (window.go), and the sends checked in memory are
+	// checked at it.
+	gen, genErr := h.changes(h.reads.mark())
 	var msgs []db.NewMessage
 	var salonIDs []int64
-	for _, j := range batch {
+	for i, j := range batch {
+		if j.checked && (genErr != nil || gen != j.checkedAt) {
+			if j.done != nil {
+				j.done(db.Stored{}, errRecheck)
+			}
+			batch[i].msg, batch[i].done = nil, nil
+			continue
+		}
 		if j.msg != nil {
 			msgs = append(msgs, *j.msg)
 			salonIDs = append(salonIDs, j.msg.SalonID)
@@ -68,9 +89,6 @@ func (h *Hub) commit(batch []job) {
 			salonIDs = append(salonIDs, j.window)
 		}
 	}
-	// The counter before storing: the windows the commit fills are
-	// complete as of it (window.go).
-	gen, genErr := h.store.Changes(h.ctx)
 	if genErr == nil {
 		h.prepareWindows(gen, salonIDs)
 	} else {

@@ -540,9 +540,19 @@ func (h *Hub) Handle(s *Session, req *net.Request, portions int, reply Reply) {
 		h.passwd(s, req, reply)
 		return
 	}
-	if req.Op == net.OpFetch && h.parkKnown(s, cred, req, reply) {
+	// What memory can decide needs no read of the change counter before
+	// the answer's own (PROTOCOL.md 4 holds: see parkKnown, sendKnown).
+	if req.Op == net.OpFetch && h.parkKnown(s, cred, req, reply) ||
+		req.Op == net.OpSend && h.sendKnown(s, cred, req, portions, reply) {
 		return
 	}
+	h.handleRead(s, cred, mark, req, portions, reply)
+}
+
+// handleRead serves a logged-in session's request after a read of the
+// change counter that started after mark (its arrival): the credential,
+// then the op.
+func (h *Hub) handleRead(s *Session, cred db.Credential, mark uint64, req *net.Request, portions int, reply Reply) {
 	gen, err := h.changes(mark)
 	if err != nil {
 		reply.Send(h.storeError(req.ID, err, "check credential").Body())
@@ -561,7 +571,7 @@ func (h *Hub) Handle(s *Session, req *net.Request, portions int, reply Reply) {
 	case net.OpWho:
 		h.who(cred, gen, req, reply)
 	default:
-		fail(net.CodeBadRequest, "unknown op")
+		reply.Send(net.ErrorBody(req.ID, net.CodeBadRequest, "unknown op"))
 	}
 }
 
@@ -770,11 +780,6 @@ func (h *Hub) send(s *Session, cred db.Credential, gen int64, req *net.Request, 
 		reply.Send(e.Body())
 		return
 	}
-	ack := func(st db.Stored) {
-		s.setLastSalon(salon.ID)
-		h.observer().Acked()
-		reply.Send((&net.Response{Op: net.OpAck, Re: req.ID, Msg: st.ID, Portions: st.Portions}).Encode())
-	}
 	// Dedup comes before the rate limit (PROTOCOL.md 3.2). Within the
 	// rate, the writer finds a known cid in the transaction that would
 	// store it (db.Stored.Duplicate) and the rate is refunded, so the
@@ -789,20 +794,73 @@ func (h *Hub) send(s *Session, cred db.Credential, gen int64, req *net.Request, 
 		case err != nil:
 			reply.Send(h.storeError(req.ID, err, "look up cid").Body())
 		case found:
-			ack(prev)
+			h.ack(s, salon, req, prev, reply)
 		default:
 			reply.Send(net.ErrorBody(req.ID, net.CodeRateLimited, "sending too fast: slow down"))
 		}
 		return
 	}
+	h.queueSend(s, cred, salon, req, portions, reply, job{})
+}
+
+// ack answers a send whose message is stored as st.
+func (h *Hub) ack(s *Session, salon db.Salon, req *net.Request, st db.Stored, reply Reply) {
+	s.setLastSalon(salon.ID)
+	h.observer().Acked()
+	reply.Send((&net.Response{Op: net.OpAck, Re: req.ID, Msg: st.ID, Portions: st.Portions}).Encode())
+}
+
+// sendKnown stores a send that memory finds allowed: valid, a credential
+// and access found at the change counter the cache holds, within the
+// rate. The group commit's counter read, made after the send was queued,
+// is its check at answer time: if the counter moved, nothing is stored
+// and the send is checked again by reading (handleRead). It reports
+// false, having done nothing, when memory cannot decide; refusals are
+// the reading path's to answer.
+func (h *Hub) sendKnown(s *Session, cred db.Credential, req *net.Request, portions int, reply Reply) bool {
+	if net.CheckText(req.Text, h.cfg.MaxMessage) != nil || !net.ValidCid(req.Cid) || !net.ValidName(req.Salon) {
+		return false
+	}
+	gen, ok := h.cache.current()
+	if !ok || !h.cache.isValid(gen, cred) {
+		return false
+	}
+	salon, ok := h.cache.salon(gen, cred.UserID, req.Salon)
+	if !ok {
+		return false
+	}
+	s.mu.Lock()
+	allowed := s.sends.take(time.Now())
+	s.mu.Unlock()
+	if !allowed {
+		return false // a retry past the rate may still get its ack
+	}
+	h.queueSend(s, cred, salon, req, portions, reply, job{checked: true, checkedAt: gen})
+	return true
+}
+
+// queueSend queues the send's message for the group commit, its rate
+// taken, and acks it once durable; j holds how it was checked.
+func (h *Hub) queueSend(s *Session, cred db.Credential, salon db.Salon, req *net.Request, portions int, reply Reply, j job) {
 	refund := func() {
 		s.mu.Lock()
 		s.sends.refund()
 		s.mu.Unlock()
 	}
-	msg := &db.NewMessage{SalonID: salon.ID, UserID: cred.UserID, Cid: req.Cid,
+	j.msg = &db.NewMessage{SalonID: salon.ID, UserID: cred.UserID, Cid: req.Cid,
 		Pseudo: cred.Pseudo, Text: req.Text, Portions: portions}
-	err := h.submit(job{msg: msg, done: func(st db.Stored, err error) {
+	j.done = func(st db.Stored, err error) {
+		if errors.Is(err, errRecheck) {
+			refund()
+			mark := h.reads.mark()
+			h.Go(func() {
+				s.mu.Lock()
+				cred := s.cred
+				s.mu.Unlock()
+				h.handleRead(s, cred, mark, req, portions, reply)
+			})
+			return
+		}
 		if errors.Is(err, db.ErrNotFound) { // the salon was removed meanwhile
 			refund()
 			reply.Send(net.ErrorBody(req.ID, net.CodeForbidden, "no access to salon"))
@@ -816,9 +874,9 @@ func (h *Hub) send(s *Session, cred db.Credential, gen int64, req *net.Request, 
 		if st.Duplicate {
 			refund()
 		}
-		ack(st)
-	}})
-	if err != nil {
+		h.ack(s, salon, req, st, reply)
+	}
+	if err := h.submit(j); err != nil {
 		refund()
 		reply.Send(net.ErrorBody(req.ID, net.CodeUnavailable, "server shutting down, nothing was stored: retry"))
 	}
