@@ -74,9 +74,17 @@ func benchCommand() *cli.Command {
 			&cli.Float64Flag{Name: "login-rate", DefaultText: "no bound; with --addr 5", Usage: "logins a second at most (0: no bound)"},
 			&cli.BoolFlag{Name: "json", Usage: "print the results as one JSON object"},
 			&cli.StringFlag{Name: "cpuprofile", Usage: "write the started server's CPU profile to `FILE` (FILE.SHAPE with --shape all, FILE[.SHAPE].tcp and .ws with --ws)"},
+			&cli.StringFlag{Name: "client-cpuprofile", Usage: "write the CPU profile of bench itself (its clients) to `FILE`"},
 			&cli.BoolFlag{Name: "ws", Usage: "also run each shape over WebSocket (serve --web), next to TCP; not with --addr"},
 		},
 		Action: func(c *cli.Context) error {
+			if file := c.String("client-cpuprofile"); file != "" {
+				stop, err := startCPUProfile(file)
+				if err != nil {
+					return err
+				}
+				defer stop()
+			}
 			cfg := BenchConfig{
 				Shape:        c.String("shape"),
 				JSON:         c.Bool("json"),

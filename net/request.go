@@ -41,11 +41,16 @@ func ParseRequest(body []byte) (*Request, *Error) {
 	if len(trimmed) == 0 || trimmed[0] != '{' {
 		return nil, badRequest(0, "body is not a JSON object")
 	}
-	var fields map[string]json.RawMessage
-	if err := json.Unmarshal(body, &fields); err != nil {
-		return nil, badRequest(0, "body is not a JSON object")
+	var f fieldReader
+	var flat [maxFlatFields]field
+	var ok bool
+	if f.flat, ok = scanFlat(body, flat[:]); !ok {
+		f.flat = nil
+		if err := json.Unmarshal(body, &f.fields); err != nil {
+			return nil, badRequest(0, "body is not a JSON object")
+		}
 	}
-	rawID, ok := fields["id"]
+	rawID, ok := f.get("id")
 	if !ok {
 		return nil, badRequest(0, `missing "id"`)
 	}
@@ -54,7 +59,7 @@ func ParseRequest(body []byte) (*Request, *Error) {
 		return nil, badRequest(0, `"id" must be a positive integer`)
 	}
 	r := &Request{ID: id}
-	f := fieldReader{fields: fields, id: id}
+	f.id = id
 	if r.Op, ok = f.str("op", true); !ok {
 		return nil, f.err
 	}
@@ -82,11 +87,27 @@ func ParseRequest(body []byte) (*Request, *Error) {
 	return r, nil
 }
 
-// fieldReader reads typed fields and keeps the first error.
+// fieldReader reads typed fields and keeps the first error. The fields
+// are flat (scanFlat) or, when the body was decoded generically, fields.
 type fieldReader struct {
+	flat   []field
 	fields map[string]json.RawMessage
 	id     int64
 	err    *Error
+}
+
+// get returns the raw value of the field name.
+func (f *fieldReader) get(name string) ([]byte, bool) {
+	if f.fields != nil {
+		raw, ok := f.fields[name]
+		return raw, ok
+	}
+	for _, fl := range f.flat {
+		if string(fl.name) == name {
+			return fl.raw, true
+		}
+	}
+	return nil, false
 }
 
 func (f *fieldReader) fail(msg string) bool {
@@ -99,7 +120,7 @@ func (f *fieldReader) fail(msg string) bool {
 // str reads a string field. A lone surrogate escape ("\ud800") is refused:
 // encoding/json would silently turn it into U+FFFD.
 func (f *fieldReader) str(name string, required bool) (string, bool) {
-	raw, ok := f.fields[name]
+	raw, ok := f.get(name)
 	if !ok || isNull(raw) {
 		if required {
 			return "", f.fail("missing " + strconv.Quote(name))
@@ -112,8 +133,8 @@ func (f *fieldReader) str(name string, required bool) (string, bool) {
 	if hasLoneSurrogate(raw) {
 		return "", f.fail(strconv.Quote(name) + " holds a lone surrogate escape (invalid UTF-8)")
 	}
-	var s string
-	if err := json.Unmarshal(raw, &s); err != nil {
+	s, ok := unquote(raw)
+	if !ok {
 		return "", f.fail(strconv.Quote(name) + " must be a string")
 	}
 	return s, true
@@ -121,7 +142,7 @@ func (f *fieldReader) str(name string, required bool) (string, bool) {
 
 // integer reads an optional integer field; null counts as absent.
 func (f *fieldReader) integer(name string) (v int64, present, ok bool) {
-	raw, found := f.fields[name]
+	raw, found := f.get(name)
 	if !found || isNull(raw) {
 		return 0, false, true
 	}
@@ -172,7 +193,7 @@ func (f *fieldReader) fetch(r *Request) bool {
 	return true
 }
 
-func isNull(raw json.RawMessage) bool { return string(raw) == "null" }
+func isNull(raw []byte) bool { return string(raw) == "null" }
 
 // intLiteral accepts a JSON integer literal (no fraction, no exponent)
 // that fits an int64.
