@@ -76,11 +76,11 @@ type usageCase struct {
 // extraUsageCases are the usage errors the walk of the command tree cannot
 // derive, keyed by command path.
 var extraUsageCases = map[string][][]string{
-	"":               {{"help"}},
+	"":               {{"help"}, {"user", "list", "--db"}, {"user", "--db"}, {"serve", "--passphrase-file"}}, // a global flag with no value, after a command
 	"user":           {{"user", "help", "bogus"}},
 	"export":         {{"export"}, {"export", "--format", "json"}}, // no --salon
 	"chat":           {{"chat", "--poll", "soon"}},
-	"message remove": {{"message", "remove", "7"}, {"message", "remove", "--salon"}}, // no --salon; no value
+	"message remove": {{"message", "remove", "7"}, {"message", "remove", "--salon"}, {"message", "remove", "7", "8", "--salon"}}, // no --salon; no value
 	"salon retain":   {{"salon", "retain", "general", "soon"}},
 	"serve":          {{"serve", "--max-conns", "many"}},
 }
@@ -124,6 +124,11 @@ func usageCases(app *cli.App) map[string][]usageCase {
 				add(path, append(slices.Clone(words), placeholders(min-1)...)...)
 				add(path, append(append(slices.Clone(words), placeholders(min)...), "--bogus")...)
 			}
+			// A value flag typed last without its value, after the
+			// arguments (commands/app_test.go checks every flag).
+			if f := firstValueFlag(c.Flags); f != "" {
+				add(path, append(append(slices.Clone(words), placeholders(min)...), f)...)
+			}
 			if max >= 0 {
 				add(path, append(slices.Clone(words), placeholders(max+1)...)...)
 			}
@@ -139,6 +144,17 @@ func usageCases(app *cli.App) map[string][]usageCase {
 		}
 	}
 	return cases
+}
+
+// firstValueFlag is the first flag of flags that takes a value, as
+// typed ("--salon"); "" if none does.
+func firstValueFlag(flags []cli.Flag) string {
+	for _, f := range flags {
+		if _, isBool := f.(*cli.BoolFlag); !isBool {
+			return "--" + f.Names()[0]
+		}
+	}
+	return ""
 }
 
 func placeholders(n int) []string {

@@ -6,6 +6,7 @@ package commands
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 
 	"github.com/urfave/cli/v2"
@@ -51,8 +52,11 @@ func Hint(err error) string {
 // Run runs the app on args (os.Args shape) after NormalizeArgs. A command
 // line it cannot run comes back as a *UsageError.
 func Run(ctx context.Context, app *cli.App, args []string) error {
-	args, path := normalizeArgs(app, args)
-	err := app.RunContext(ctx, args)
+	args, path, err := normalizeArgs(app, args)
+	if err != nil {
+		return err
+	}
+	err = app.RunContext(ctx, args)
 	var u *UsageError
 	var exit cli.ExitCoder // only urfave/cli's help returns one: "No help topic for ..."
 	if !errors.As(err, &u) && errors.As(err, &exit) {
@@ -66,17 +70,24 @@ func Run(ctx context.Context, app *cli.App, args []string) error {
 // (FINDINGS.md), so the leaf command's flags are moved ahead of its
 // positional arguments, and global flags typed after the command (such as
 // "user list --db x.db") are moved before it. "--" ends flag parsing: what
-// follows stays positional.
+// follows stays positional. A command line whose last word is a flag that
+// takes a value comes back as it was (Run refuses it: see normalizeArgs).
 func NormalizeArgs(app *cli.App, args []string) []string {
-	out, _ := normalizeArgs(app, args)
+	out, _, err := normalizeArgs(app, args)
+	if err != nil {
+		return args
+	}
 	return out
 }
 
 // normalizeArgs is NormalizeArgs, also returning the names of the
-// commands found (["user", "add"]).
-func normalizeArgs(app *cli.App, args []string) ([]string, []string) {
+// commands found (["user", "add"]). A flag that takes a value and ends the
+// command line is a *UsageError naming it: moved ahead of the words
+// before it, it would take one of them as its value ("user list --db"
+// would read as "--db user list", an unknown command "list").
+func normalizeArgs(app *cli.App, args []string) ([]string, []string, error) {
 	if len(args) == 0 {
-		return args, nil
+		return args, nil, nil
 	}
 	global := newFlagTable(app.Flags)
 	var head []string // global flags
@@ -90,7 +101,10 @@ func normalizeArgs(app *cli.App, args []string) ([]string, []string) {
 				break // a flag of the command group: let cli parse or report it
 			}
 			head = append(head, a)
-			if global.takesValue(a) && i+1 < len(args) {
+			if global.takesValue(a) {
+				if i+1 == len(args) {
+					return nil, path, missingValue("", a)
+				}
 				i++
 				head = append(head, args[i])
 			}
@@ -115,12 +129,15 @@ func normalizeArgs(app *cli.App, args []string) ([]string, []string) {
 					positional = append(positional, a)
 					continue
 				}
-				table, dst := local, &flags
+				table, dst, owner := local, &flags, strings.Join(path, " ")
 				if !local.has(a) && global.has(a) {
-					table, dst = global, &head
+					table, dst, owner = global, &head, ""
 				}
 				*dst = append(*dst, a)
-				if table.takesValue(a) && i+1 < len(args) {
+				if table.takesValue(a) {
+					if i+1 == len(args) {
+						return nil, path, missingValue(owner, a)
+					}
 					i++
 					*dst = append(*dst, args[i])
 				}
@@ -128,13 +145,19 @@ func normalizeArgs(app *cli.App, args []string) ([]string, []string) {
 			out := append([]string{args[0]}, head...)
 			out = append(out, path...)
 			out = append(out, flags...)
-			return append(out, positional...), path
+			return append(out, positional...), path, nil
 		}
 		cmds = cmd.Subcommands
 	}
 	out := append([]string{args[0]}, head...)
 	out = append(out, path...)
-	return append(out, args[i:]...), path
+	return append(out, args[i:]...), path, nil
+}
+
+// missingValue is the usage error of flag, typed last with no value. A
+// global flag's error is librecord's own, whose help lists it.
+func missingValue(command, flag string) error {
+	return &UsageError{Command: command, Err: fmt.Errorf("flag %s needs a value", flag)}
 }
 
 func isFlag(a string) bool { return len(a) > 1 && a[0] == '-' && a != "--" }

@@ -16,6 +16,9 @@ func salonRemoveCommand() *cli.Command {
 		Name:      "remove",
 		Usage:     "remove a salon and everyone's access to it; refuses a salon with messages unless --purge",
 		ArgsUsage: "NAME",
+		Description: "With --purge the salon's messages are deleted with SQLite's secure_delete (freed\n" +
+			"space is overwritten with zeros) and the WAL is checkpointed and truncated, so no\n" +
+			"copy stays in the database files; backups and exports made before keep them.",
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "purge", Usage: "also delete the salon's messages for good (export them first)"},
 		},
@@ -23,8 +26,12 @@ func salonRemoveCommand() *cli.Command {
 			name := c.Args().First()
 			return withDB(c, func(d *db.DB) error {
 				err := SalonRemove(c.Context, d, c.App.Writer, name, c.Bool("purge"))
-				if errors.Is(err, db.ErrSalonNotEmpty) {
+				switch {
+				case errors.Is(err, db.ErrSalonNotEmpty):
 					return withHint(err, fmt.Sprintf("nothing was changed; keep a copy with `librecord export --salon %s --out %s.txt`, then run `librecord salon remove %s --purge`", name, name, name))
+				case errors.Is(err, db.ErrWALBusy):
+					// Removed, but the WAL could not be truncated yet.
+					return withHint(err, "the salon and its messages are gone from the database; run `librecord prune` a moment later: it truncates the WAL too")
 				}
 				return err
 			})

@@ -46,6 +46,7 @@ func serveCommand() *cli.Command {
 			&cli.StringFlag{Name: "listen", Value: ":" + lnet.DefaultPort, Usage: "TCP `ADDRESS` to listen on"},
 			&cli.DurationFlag{Name: "session-timeout", Value: d.Chat.SessionTimeout, Usage: "end a logged-in session after this long without a request"},
 			&cli.DurationFlag{Name: "login-timeout", Value: d.LoginTimeout, Usage: "close a connection not logged in this long after it opened"},
+			&cli.DurationFlag{Name: "login-pause", Value: d.LoginPause, Usage: "after a login refused on a connection, read its next request this long later, doubling up to 16 times (0: no pause)"},
 			&cli.DurationFlag{Name: "poll", Value: d.Chat.Poll, Usage: "fetch cadence announced to clients"},
 			&cli.DurationFlag{Name: "write-timeout", Value: d.WriteTimeout, Usage: "drop a peer that does not read an answer for this long"},
 			&cli.IntFlag{Name: "max-conns", Value: d.MaxConns, Usage: "open connections at most (0: no limit)"},
@@ -82,6 +83,7 @@ func serveCommand() *cli.Command {
 			s := &cfg.Server
 			s.Chat.SessionTimeout = c.Duration("session-timeout")
 			s.LoginTimeout = c.Duration("login-timeout")
+			s.LoginPause = c.Duration("login-pause")
 			s.Chat.Poll = c.Duration("poll")
 			s.WriteTimeout = c.Duration("write-timeout")
 			s.MaxConns = c.Int("max-conns")

@@ -2,6 +2,7 @@ package db
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -120,14 +121,11 @@ func (d *DB) RemoveMessages(ctx context.Context, salon string, ids []int64) (str
 	ids = slices.Clone(ids)
 	slices.Sort(ids)
 	ids = slices.Compact(ids)
-	tx, err := d.begin(ctx)
+	tx, err := d.beginDelete(ctx)
 	if err != nil {
-		return "", storageErr(err)
+		return "", err
 	}
 	defer tx.Rollback()
-	if _, err := tx.ExecContext(ctx, `PRAGMA secure_delete = ON`); err != nil {
-		return "", storageErr(err)
-	}
 	s, err := salonByName(ctx, tx, salon)
 	if err != nil {
 		return "", err
@@ -150,10 +148,27 @@ func (d *DB) RemoveMessages(ctx context.Context, salon string, ids []int64) (str
 	return s.Name, nil
 }
 
+// beginDelete begins a write transaction that deletes messages for good:
+// with SQLite's secure_delete on, so their cells and freed pages are
+// overwritten with zeros (the writer's DSN sets it too; this keeps the
+// guarantee next to the deletions that rely on it). Callers that want no
+// copy left in the WAL call TruncateWAL after the commit.
+func (d *DB) beginDelete(ctx context.Context) (*sql.Tx, error) {
+	tx, err := d.begin(ctx)
+	if err != nil {
+		return nil, storageErr(err)
+	}
+	if _, err := tx.ExecContext(ctx, `PRAGMA secure_delete = ON`); err != nil {
+		tx.Rollback()
+		return nil, storageErr(err)
+	}
+	return tx, nil
+}
+
 // TruncateWAL checkpoints the WAL into the database file and truncates it
 // to zero bytes. It waits, retrying every few milliseconds up to the busy
 // timeout, for readers and writers (of any process) that keep it from
-// completing; then ErrBusy. It blocks new writers while it runs: serve
+// completing; then ErrWALBusy (which is ErrBusy). It blocks new writers while it runs: serve
 // does not call it (see Prune).
 func (d *DB) TruncateWAL(ctx context.Context) error {
 	deadline := time.Now().Add(d.opts.BusyTimeout)
@@ -170,7 +185,7 @@ func (d *DB) TruncateWAL(ctx context.Context) error {
 			}
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("%w: the WAL checkpoint kept waiting for other connections", ErrBusy)
+			return ErrWALBusy
 		}
 		pause := time.NewTimer(time.Millisecond + time.Duration(rand.Int64N(int64(4*time.Millisecond))))
 		select {
@@ -241,14 +256,11 @@ func (d *DB) Prune(ctx context.Context, now time.Time, batch int) (int64, error)
 // pruneBatch deletes, in one transaction, up to batch of the oldest
 // messages of the salon stored before cutoff (unix ms).
 func (d *DB) pruneBatch(ctx context.Context, salonID, cutoff int64, batch int) (int, error) {
-	tx, err := d.begin(ctx)
+	tx, err := d.beginDelete(ctx)
 	if err != nil {
-		return 0, storageErr(err)
+		return 0, err
 	}
 	defer tx.Rollback()
-	if _, err := tx.ExecContext(ctx, `PRAGMA secure_delete = ON`); err != nil {
-		return 0, storageErr(err)
-	}
 	rows, err := tx.QueryContext(ctx, `SELECT id, at FROM messages WHERE salon_id = ? ORDER BY id LIMIT ?`, salonID, batch)
 	if err != nil {
 		return 0, storageErr(err)

@@ -454,3 +454,48 @@ func TestUpgradeFromSchema3(t *testing.T) {
 		t.Fatalf("change counter %d -> %d (%v)", before, after, err)
 	}
 }
+
+// A salon removed with purge takes its messages with it as RemoveMessages
+// does: no ciphertext of theirs stays in the file or its WAL, and the WAL
+// is truncated.
+func TestRemoveSalonPurgeScrubs(t *testing.T) {
+	ctx := context.Background()
+	d := testOpen(t)
+	alice := mustUser(t, d, "alice", "general")
+	gen, _ := d.Salon(ctx, "general")
+	dev, _ := d.AddSalon(ctx, "dev")
+	keep := send(t, d, gen.ID, alice, "c1", "keep me")
+	small := send(t, d, dev.ID, alice, "c2", "remove me")
+	// Larger than a page: its blob lives on overflow pages, freed whole.
+	big := send(t, d, dev.ID, alice, "c3", strings.Repeat("a long secret ", 1500))
+
+	raw, err := sql.Open("sqlite", "file:"+d.Path()+"?mode=ro")
+	if err != nil {
+		t.Fatal(err)
+	}
+	blobs := [][]byte{blobOf(t, raw, small.ID), blobOf(t, raw, big.ID)}
+	raw.Close()
+	for _, b := range blobs {
+		if !bytes.Contains(rawBytes(t, d.Path()), b[len(b)-48:]) {
+			t.Fatal("the test cannot see a stored ciphertext in the raw bytes")
+		}
+	}
+
+	if err := d.RemoveSalon(ctx, "DEV", true); err != nil {
+		t.Fatalf("RemoveSalon: %v", err)
+	}
+	if msgs, _, err := d.Latest(ctx, gen.ID, 10); err != nil || len(msgs) != 1 || msgs[0].ID != keep.ID {
+		t.Fatalf("the other salon after removal: %+v %v", msgs, err)
+	}
+	if fi, err := os.Stat(d.Path() + "-wal"); err == nil && fi.Size() != 0 {
+		t.Fatalf("WAL not truncated: %d bytes", fi.Size())
+	}
+	all := rawBytes(t, d.Path())
+	for i, b := range blobs {
+		for off := 0; off+32 <= len(b); off += 32 {
+			if bytes.Contains(all, b[off:off+32]) {
+				t.Fatalf("blob %d of the removed salon still on disk (bytes %d..%d)", i, off, off+32)
+			}
+		}
+	}
+}

@@ -3,7 +3,6 @@ package db
 import (
 	"context"
 	"crypto/ed25519"
-	"crypto/rand"
 	"database/sql"
 	"encoding/json"
 	"errors"
@@ -74,14 +73,7 @@ func build(ctx context.Context, path string, passphrase []byte, ppKDF, pwKDF cry
 		return err
 	}
 
-	ppSalt, err := randomBytes(32)
-	if err != nil {
-		return err
-	}
-	pwSalt, err := randomBytes(32)
-	if err != nil {
-		return err
-	}
+	ppSalt, pwSalt := crypto.NewSalt(), crypto.NewSalt()
 	data := crypto.NewKey()
 	defer data.Erase()
 	kek := crypto.DeriveKey(passphrase, ppSalt, ppKDF)
@@ -140,12 +132,4 @@ func build(ctx context.Context, path string, passphrase []byte, ppKDF, pwKDF cry
 		return fmt.Errorf("journal mode is %q, want wal", mode)
 	}
 	return conn.Close()
-}
-
-func randomBytes(n int) ([]byte, error) {
-	b := make([]byte, n)
-	if _, err := rand.Read(b); err != nil {
-		return nil, fmt.Errorf("random: %w", err)
-	}
-	return b, nil
 }

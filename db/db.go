@@ -58,6 +58,12 @@ var (
 	// ErrInvalidPassword: a chosen password is too short, too long or holds
 	// a control character (crypto.CheckPassword).
 	ErrInvalidPassword = errors.New("invalid password")
+	// ErrWALBusy: TruncateWAL kept waiting for other connections (of any
+	// process) past the busy timeout. It is also ErrBusy. After a deletion
+	// for good it means the rows are gone from the database but old copies
+	// of their pages may remain in the WAL; truncating it again (`librecord
+	// prune`) clears them.
+	ErrWALBusy = fmt.Errorf("%w: the WAL checkpoint kept waiting for other connections", ErrBusy)
 	// ErrSalonNotEmpty: RemoveSalon without purge on a salon with messages.
 	ErrSalonNotEmpty = errors.New("salon has messages")
 	// ErrInUse: RotateKey found the database open elsewhere (serve or an

@@ -109,10 +109,7 @@ func (d *DB) ChangePassphrase(ctx context.Context, newPassphrase []byte) error {
 	if len(newPassphrase) == 0 {
 		return errors.New("change passphrase: empty passphrase")
 	}
-	salt, err := randomBytes(32)
-	if err != nil {
-		return err
-	}
+	salt := crypto.NewSalt()
 	kek := crypto.DeriveKey(newPassphrase, salt, d.ppKDF)
 	defer kek.Erase()
 	tx, err := d.begin(ctx)
@@ -254,10 +251,7 @@ func (d *DB) RotateKey(ctx context.Context, newPassphrase []byte, opts RotateOpt
 	}
 
 	// The slow derivation before taking the write lock.
-	salt, err := randomBytes(32)
-	if err != nil {
-		return res, err
-	}
+	salt := crypto.NewSalt()
 	kek := crypto.DeriveKey(newPassphrase, salt, d.ppKDF)
 	defer kek.Erase()
 	n, unreadable, err := d.finishRotation(ctx, ring, kek, salt)

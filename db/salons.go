@@ -120,12 +120,15 @@ func (d *DB) AddSalon(ctx context.Context, name string) (Salon, error) {
 
 // RemoveSalon deletes a salon and its grants. A salon with messages is
 // refused with ErrSalonNotEmpty unless purge is set; with purge its
-// messages are deleted too (export them first). Users who had access lose
-// it at once: a parked fetch answers forbidden when it wakes.
+// messages are deleted too (export them first), for good as
+// RemoveMessages deletes them: with secure_delete on, then the WAL
+// truncated. When the removal committed but the WAL could not be
+// truncated, the error says so and is ErrWALBusy. Users who had access
+// lose it at once: a parked fetch answers forbidden when it wakes.
 func (d *DB) RemoveSalon(ctx context.Context, name string, purge bool) error {
-	tx, err := d.begin(ctx)
+	tx, err := d.beginDelete(ctx)
 	if err != nil {
-		return storageErr(err)
+		return err
 	}
 	defer tx.Rollback()
 	s, err := salonByName(ctx, tx, name)
@@ -139,13 +142,26 @@ func (d *DB) RemoveSalon(ctx context.Context, name string, purge bool) error {
 		}
 		return fmt.Errorf("salon %q: %w (%d)", s.Name, ErrSalonNotEmpty, n)
 	}
-	if _, err := tx.ExecContext(ctx, `DELETE FROM messages WHERE salon_id = ?`, s.ID); err != nil {
+	res, err := tx.ExecContext(ctx, `DELETE FROM messages WHERE salon_id = ?`, s.ID)
+	if err != nil {
+		return storageErr(err)
+	}
+	purged, err := res.RowsAffected()
+	if err != nil {
 		return storageErr(err)
 	}
 	if _, err := tx.ExecContext(ctx, `DELETE FROM salons WHERE id = ?`, s.ID); err != nil {
 		return storageErr(err)
 	}
-	return storageErr(tx.Commit())
+	if err := tx.Commit(); err != nil {
+		return storageErr(err)
+	}
+	if purged > 0 {
+		if err := d.TruncateWAL(ctx); err != nil {
+			return fmt.Errorf("salon %q and its messages removed, but %w", s.Name, err)
+		}
+	}
+	return nil
 }
 
 // Grant gives the users named by pseudos access to salon, all or none:

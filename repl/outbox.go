@@ -1,9 +1,6 @@
 package repl
 
-import (
-	"crypto/rand"
-	"encoding/base64"
-)
+import "librecord/crypto"
 
 // Item is one message the user typed, kept until the server acks it.
 type Item struct {
@@ -27,12 +24,8 @@ type Outbox struct {
 }
 
 // NewCID returns a fresh client message id: 128 random bits in base64url,
-// 22 printable ASCII characters.
-func NewCID() string {
-	var b [16]byte
-	rand.Read(b[:])
-	return base64.RawURLEncoding.EncodeToString(b[:])
-}
+// 22 printable ASCII characters (crypto.NewID).
+func NewCID() string { return crypto.NewID() }
 
 // Add queues text for salon under a fresh cid and returns it.
 func (o *Outbox) Add(salon, text string) *Item {

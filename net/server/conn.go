@@ -81,6 +81,9 @@ type conn struct {
 	sess   *chat.Session
 	state  int // stateDone, statePending or stateHeld (guarded by Server.mu)
 	broken int // broken frames so far (read loop only)
+	// refused counts the logins of this connection that did not log its
+	// session in (the requests of a connection run one at a time).
+	refused int
 }
 
 func newConn(s *Server, nc stdnet.Conn, peer chat.Peer) *conn {
@@ -484,8 +487,46 @@ func (c *conn) sealed(s *chat.Session, payload []byte, portions int) {
 		return
 	}
 	c.srv.hub.Handle(s, req, portions, &reply{c: c, sess: s})
-	if req.Op == net.OpLogin && s.LoggedIn() {
-		c.srv.loggedIn(c)
+	if req.Op == net.OpLogin {
+		if s.LoggedIn() {
+			c.srv.loggedIn(c)
+		} else {
+			c.pauseAfterRefusedLogin()
+		}
+	}
+}
+
+// maxPauseDoublings caps the pause after refused logins at 16 times
+// Config.LoginPause.
+const maxPauseDoublings = 4
+
+// loginPause is the pause after the nth refused login of a connection:
+// first, doubling with each further one, capped; 0 when first is 0.
+func loginPause(first time.Duration, n int) time.Duration {
+	if first <= 0 || n < 1 {
+		return 0
+	}
+	return first << min(n-1, maxPauseDoublings)
+}
+
+// pauseAfterRefusedLogin holds the read loop, which waits for the
+// request it handed out, after a login that was answered with anything
+// but connected (auth, rate_limited, ...): the answer goes out at once,
+// the connection's next envelope is read after loginPause. A connection
+// not logged in thus gets a bounded number of refusals before its login
+// deadline instead of one per round trip (SECURITY.md).
+func (c *conn) pauseAfterRefusedLogin() {
+	c.refused++
+	d := loginPause(c.srv.cfg.LoginPause, c.refused)
+	if d <= 0 {
+		return
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-c.closed:
+	case <-c.srv.stopping:
 	}
 }
 

@@ -3,6 +3,7 @@ package server_test
 import (
 	"runtime"
 	"testing"
+	"time"
 
 	"librecord/net/server"
 	"librecord/net/testkit"
@@ -47,4 +48,33 @@ func TestParkedFetchesHoldNoGoroutine(t *testing.T) {
 			t.Fatalf("woken: %+v", ms)
 		}
 	}
+}
+
+// Parked fetches whose connection closes are dropped (PROTOCOL.md 3.3)
+// and give back what they held: the session's clock, stopped while they
+// were parked, runs again, so the dropped session times out and is
+// announced; and Shutdown does not wait for them. (That no answer of
+// theirs reaches a resumed connection: net/conformance
+// TestParkedFetchDroppedOnClose; that each is dropped once, unanswered,
+// even when a message comes: net/chat TestParkedFetchDroppedOnClose.)
+func TestParkedFetchesOfClosedConnectionReleased(t *testing.T) {
+	f := newFixture(t, func(c *server.Config) {
+		c.Chat.MaxParked = 0
+		c.Chat.SessionTimeout = 3 * time.Second
+	})
+	alice := login(t, f.addr, "alice")
+	// Parked, alice's own clock is stopped: she outlives bob.
+	watch := alice.request("fetch", map[string]any{"salon": "general", "after": 0, "wait_ms": 8000})
+	bob := login(t, f.addr, "bob")
+	bob.call("fetch", map[string]any{"salon": "general"}) // his last active salon
+	for range 4 {
+		bob.request("fetch", map[string]any{"salon": "general", "after": 0, "wait_ms": 20000})
+	}
+	bob.call("salons", nil) // answered once the fetches before it are parked
+	bob.nc.Close()
+	ms := messages(t, alice.await(watch))
+	if len(ms) != 1 || !ms[0].System || ms[0].Text != "bob disconnected" {
+		t.Fatalf("want bob disconnected once his parked fetches were dropped, got %+v", ms)
+	}
+	f.stop() // fails the test if Shutdown runs out of time
 }

@@ -29,6 +29,10 @@ import (
 // rules' configuration. Every field is a flag of librecord serve.
 type Config struct {
 	LoginTimeout time.Duration // a connection not logged in this long after it opened is closed
+	// LoginPause is how long a connection's next envelope waits to be
+	// read after a login that did not log it in; it doubles with each
+	// further one on that connection, up to 16 times. 0 = no pause.
+	LoginPause   time.Duration
 	WriteTimeout time.Duration // a peer that does not read an answer for this long is dropped
 	MaxConns     int           // open connections; 0 = no limit
 	MaxPending   int           // connections not logged in yet; 0 = no limit
@@ -43,6 +47,7 @@ type Config struct {
 func DefaultConfig() Config {
 	return Config{
 		LoginTimeout: 10 * time.Second,
+		LoginPause:   100 * time.Millisecond,
 		WriteTimeout: 10 * time.Second,
 		MaxConns:     1000,
 		MaxPending:   200,
@@ -85,6 +90,8 @@ func CheckLimits(cfg Config) error {
 		return errors.New("--send-burst must be at least 1 when --send-rate is set")
 	case c.LoginLimit < 0:
 		return errors.New("--login-limit cannot be negative")
+	case cfg.LoginPause < 0:
+		return errors.New("--login-pause cannot be negative")
 	case c.SessionTimeout <= 0 || cfg.LoginTimeout <= 0 || cfg.WriteTimeout <= 0:
 		return errors.New("--session-timeout, --login-timeout and --write-timeout must be positive")
 	case c.LoginLimit > 0 && c.LoginWindow <= 0:

@@ -23,6 +23,10 @@ const (
 
 var hostileFlags = []string{
 	"--login-timeout", "2s",
+	// mallory's extra connection is refused six logins in a row within
+	// its 2 s: pauses of 10 ms doubling to 160 ms fit, the default 100 ms
+	// (doubling to 1.6 s) would not.
+	"--login-pause", "10ms",
 	"--session-timeout", "30s",
 	"--max-pending-per-source", fmt.Sprint(pendingCap),
 	"--max-sessions-per-user", fmt.Sprint(sessionCap),
