@@ -167,7 +167,18 @@ func (c *Channel) seal(body []byte, nonce *[24]byte) []byte {
 
 	// plain = 'S' 0x01 | signer_id | recipient_id | seq | body | sig.
 	// The signature covers all but its own 64 bytes; the box holds plain[18:].
-	plain := make([]byte, signedPrefix+8+len(body)+ed25519.SignatureSize)
+	n := signedPrefix + 8 + len(body) + ed25519.SignatureSize
+	scratch := plainBufs.Get().(*[]byte)
+	if cap(*scratch) < n {
+		*scratch = make([]byte, n)
+	}
+	plain := (*scratch)[:n]
+	defer func() {
+		clear(plain) // the body in clear goes before the buffer is shared again
+		if cap(*scratch) <= maxKeptPlain {
+			plainBufs.Put(scratch)
+		}
+	}()
 	plain[0], plain[1] = KindSealed, ProtocolVersion
 	copy(plain[2:10], c.ownSigner[:])
 	copy(plain[10:18], c.peerRecipient[:])
@@ -179,10 +190,16 @@ func (c *Channel) seal(body []byte, nonce *[24]byte) []byte {
 	out := make([]byte, SealedHeaderSize, len(plain)-signedPrefix+SealedHeaderSize+box.Overhead)
 	copy(out, plain[:signedPrefix])
 	copy(out[signedPrefix:], nonce[:])
-	out = box.SealAfterPrecomputation(out, plain[signedPrefix:], nonce, &c.shared)
-	clear(plain)
-	return out
+	return box.SealAfterPrecomputation(out, plain[signedPrefix:], nonce, &c.shared)
 }
+
+// plainBufs are the buffers seal signs in, shared by every channel and
+// cleared after each use: one per envelope sealed was a third of the
+// bytes a busy server allocated.
+var plainBufs = sync.Pool{New: func() any { return new([]byte) }}
+
+// maxKeptPlain bounds the buffers plainBufs keeps.
+const maxKeptPlain = 64 << 10
 
 // Open checks a sealed envelope (ids, box, signature, seq greater than the
 // last accepted) and returns its body. Any failure is one error that does

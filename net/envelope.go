@@ -17,10 +17,17 @@ var ErrChannelErased = errors.New("session keys erased")
 // envelopes go out in the order of their seq and the peer never sees one
 // as replayed. Every frame is one Write.
 type EnvelopeWriter struct {
-	mu  sync.Mutex
-	w   io.Writer
-	buf []byte
+	mu sync.Mutex
+	w  io.Writer
 }
+
+// frameBufs are frame buffers shared by the writers: a server's writer
+// lives only while its connection has answers queued, so a buffer of its
+// own would be made for nearly every answer.
+var frameBufs = sync.Pool{New: func() any { return new([]byte) }}
+
+// maxKeptFrame bounds the buffers frameBufs keeps: a large answer's goes.
+const maxKeptFrame = 64 << 10
 
 // NewEnvelopeWriter writes frames to w.
 func NewEnvelopeWriter(w io.Writer) *EnvelopeWriter {
@@ -50,10 +57,11 @@ func (ew *EnvelopeWriter) WriteEnvelope(envelope []byte) error {
 }
 
 func (ew *EnvelopeWriter) write(env []byte) error {
-	ew.buf = AppendFrame(ew.buf[:0], env)
-	_, err := ew.w.Write(ew.buf)
-	if cap(ew.buf) > 64<<10 {
-		ew.buf = nil // do not keep a large answer's buffer for the connection's life
+	buf := frameBufs.Get().(*[]byte)
+	*buf = AppendFrame((*buf)[:0], env)
+	_, err := ew.w.Write(*buf)
+	if cap(*buf) <= maxKeptFrame {
+		frameBufs.Put(buf)
 	}
 	return err
 }

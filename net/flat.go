@@ -22,67 +22,68 @@ type field struct {
 const maxFlatFields = 16
 
 // scanFlat reads body as a JSON object whose keys hold no escape and whose
-// values are strings, numbers, true, false or null, each key once. ok is
-// false for anything else: the caller then decodes the body generically.
-func scanFlat(body []byte, into []field) (fields []field, ok bool) {
-	fields = into[:0]
+// values are strings, numbers, true, false or null, each key once, into
+// the first n of fields. ok is false for anything else: the caller then
+// decodes the body generically.
+func scanFlat(body []byte, fields *[maxFlatFields]field) (n int, ok bool) {
 	i := skipSpace(body, 0)
 	if i >= len(body) || body[i] != '{' {
-		return nil, false
+		return 0, false
 	}
 	i = skipSpace(body, i+1)
 	if i < len(body) && body[i] == '}' {
-		return nil, false // empty: rare, and the generic path says why it fails
+		return 0, false // empty: rare, and the generic path says why it fails
 	}
 	for {
 		// Key: a string with no escape.
 		if i >= len(body) || body[i] != '"' {
-			return nil, false
+			return 0, false
 		}
 		start := i + 1
 		end := start
 		for end < len(body) && body[end] != '"' {
 			if body[end] == '\\' || body[end] < 0x20 {
-				return nil, false
+				return 0, false
 			}
 			end++
 		}
 		if end >= len(body) {
-			return nil, false
+			return 0, false
 		}
 		name := body[start:end]
 		i = skipSpace(body, end+1)
 		if i >= len(body) || body[i] != ':' {
-			return nil, false
+			return 0, false
 		}
 		i = skipSpace(body, i+1)
 		vend, ok := scanValue(body, i)
 		if !ok {
-			return nil, false
+			return 0, false
 		}
-		for _, f := range fields {
+		for _, f := range fields[:n] {
 			if string(f.name) == string(name) {
-				return nil, false // a repeated key: the generic decoder keeps the last
+				return 0, false // a repeated key: the generic decoder keeps the last
 			}
 		}
-		if len(fields) == maxFlatFields {
-			return nil, false
+		if n == maxFlatFields {
+			return 0, false
 		}
-		fields = append(fields, field{name: name, raw: body[i:vend]})
+		fields[n] = field{name: name, raw: body[i:vend]}
+		n++
 		i = skipSpace(body, vend)
 		if i >= len(body) {
-			return nil, false
+			return 0, false
 		}
 		switch body[i] {
 		case ',':
 			i = skipSpace(body, i+1)
 		case '}':
 			if skipSpace(body, i+1) != len(body) {
-				return nil, false
+				return 0, false
 			}
-			return fields, true
+			return n, true
 		default:
-			return nil, false
+			return 0, false
 		}
 	}
 }

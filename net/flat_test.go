@@ -18,7 +18,7 @@ func TestScanFlat(t *testing.T) {
 		`{"id":1,"x":null,"y":true,"z":false,"n":-0.5e+3}`,
 		`{"op":"login","id":1,"password":"é ü"}`,
 	} {
-		if _, ok := scanFlat([]byte(body), buf[:]); !ok {
+		if _, ok := scanFlat([]byte(body), &buf); !ok {
 			t.Errorf("not flat: %s", body)
 		}
 	}
@@ -28,7 +28,7 @@ func TestScanFlat(t *testing.T) {
 		`{"id":"a` + "\x01" + `"}`, `{"id":"\x"}`, `{"id":"\u12"}`, `{"id":tru}`, `{"id" 1}`,
 		`{"id":1`, `{"id":"x`, `{id:1}`,
 	} {
-		if _, ok := scanFlat([]byte(body), buf[:]); ok {
+		if _, ok := scanFlat([]byte(body), &buf); ok {
 			t.Errorf("flat: %s", body)
 		}
 	}
@@ -51,10 +51,11 @@ func FuzzScanFlatSameAsJSON(f *testing.F) {
 			return // ParseRequest refuses it before
 		}
 		var buf [maxFlatFields]field
-		fields, ok := scanFlat(body, buf[:])
+		n, ok := scanFlat(body, &buf)
 		if !ok {
 			return
 		}
+		fields := buf[:n]
 		var m map[string]json.RawMessage
 		if err := json.Unmarshal(body, &m); err != nil {
 			t.Fatalf("scanFlat accepted invalid JSON %q: %v", body, err)

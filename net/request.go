@@ -42,13 +42,13 @@ func ParseRequest(body []byte) (*Request, *Error) {
 		return nil, badRequest(0, "body is not a JSON object")
 	}
 	var f fieldReader
-	var flat [maxFlatFields]field
 	var ok bool
-	if f.flat, ok = scanFlat(body, flat[:]); !ok {
-		f.flat = nil
-		if err := json.Unmarshal(body, &f.fields); err != nil {
+	if f.n, ok = scanFlat(body, &f.flat); !ok {
+		var fields map[string]json.RawMessage
+		if err := json.Unmarshal(body, &fields); err != nil {
 			return nil, badRequest(0, "body is not a JSON object")
 		}
+		f.n, f.fields = 0, fields
 	}
 	rawID, ok := f.get("id")
 	if !ok {
@@ -90,7 +90,8 @@ func ParseRequest(body []byte) (*Request, *Error) {
 // fieldReader reads typed fields and keeps the first error. The fields
 // are flat (scanFlat) or, when the body was decoded generically, fields.
 type fieldReader struct {
-	flat   []field
+	flat   [maxFlatFields]field
+	n      int // of flat
 	fields map[string]json.RawMessage
 	id     int64
 	err    *Error
@@ -102,7 +103,7 @@ func (f *fieldReader) get(name string) ([]byte, bool) {
 		raw, ok := f.fields[name]
 		return raw, ok
 	}
-	for _, fl := range f.flat {
+	for _, fl := range f.flat[:f.n] {
 		if string(fl.name) == name {
 			return fl.raw, true
 		}
