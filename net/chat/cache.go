@@ -97,6 +97,17 @@ func (c *cache) current() (int64, bool) {
 	return c.gen, c.known
 }
 
+// allowed reports whether memory holds, at the counter last read (gen),
+// cred as valid and the salon name open to its user.
+func (c *cache) allowed(cred db.Credential, name string) (gen int64, salon db.Salon, ok bool) {
+	gen, ok = c.current()
+	if !ok || !c.isValid(gen, cred) {
+		return 0, db.Salon{}, false
+	}
+	salon, ok = c.salon(gen, cred.UserID, name)
+	return gen, salon, ok
+}
+
 // counterReads shares reads of the change counter between answers. An
 // answer may use any read that started after the event it answers (the
 // request's arrival, the commit that woke a long-poll, the end of its

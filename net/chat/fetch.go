@@ -62,11 +62,7 @@ func (h *Hub) parkKnown(s *Session, cred db.Credential, req *net.Request, reply 
 	if !req.HasAfter || req.WaitMS <= 0 || limit < 1 || limit > h.cfg.MaxFetch || !net.ValidName(req.Salon) {
 		return false
 	}
-	gen, ok := h.cache.current()
-	if !ok || !h.cache.isValid(gen, cred) {
-		return false
-	}
-	salon, ok := h.cache.salon(gen, cred.UserID, req.Salon)
+	gen, salon, ok := h.cache.allowed(cred, req.Salon)
 	if !ok {
 		return false
 	}

@@ -821,11 +821,7 @@ func (h *Hub) sendKnown(s *Session, cred db.Credential, req *net.Request, portio
 	if net.CheckText(req.Text, h.cfg.MaxMessage) != nil || !net.ValidCid(req.Cid) || !net.ValidName(req.Salon) {
 		return false
 	}
-	gen, ok := h.cache.current()
-	if !ok || !h.cache.isValid(gen, cred) {
-		return false
-	}
-	salon, ok := h.cache.salon(gen, cred.UserID, req.Salon)
+	gen, salon, ok := h.cache.allowed(cred, req.Salon)
 	if !ok {
 		return false
 	}
